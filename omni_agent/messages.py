@@ -1,0 +1,155 @@
+"""Typed messages that travel on the agent's topics.
+
+The same types flow through the in-process bus (sim, tests) and are converted to and from
+standard ROS 2 messages by ros_nodes. Sensor messages are frozen so that one published
+object can be shared by every subscriber without copies.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+AUDIO_SAMPLE_RATE = 16_000
+"""Microphone format on /audio/mic: 16 kHz, mono, signed 16-bit little-endian PCM."""
+
+
+def now() -> float:
+    """Monotonic seconds: the clock used for every latency and transition timestamp."""
+    return time.monotonic()
+
+
+class Message(BaseModel):
+    model_config = ConfigDict(frozen=True, allow_inf_nan=False, extra="forbid")
+
+    stamp: float = Field(default_factory=now)
+
+
+class Pose2D(BaseModel):
+    model_config = ConfigDict(frozen=True, allow_inf_nan=False)
+
+    x: float
+    y: float
+    yaw: float = 0.0
+
+    def distance_to(self, other: Pose2D) -> float:
+        return math.hypot(other.x - self.x, other.y - self.y)
+
+
+class AudioChunk(Message):
+    """A chunk of microphone (or speech) audio: mono signed 16-bit little-endian PCM."""
+
+    pcm: bytes
+    sample_rate: int = AUDIO_SAMPLE_RATE
+    source: Literal["mic", "robot"] = "mic"
+
+    @field_validator("pcm")
+    @classmethod
+    def _whole_samples(cls, pcm: bytes) -> bytes:
+        if len(pcm) % 2:
+            raise ValueError("pcm must hold whole 16-bit samples (even byte count)")
+        return pcm
+
+    @property
+    def duration(self) -> float:
+        return len(self.pcm) / 2 / self.sample_rate
+
+
+class ImageFrame(Message):
+    """A camera frame; `data` is row-major with `step` bytes per row."""
+
+    width: int = Field(gt=0)
+    height: int = Field(gt=0)
+    encoding: Literal["rgb8", "bgr8", "mono8"] = "rgb8"
+    data: bytes
+
+    @model_validator(mode="after")
+    def _size_matches(self) -> ImageFrame:
+        channels = 1 if self.encoding == "mono8" else 3
+        expected = self.width * self.height * channels
+        if len(self.data) != expected:
+            raise ValueError(
+                f"{self.encoding} {self.width}x{self.height} needs {expected} bytes, "
+                f"got {len(self.data)}"
+            )
+        return self
+
+
+class SeenThing(BaseModel):
+    model_config = ConfigDict(frozen=True, allow_inf_nan=False)
+
+    name: str
+    kind: Literal["object", "person", "place"] = "object"
+    bearing_deg: float = 0.0
+    distance_m: float = 0.0
+
+
+class SceneDescription(Message):
+    """The camera's semantic channel: what is in view, for backends that cannot see."""
+
+    place: str | None = None
+    things: list[SeenThing] = Field(default_factory=list)
+
+    def as_text(self) -> str:
+        where = f"You are in the {self.place}. " if self.place else ""
+        if not self.things:
+            return where + "You see nothing notable."
+        seen = "; ".join(
+            f"{t.name} ({t.kind}, {t.distance_m:.1f} m, bearing {t.bearing_deg:+.0f} deg)"
+            for t in self.things
+        )
+        return f"{where}You see: {seen}."
+
+
+class UserUtterance(Message):
+    """One finished user turn: typed text, or speech audio with its transcript."""
+
+    text: str = ""
+    person: str | None = None
+    audio_wav: bytes | None = None
+    keyframes: list[ImageFrame] = Field(default_factory=list)
+    speech_end: float | None = None
+    """Monotonic time the person stopped speaking (for voice-to-voice latency)."""
+
+
+class VoiceActivity(Message):
+    """The user started or stopped speaking (from VAD): drives barge-in and LISTENING."""
+
+    speaking: bool
+    speech_start: float | None = None
+    utterance: bool = True
+    """On speaking=False: whether the speech was long enough to become an utterance.
+    False means a short noise (a cough): a false interruption."""
+
+
+class Odometry(Message):
+    pose: Pose2D
+    linear: float = 0.0
+    angular: float = 0.0
+
+
+class EStop(Message):
+    engaged: bool
+
+
+class Velocity(Message):
+    """A velocity command (maps to geometry_msgs/Twist on cmd_vel)."""
+
+    linear: float
+    angular: float
+
+
+class SpeechText(Message):
+    text: str
+    final: bool = True
+    interrupted: bool = False
+
+
+class StateChange(Message):
+    state: str
+    previous: str
+    trigger: str
+    reason: str = ""

@@ -1,0 +1,1 @@
+"""Talking to omni models over the OpenAI-compatible chat-completions protocol."""

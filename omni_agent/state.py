@@ -1,0 +1,125 @@
+"""The interaction state machine: the only authority on what the robot is doing.
+
+Built on `transitions`' asyncio machine. Every transition is recorded with a monotonic
+timestamp, so per-turn latency breakdowns and replays come from this log alone.
+Illegal transitions raise `transitions.MachineError`; guards are conditions, not flags.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from enum import Enum
+from typing import TYPE_CHECKING, Any
+
+from transitions.extensions.asyncio import AsyncEventData, AsyncMachine
+
+from omni_agent.messages import now
+
+log = logging.getLogger(__name__)
+
+
+class State(str, Enum):
+    IDLE = "IDLE"
+    LISTENING = "LISTENING"
+    THINKING = "THINKING"
+    SPEAKING = "SPEAKING"
+    ACTING = "ACTING"
+    SAFE_STOP = "SAFE_STOP"
+    ERROR = "ERROR"
+
+
+ACTIVE = [State.IDLE, State.LISTENING, State.THINKING, State.SPEAKING, State.ACTING]
+
+# (trigger, sources, dest, guard method names)
+TRANSITIONS: list[dict[str, Any]] = [
+    {"trigger": "hear", "source": [State.IDLE, State.SPEAKING], "dest": State.LISTENING},
+    {"trigger": "think", "source": [State.IDLE, State.LISTENING], "dest": State.THINKING},
+    {"trigger": "speak", "source": State.THINKING, "dest": State.SPEAKING},
+    {"trigger": "act", "source": [State.THINKING, State.SPEAKING], "dest": State.ACTING},
+    {"trigger": "speak", "source": State.ACTING, "dest": State.SPEAKING},
+    {"trigger": "finish", "source": [State.THINKING, State.SPEAKING, State.ACTING],
+     "dest": State.IDLE},
+    {"trigger": "give_up", "source": State.LISTENING, "dest": State.IDLE},
+    # e-stop and a failing model server both halt the robot, from any state
+    {"trigger": "safe_stop", "source": "*", "dest": State.SAFE_STOP},
+    {"trigger": "recover", "source": State.SAFE_STOP, "dest": State.IDLE,
+     "conditions": ["estop_released", "backend_ready"]},
+    {"trigger": "fail", "source": ACTIVE, "dest": State.ERROR},
+    {"trigger": "reset", "source": State.ERROR, "dest": State.IDLE},
+]  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Transition:
+    stamp: float
+    trigger: str
+    source: str
+    dest: str
+    reason: str = ""
+
+
+class InteractionMachine:
+    """Holds the interaction state; `await machine.<trigger>(reason=...)` moves it."""
+
+    state: State
+
+    def __init__(
+        self,
+        on_transition: Callable[[Transition], None] | None = None,
+        backend_ready: Callable[[], bool] = lambda: True,
+    ) -> None:
+        self.log: list[Transition] = []
+        self.estop_engaged = False
+        self._backend_ready = backend_ready
+        self._on_transition = on_transition
+        self._machine = AsyncMachine(
+            model=self,
+            states=State,
+            transitions=TRANSITIONS,
+            initial=State.IDLE,
+            send_event=True,
+            after_state_change="_record",
+            auto_transitions=False,
+            ignore_invalid_triggers=False,
+        )
+
+    # guards
+    def estop_released(self, event: AsyncEventData) -> bool:
+        return not self.estop_engaged
+
+    def backend_ready(self, event: AsyncEventData) -> bool:
+        return self._backend_ready()
+
+    def _record(self, event: AsyncEventData) -> None:
+        reason = str(event.kwargs.get("reason", ""))
+        assert event.transition is not None
+        entry = Transition(
+            stamp=now(),
+            trigger=event.event.name,
+            source=str(State(event.transition.source).value),
+            dest=self.state.value,
+            reason=reason,
+        )
+        self.log.append(entry)
+        log.info("%s -> %s (%s) %s", entry.source, entry.dest, entry.trigger, reason)
+        if self._on_transition is not None:
+            self._on_transition(entry)
+
+    def can(self, trigger: str) -> bool:
+        """Whether `trigger` is legal from the current state (guards not evaluated)."""
+        return trigger in self._machine.get_triggers(self.state)
+
+    if TYPE_CHECKING:  # trigger methods are bound by transitions at runtime
+
+        async def hear(self, **kw: Any) -> bool: ...
+        async def think(self, **kw: Any) -> bool: ...
+        async def speak(self, **kw: Any) -> bool: ...
+        async def act(self, **kw: Any) -> bool: ...
+        async def finish(self, **kw: Any) -> bool: ...
+        async def give_up(self, **kw: Any) -> bool: ...
+        async def safe_stop(self, **kw: Any) -> bool: ...
+        async def recover(self, **kw: Any) -> bool: ...
+        async def fail(self, **kw: Any) -> bool: ...
+        async def reset(self, **kw: Any) -> bool: ...

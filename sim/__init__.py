@@ -1,0 +1,1 @@
+"""Simulation harness: a small world, a simulated robot, scripted people and scenarios."""
