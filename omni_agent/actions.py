@@ -7,6 +7,7 @@ the safety envelope (safety.py) is the second: nothing reaches a robot without b
 
 from __future__ import annotations
 
+import functools
 import json
 from typing import Annotated, Any, Literal, Protocol
 
@@ -135,8 +136,17 @@ def skill_schema(skill: type[Skill]) -> dict[str, Any]:
     return schema
 
 
+@functools.cache
+def _tool_definitions(allowed: tuple[str, ...]) -> str:
+    return json.dumps(_build_tools(allowed))
+
+
 def tool_definitions(allowed: list[str]) -> list[dict[str, Any]]:
     """OpenAI `tools` entries, one per allowed skill (except say: the reply is spoken)."""
+    return json.loads(_tool_definitions(tuple(allowed)))  # a fresh copy per request
+
+
+def _build_tools(allowed: tuple[str, ...]) -> list[dict[str, Any]]:
     tools = []
     for name in allowed:
         if name == "say":
@@ -163,16 +173,23 @@ def reply_schema(allowed: list[str]) -> dict[str, Any]:
 
     `say` comes first so the spoken part streams out before the actions are generated.
     """
+    return json.loads(_reply_schema(tuple(allowed)))
+
+
+@functools.cache
+def _reply_schema(allowed: tuple[str, ...]) -> str:
     variants = [skill_schema(SKILL_TYPES[name]) for name in allowed if name != "say"]
-    return {
-        "type": "object",
-        "properties": {
-            "say": {"type": "string"},
-            "actions": {"type": "array", "items": {"anyOf": variants}, "maxItems": 3},
-        },
-        "required": ["say", "actions"],
-        "additionalProperties": False,
-    }
+    return json.dumps(
+        {
+            "type": "object",
+            "properties": {
+                "say": {"type": "string"},
+                "actions": {"type": "array", "items": {"anyOf": variants}, "maxItems": 3},
+            },
+            "required": ["say", "actions"],
+            "additionalProperties": False,
+        }
+    )
 
 
 class ActionResult(BaseModel):

@@ -24,6 +24,7 @@ from omni_agent.actions import (
 from omni_agent.config import Config
 from omni_agent.events import AgentEvent, EventFanout, EventSink
 from omni_agent.messages import (
+    EStop,
     Pose2D,
     SceneDescription,
     StateChange,
@@ -39,7 +40,7 @@ from omni_agent.prompt import example_turns, system_prompt, user_message
 from omni_agent.safety import SafetyEnvelope, SiteMap
 from omni_agent.speech.handle import SpeechHandle, SpeechOutput, TextSpeechOutput
 from omni_agent.state import InteractionMachine, State, Transition
-from omni_agent.transport import ESTOP, SCENE, STATE, USER_TEXT, VOICE, Bus
+from omni_agent.transport import ESTOP, SCENE, STATE, USER_TEXT, VOICE, Bus, Subscription
 
 log = logging.getLogger(__name__)
 
@@ -113,6 +114,8 @@ class TurnRecord:
     error: str | None = None
     pose: Pose2D | None = None
     place: str | None = None
+    seen: str = ""
+    """What the camera's semantic channel showed when the person spoke."""
     trace: TurnTrace = field(default_factory=TurnTrace)
 
 
@@ -152,6 +155,8 @@ class Agent:
         self._feedback: list[str] = []
         self._background: set[asyncio.Task[Any]] = set()
         self._recovering: asyncio.Task[None] | None = None
+        self.ready = asyncio.Event()
+        """Set once run() is subscribed to its topics."""
         self.machine = InteractionMachine(self._on_transition, lambda: self._backend_ok)
         self._system = system_prompt(
             config.robot.name, sorted(self.places), config.safety.max_linear_speed
@@ -161,17 +166,26 @@ class Agent:
     # ------------------------------------------------------------------ running
     async def run(self) -> None:
         """Serve utterances, e-stop and voice activity from the bus until cancelled."""
+        # subscribe before anything else runs, so no message published after
+        # `ready` is set can be missed
+        utterances = self.bus.subscribe(USER_TEXT)
+        estops = self.bus.subscribe(ESTOP)
+        voices = self.bus.subscribe(VOICE)
         tasks = [
-            asyncio.create_task(self._serve_utterances()),
-            asyncio.create_task(self._watch_estop()),
-            asyncio.create_task(self._watch_voice()),
+            asyncio.create_task(self._serve_utterances(utterances)),
+            asyncio.create_task(self._watch_estop(estops)),
+            asyncio.create_task(self._watch_voice(voices)),
         ]
+        self.ready.set()
         try:
             await asyncio.gather(*tasks)
         finally:
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
+            for sub in (utterances, estops, voices):
+                sub.close()
+            self.ready.clear()
 
     async def warm_up(self) -> None:
         """Send the static prompt once so the server caches its prefix before the first turn."""
@@ -181,8 +195,8 @@ class Agent:
             async for _ in self.client.stream(body):
                 pass
 
-    async def _serve_utterances(self) -> None:
-        async for utt in self.bus.subscribe(USER_TEXT):
+    async def _serve_utterances(self, utterances: Subscription[UserUtterance]) -> None:
+        async for utt in utterances:
             await self.respond(utt)
 
     async def respond(self, utt: UserUtterance) -> TurnRecord | None:
@@ -207,6 +221,7 @@ class Agent:
         record.trace = TurnTrace(speech_end=utt.speech_end, utterance=utt.stamp)
         record.pose = self.robot.pose
         record.place = self._place_of(record.pose)
+        record.seen = self._seen()
         self.turns.append(record)
         self._emit("user", person=utt.person, text=utt.text)
         await self.machine.think(reason=f"turn {record.index}")
@@ -284,6 +299,7 @@ class Agent:
             record.rejected.append(f"reply: {exc}")
             self._emit("rejected", skill="reply", reason=str(exc))
         record.say, record.reply_raw = reply.say, reply.raw
+        self._emit("robot", text=reply.say)
         for rejected in reply.rejected:
             self._reject(record, rejected)
         return reply
@@ -347,8 +363,8 @@ class Agent:
             task.add_done_callback(self._background.discard)
 
     # ------------------------------------------------------------------ safety paths
-    async def _watch_estop(self) -> None:
-        async for msg in self.bus.subscribe(ESTOP):
+    async def _watch_estop(self, estops: Subscription[EStop]) -> None:
+        async for msg in estops:
             if msg.engaged:
                 self.machine.estop_engaged = True
                 self._cancel_turn()
@@ -382,8 +398,8 @@ class Agent:
             self._turn_task.cancel()
 
     # ------------------------------------------------------------------ barge-in
-    async def _watch_voice(self) -> None:
-        async for activity in self.bus.subscribe(VOICE):
+    async def _watch_voice(self, voices: Subscription[VoiceActivity]) -> None:
+        async for activity in voices:
             await self._on_voice(activity)
 
     async def _on_voice(self, activity: VoiceActivity) -> None:
@@ -421,6 +437,10 @@ class Agent:
             return scene.as_text()
         place = self._place_of(self.robot.pose)
         return f"You are in the {place}." if place else "You are somewhere in the home."
+
+    def _seen(self) -> str:
+        scene = self.bus.latest(SCENE)
+        return ", ".join(t.name for t in scene.things) if scene is not None else ""
 
     def _place_of(self, pose: Pose2D) -> str | None:
         if not self.places:

@@ -59,6 +59,9 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument("--scenario", type=Path, help="scenario YAML (default: the first visit)")
     sim.add_argument("--out", type=Path, help="where episode logs go (default: sim.out_dir)")
     sim.add_argument("--quiet", action="store_true", help="summary only, no live transcript")
+    sim.add_argument(
+        "--strict", action="store_true", help="exit with status 1 if an expectation fails"
+    )
     sim.set_defaults(func=cmd_sim)
 
     show = commands.add_parser("config", help="print the effective configuration")
@@ -102,6 +105,7 @@ def cmd_sim(args: argparse.Namespace, config: Config) -> int:
     from rich.console import Console
 
     from omni_agent.brain import open_brain
+    from omni_agent.recall import LongTermMemory
     from sim.report import TranscriptPrinter, print_summary
     from sim.runner import run_episode
     from sim.scenario import DEFAULT_SCENARIO, Scenario
@@ -113,25 +117,32 @@ def cmd_sim(args: argparse.Namespace, config: Config) -> int:
 
     async def main() -> int:
         console.print(f"[bold]Scenario:[/] {scenario.name}  [dim]starting the model...[/]")
-        async with open_brain(config) as brain:
-            console.print(f"[dim]brain: {brain.description}[/]")
-            printer = None if args.quiet else TranscriptPrinter(console)
-            result = await run_episode(config, scenario, brain, log_path=log_path, on_event=printer)
+        memory = LongTermMemory.open(config.memory, log_path.with_suffix(".memory.db"))
+        try:
+            async with open_brain(config) as brain:
+                console.print(f"[dim]brain: {brain.description}[/]")
+                printer = None if args.quiet else TranscriptPrinter(console)
+                result = await run_episode(
+                    config, scenario, brain, log_path=log_path, on_event=printer, memory=memory
+                )
+        finally:
+            memory.close()
         print_summary(result, console)
-        return 0 if result.passed else 1
+        return 1 if args.strict and not result.passed else 0
 
     return asyncio.run(main())
 
 
 def cmd_bench_loop(args: argparse.Namespace, config: Config) -> int:
-    from omni_agent.bench_loop import run_loop_bench
+    from sim.bench_loop import run_loop_bench
 
     report = asyncio.run(run_loop_bench(config, turns=args.turns, out=args.out))
     o = report["overhead_ms"]
     print(
         f"controller overhead per turn over {report['turns']} turns: "
-        f"median {o['median']:.3f} ms, p99 {o['p99']:.3f} ms "
-        f"(model time excluded; written to {args.out})"
+        f"median {o['median']:.3f} ms, p99 {o['p99']:.3f} ms (model time excluded); "
+        f"bare client {report['baseline_client_only_ms']['median']:.3f} ms, "
+        f"ratio {report['ratio_median_vs_client_only']}x; written to {args.out}"
     )
     return 0
 

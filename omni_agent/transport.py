@@ -125,3 +125,10 @@ class Bus:
         subs = self._subs.get(sub.topic.name, [])
         if sub in subs:
             subs.remove(sub)  # type: ignore[arg-type]
+
+
+# Added by the speech component (additive).
+USER_TRANSCRIPT = Topic("/user/transcript", UserUtterance)
+"""The ASR transcript of an utterance that went out on USER_TEXT without text (a backend
+with audio input takes the audio itself): same speech_end, text filled in, for memory and
+logs, off the critical path. Published only with ListenerConfig(wait_for_transcript=False)."""

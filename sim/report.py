@@ -21,11 +21,11 @@ class TranscriptPrinter:
         c = self.console
         if event.kind == "user":
             c.print(f"[bold cyan]{d.get('person') or 'User'}:[/] {d['text']}", highlight=False)
+        elif event.kind == "robot":
+            c.print(f"[bold green]Robot:[/] {d['text']}", highlight=False)
         elif event.kind == "turn":
-            said = d.get("spoken") or d.get("say") or ""
-            cut = " [dim](interrupted)[/]" if d.get("interrupted") else ""
-            if said:
-                c.print(f"[bold green]Robot:[/] {said}{cut}", highlight=False)
+            if d.get("interrupted"):
+                c.print(f"  [dim](interrupted after: {d.get('spoken') or 'nothing'!r})[/]")
             lat = d.get("latency_ms", {})
             if "first_token" in lat:
                 c.print(

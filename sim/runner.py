@@ -119,6 +119,7 @@ async def run_episode(
     )
     loop_task = asyncio.create_task(agent.run())
     try:
+        await agent.ready.wait()
         await agent.warm_up()
         for line in scenario.lines:
             turn_done.clear()

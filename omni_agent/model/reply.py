@@ -58,7 +58,14 @@ class SayExtractor:
                 if esc == "u":
                     if i + 6 > len(buf):
                         break
-                    out.append(chr(int(buf[i + 2 : i + 6], 16)))
+                    code = int(buf[i + 2 : i + 6], 16)
+                    if 0xD800 <= code < 0xDC00:  # a surrogate pair: wait for its second half
+                        if i + 12 > len(buf):
+                            break
+                        low = int(buf[i + 8 : i + 12], 16)
+                        code = 0x10000 + ((code - 0xD800) << 10) + (low - 0xDC00)
+                        i += 6
+                    out.append(chr(code))
                     i += 6
                     continue
                 out.append(_ESCAPES.get(esc, esc))

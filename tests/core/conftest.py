@@ -1,0 +1,86 @@
+"""A harness that runs the real agent loop against the simulated robot and the scripted
+test double of a model server."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+
+import pytest
+
+from omni_agent.agent import Agent, TurnRecord
+from omni_agent.config import Config
+from omni_agent.events import AgentEvent
+from omni_agent.messages import SpeechText, UserUtterance
+from omni_agent.model.client import ModelClient
+from omni_agent.model.profiles import get_profile
+from omni_agent.model.scripted import Script, ScriptedBackend
+from omni_agent.transport import SPEECH_TEXT, USER_TEXT, Bus
+from sim.robot import SimRobot
+from sim.world import World
+
+
+@dataclass
+class Harness:
+    agent: Agent
+    backend: ScriptedBackend
+    robot: SimRobot
+    bus: Bus
+    events: list[AgentEvent] = field(default_factory=list)
+    speech: list[SpeechText] = field(default_factory=list)
+    turn_done: asyncio.Event = field(default_factory=asyncio.Event)
+
+    async def say(self, text: str, person: str = "Alice") -> TurnRecord:
+        self.turn_done.clear()
+        count = len(self.agent.turns)
+        self.bus.publish(USER_TEXT, UserUtterance(text=text, person=person))
+        await asyncio.wait_for(self.turn_done.wait(), 5)
+        assert len(self.agent.turns) == count + 1
+        return self.agent.turns[-1]
+
+    def kinds(self, kind: str) -> list[AgentEvent]:
+        return [e for e in self.events if e.kind == kind]
+
+
+HarnessFactory = Callable[..., "asyncio.Future[Harness]"]
+
+
+@pytest.fixture
+async def make_harness() -> AsyncIterator[Callable[..., object]]:
+    tasks: list[asyncio.Task[None]] = []
+
+    async def make(script: Script, profile: str = "llama-cpp", **backend_kw: float) -> Harness:
+        world = World.load()
+        bus = Bus()
+        robot = SimRobot(world, bus)
+        backend = ScriptedBackend(script, **backend_kw)
+        config = Config()
+        config.model.backoff_s = 0.01
+        client = ModelClient("http://scripted/v1", config.model, transport=backend)
+        harness = Harness(None, backend, robot, bus)  # type: ignore[arg-type]
+
+        def observe(event: AgentEvent) -> None:
+            harness.events.append(event)
+            if event.kind == "turn":
+                harness.turn_done.set()
+
+        harness.agent = Agent(
+            config, bus, robot, client, get_profile(profile),
+            site=world.site_map(), on_event=observe,
+        )  # fmt: skip
+        speech = bus.subscribe(SPEECH_TEXT)
+
+        async def drain() -> None:
+            async for msg in speech:
+                harness.speech.append(msg)
+
+        tasks.append(asyncio.create_task(harness.agent.run()))
+        tasks.append(asyncio.create_task(drain()))
+        await harness.agent.ready.wait()
+        return harness
+
+    yield make
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)

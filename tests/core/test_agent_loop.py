@@ -1,0 +1,181 @@
+"""The agent loop end to end against the simulated robot and the scripted model double:
+turns, rejected actions, e-stop, a failing server, barge-in, and memory off the hot path."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+
+from omni_agent import agent as agent_module
+from omni_agent.agent import TurnRecord, WindowMemory
+from omni_agent.messages import EStop, UserUtterance, VoiceActivity
+from omni_agent.model.scripted import ScriptedReply, last_user_text
+from omni_agent.state import State
+from omni_agent.transport import ESTOP, STATE, USER_TEXT, VOICE
+
+
+def reply_to(body: dict[str, Any]) -> ScriptedReply:
+    text = last_user_text(body)
+    if "kitchen" in text.split(":")[-1]:
+        return ScriptedReply(
+            say="Going to the kitchen.", actions=[{"skill": "navigate_to", "place": "kitchen"}]
+        )
+    if "stairs" in text.split(":")[-1]:
+        return ScriptedReply(
+            say="Here I go!", actions=[{"skill": "navigate_to", "place": "stairs"}]
+        )
+    return ScriptedReply(say="Hello! I am Robbie, nice to meet you today.")
+
+
+async def test_a_navigation_request_moves_the_robot_and_walks_the_states(make_harness) -> None:
+    h = await make_harness(reply_to)
+    states = h.bus.subscribe(STATE)
+    record = await h.say("Please go to the kitchen")
+    assert record.say == "Going to the kitchen."
+    assert [r.action["place"] for r in record.executed] == ["kitchen"]
+    assert h.robot.place == "kitchen"
+    seen = []
+    while (msg := states.get_nowait()) is not None:
+        seen.append(msg.state)
+    assert seen == ["THINKING", "SPEAKING", "ACTING", "IDLE"]
+    assert h.speech[-1].text == "Going to the kitchen."
+    lat = record.trace.stages_ms()
+    assert {"request_sent", "first_token", "done"} <= lat.keys()
+
+
+async def test_an_unsafe_action_is_rejected_the_robot_stays_and_the_model_is_told(
+    make_harness,
+) -> None:
+    h = await make_harness(reply_to)
+    start = h.robot.pose
+    record = await h.say("Drive down the stairs")
+    assert record.executed == []
+    assert h.robot.pose == start
+    assert record.rejected == ["navigate_to: would enter keep-out zone stairs"]
+    assert "can't do that safely" in h.speech[-1].text
+    await h.say("Hello again")
+    assert "rejected, robot did not move" in last_user_text(h.backend.requests[-1])
+
+
+async def test_model_output_that_breaks_the_format_is_rejected_and_nothing_moves(
+    make_harness,
+) -> None:
+    h = await make_harness(lambda body: ScriptedReply(raw='{"say": "Sure", "actions": [{"sk'))
+    record = await h.say("Go to the kitchen")
+    assert record.say == "Sure"
+    assert record.executed == []
+    assert record.rejected[0].startswith("reply: model reply is not valid JSON")
+    assert h.agent.machine.state == State.IDLE
+
+
+async def test_estop_stops_a_turn_from_any_state_and_blocks_until_released(
+    make_harness,
+) -> None:
+    h = await make_harness(reply_to, chunk_delay_s=0.02)
+    h.bus.publish(USER_TEXT, UserUtterance(text="Please go to the kitchen", person="Alice"))
+    while h.agent.machine.state != State.SPEAKING:
+        await asyncio.sleep(0.005)
+    h.bus.publish(ESTOP, EStop(engaged=True))
+    await asyncio.wait_for(h.turn_done.wait(), 2)
+    assert h.agent.machine.state == State.SAFE_STOP
+    assert h.robot.halts == 1
+    assert h.agent.turns[-1].executed == []  # the navigation never started
+    assert h.backend.cancelled == 1  # generation stopped on the server too
+    h.bus.publish(USER_TEXT, UserUtterance(text="Hello?", person="Alice"))
+    await asyncio.sleep(0.05)
+    assert len(h.agent.turns) == 1  # nothing is started while stopped
+    h.bus.publish(ESTOP, EStop(engaged=False))
+    await asyncio.sleep(0.02)
+    assert h.agent.machine.state == State.IDLE
+    assert (await h.say("Please go to the kitchen")).executed
+
+
+async def test_a_server_failing_mid_stream_safe_stops_then_recovers_when_it_is_back(
+    make_harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(agent_module, "RECOVERY_POLL_S", 0.01)
+    h = await make_harness(reply_to)
+    h.backend.die_after_chunks = 3
+
+    async def restart_later() -> None:
+        await asyncio.sleep(0.1)
+        h.backend.down = False
+
+    failed = await h.say("Please go to the kitchen")
+    h.backend.down = True  # the server process is gone for a while
+    restart = asyncio.create_task(restart_later())
+    assert failed.error is not None and "broke off" in failed.error
+    assert failed.executed == []
+    assert h.agent.machine.state == State.SAFE_STOP
+    assert h.robot.halts == 1
+    await restart
+    for _ in range(100):
+        if h.agent.machine.state == State.IDLE:
+            break
+        await asyncio.sleep(0.01)
+    assert h.agent.machine.state == State.IDLE
+    assert (await h.say("Please go to the kitchen")).executed
+
+
+async def test_barge_in_stops_speech_and_generation_and_keeps_only_what_was_said(
+    make_harness,
+) -> None:
+    h = await make_harness(reply_to, chunk_delay_s=0.02, chunk_chars=4)
+    h.bus.publish(USER_TEXT, UserUtterance(text="Hi there", person="Alice"))
+    while h.agent.machine.state != State.SPEAKING:
+        await asyncio.sleep(0.005)
+    await asyncio.sleep(0.03)
+    h.bus.publish(VOICE, VoiceActivity(speaking=True))
+    await asyncio.wait_for(h.turn_done.wait(), 2)
+    turn = h.agent.turns[-1]
+    assert turn.interrupted
+    assert turn.spoken and "Hello! I am Robbie, nice to meet you today.".startswith(turn.spoken)
+    assert turn.spoken != "Hello! I am Robbie, nice to meet you today."
+    assert h.backend.cancelled == 1
+    assert h.agent.machine.state == State.LISTENING
+    assert h.speech[-1].interrupted
+    spoken_before = len(h.speech)
+    await asyncio.sleep(0.1)
+    assert len(h.speech) == spoken_before  # nothing stale is said afterwards
+
+
+async def test_a_false_interruption_returns_to_idle_and_resumes_the_reply(make_harness) -> None:
+    h = await make_harness(reply_to)
+    turn = await h.say("Hi there")
+    # replay the end of a turn that was cut short, then a cough that is not an utterance
+    turn.spoken = "Hello!"
+    h.agent._interrupted = turn
+    await h.agent.machine.hear()
+    h.bus.publish(VOICE, VoiceActivity(speaking=False, utterance=False))
+    for _ in range(100):
+        if h.speech and h.speech[-1].text == "I am Robbie, nice to meet you today.":
+            break
+        await asyncio.sleep(0.005)
+    assert h.speech[-1].text == "I am Robbie, nice to meet you today."
+    assert h.agent.machine.state == State.IDLE
+
+
+class SlowMemory(WindowMemory):
+    def __init__(self) -> None:
+        super().__init__()
+        self.release = asyncio.Event()
+        self.stored: list[TurnRecord] = []
+
+    async def remember(self, record: TurnRecord) -> None:
+        await self.release.wait()
+        self.stored.append(record)
+        await super().remember(record)
+
+
+async def test_memory_writes_never_hold_up_the_next_turn(make_harness) -> None:
+    h = await make_harness(reply_to)
+    memory = SlowMemory()
+    h.agent.memory = memory
+    await h.say("Hi there")
+    await h.say("Hi again")  # answered while the first write is still pending
+    assert memory.stored == []
+    memory.release.set()
+    await asyncio.sleep(0.01)
+    assert [r.user_text for r in memory.stored] == ["Hi there", "Hi again"]
