@@ -14,6 +14,8 @@ import logging
 from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol
 
+from transitions import MachineError
+
 from omni_agent.actions import (
     ActionRejected,
     ActionResult,
@@ -240,14 +242,19 @@ class Agent:
             handle.interrupt()
             record.interrupted = True
             raise
-        except Exception as exc:  # a controller bug must not leave the robot moving
+        except Exception as exc:
             handle.interrupt()
-            record.error = f"{type(exc).__name__}: {exc}"
-            log.exception("turn %d failed", record.index)
-            await self.robot.halt()
-            if self.machine.can("fail"):
-                await self.machine.fail(reason=record.error)
-                await self.machine.reset(reason="turn abandoned")
+            if isinstance(exc, MachineError) and self.machine.state == State.SAFE_STOP:
+                # stopped under us (e-stop): the machine refused the turn's next step, which
+                # is the point; the cancellation is on its way
+                record.interrupted = True
+            else:  # a controller bug must not leave the robot moving
+                record.error = f"{type(exc).__name__}: {exc}"
+                log.exception("turn %d failed", record.index)
+                await self.robot.halt()
+                if self.machine.can("fail"):
+                    await self.machine.fail(reason=record.error)
+                    await self.machine.reset(reason="turn abandoned")
         finally:
             self._speaking = None
             record.spoken = handle.spoken_text

@@ -22,8 +22,9 @@ from omni_agent.errors import UserError
 log = logging.getLogger("omni_agent")
 
 # Packages that add their own commands; each exposes `register(subparsers)` or
-# `register_bench(bench_subparsers)` and is skipped when its extra is not installed.
-COMMAND_PLUGINS = ["memory.cli"]
+# `register_bench(bench_subparsers)` whose parsers set `func(args) -> int`, and is skipped
+# when its extra is not installed.
+COMMAND_PLUGINS = ["memory.cli", "ros_nodes.run"]
 BENCH_PLUGINS = ["memory.bench", "omni_agent.speech.bench", "ros_nodes.bench"]
 
 
@@ -94,14 +95,16 @@ def config_from_args(args: argparse.Namespace) -> Config:
     return load_config(args.config, overrides)
 
 
-def cmd_config(args: argparse.Namespace, config: Config) -> int:
+def cmd_config(args: argparse.Namespace) -> int:
+    config: Config = args.settings
     import yaml
 
     print(yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False), end="")
     return 0
 
 
-def cmd_sim(args: argparse.Namespace, config: Config) -> int:
+def cmd_sim(args: argparse.Namespace) -> int:
+    config: Config = args.settings
     from rich.console import Console
 
     from omni_agent.brain import open_brain
@@ -133,7 +136,8 @@ def cmd_sim(args: argparse.Namespace, config: Config) -> int:
     return asyncio.run(main())
 
 
-def cmd_bench_loop(args: argparse.Namespace, config: Config) -> int:
+def cmd_bench_loop(args: argparse.Namespace) -> int:
+    config: Config = args.settings
     from sim.bench_loop import run_loop_bench
 
     report = asyncio.run(run_loop_bench(config, turns=args.turns, out=args.out))
@@ -154,10 +158,11 @@ def main(argv: list[str] | None = None) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     try:
-        config = config_from_args(args)
+        # every command reads the effective configuration from args.settings
+        args.settings = config_from_args(args)
         if not args.verbose:
-            logging.getLogger().setLevel(config.log_level)
-        return int(args.func(args, config))
+            logging.getLogger().setLevel(args.settings.log_level)
+        return int(args.func(args))
     except UserError as exc:
         print(f"omni-agent: error: {exc}", file=sys.stderr)
         return 2

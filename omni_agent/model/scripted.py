@@ -90,11 +90,11 @@ class ScriptedBackend(httpx.AsyncBaseTransport):
                 "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
             }
 
+        calls: list[dict[str, Any]] = []
         if reply.raw is not None:
-            text, calls = reply.raw, []
+            text = reply.raw
         elif "response_format" in body:
             text = json.dumps({"say": reply.say, "actions": reply.actions})
-            calls: list[dict[str, Any]] = []
         else:
             text = reply.say
             calls = [

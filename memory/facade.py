@@ -1,0 +1,164 @@
+"""`Memory`: the one object the agent holds. Writes are durable on return; async writes
+run on a single writer thread so they keep their order and never block the event loop."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+from memory.consolidate import Consolidator, ExtractiveSummarizer, Summarizer
+from memory.context import ContextRequest, make_strategy
+from memory.embeddings import Embedder, shared_embedder
+from memory.retrieval import Filters, Retriever, ScoreWeights
+from memory.store import Store, owner_key
+from memory.types import Context, MemoryTurn, SearchResult
+from memory.vectors import VectorIndex
+
+log = logging.getLogger(__name__)
+
+
+def embedding_text(turn: MemoryTurn) -> str:
+    """What a turn's vector is computed from: its words and what was shown."""
+    if turn.image_caption:
+        return f"{turn.text} (shown: {turn.image_caption})"
+    return turn.text
+
+
+class Memory:
+    def __init__(
+        self,
+        store: Store,
+        embedder: Embedder,
+        strategy: str = "hybrid",
+        summarizer: Summarizer | None = None,
+        weights: ScoreWeights | None = None,
+        consolidate_every: int = 40,
+    ) -> None:
+        self.store = store
+        self.embedder = embedder
+        self.index = VectorIndex(embedder.dim)
+        self.retriever = Retriever(store, self.index, embedder, weights)
+        self.strategy_name = strategy
+        self.strategy = make_strategy(strategy, store, self.retriever)
+        self.consolidator = Consolidator(store, summarizer or ExtractiveSummarizer())
+        self._consolidate_every = consolidate_every
+        self._since_consolidation = 0
+        self._consolidating: asyncio.Task[int] | None = None
+        self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="memory-writer")
+        self._load_index()
+
+    @classmethod
+    def open(
+        cls,
+        path: str | Path,
+        strategy: str = "hybrid",
+        *,
+        summarizer: Summarizer | None = None,
+        embedder: Embedder | None = None,
+    ) -> Memory:
+        return cls(Store(path), embedder or shared_embedder(), strategy, summarizer)
+
+    def _load_index(self) -> None:
+        rows = list(self.store.vectors(self.embedder.model_id))
+        if rows:
+            import numpy as np
+
+            self.index.add(
+                (r for r, _, _ in rows), (k for _, k, _ in rows), np.stack([v for *_, v in rows])
+            )
+        # Turns without vectors: written by an older schema, or imported by another tool.
+        missing = self.store.turns_without_vectors(self.embedder.model_id)
+        if missing:
+            vecs = self.embedder.embed([embedding_text(st.turn) for st in missing])
+            rowids = [st.rowid for st in missing]
+            self.store.add_vectors(rowids, vecs, self.embedder.model_id)
+            self.index.add(
+                rowids, (owner_key(st.turn.person, st.turn.shared) for st in missing), vecs
+            )
+
+    # -- writes ---------------------------------------------------------------------------
+
+    def add_turn(self, turn: MemoryTurn) -> None:
+        """Store one turn (row, FTS, vector, media) in one transaction; durable on return."""
+        self.add_turns([turn])
+
+    def add_turns(self, turns: Sequence[MemoryTurn]) -> None:
+        """Store many turns in one transaction (all or nothing), embedding them in batches."""
+        if not turns:
+            return
+        vecs = self.embedder.embed([embedding_text(t) for t in turns])
+        rowids = self.store.add_turns(turns, vecs, self.embedder.model_id)
+        self.index.add(rowids, (owner_key(t.person, t.shared) for t in turns), vecs)
+        self._since_consolidation += len(turns)
+
+    async def add_turn_async(self, turn: MemoryTurn) -> None:
+        """Store a turn off the event loop; consolidation follows in the background."""
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(self._writer, self.add_turn, turn)
+        if self._since_consolidation >= self._consolidate_every and (
+            self._consolidating is None or self._consolidating.done()
+        ):
+            self._since_consolidation = 0
+            self._consolidating = asyncio.create_task(self.consolidate())
+
+    async def consolidate(self) -> int:
+        """Update rolling summaries and facts; failures are logged and retried next time."""
+        try:
+            return await self.consolidator.run_once()
+        except Exception:
+            log.warning("memory consolidation failed; turns are kept", exc_info=True)
+            return 0
+
+    def forget_person(self, person: str) -> int:
+        """Delete all of `person`'s turns, vectors, FTS rows, summaries, facts and files."""
+        count, rowids = self.store.forget_person(person)
+        self.index.remove(rowids)
+        return count
+
+    # -- reads ----------------------------------------------------------------------------
+
+    def build_context(
+        self,
+        query: str,
+        *,
+        person: str | None,
+        budget_tokens: int,
+        now: float | None = None,
+        images: bool = False,
+    ) -> Context:
+        request = ContextRequest(
+            query=query, person=person, budget=budget_tokens, now=now, images=images
+        )
+        return self.strategy.build(request)
+
+    def search(
+        self,
+        query: str,
+        *,
+        person: str | None = None,
+        k: int = 10,
+        now: float | None = None,
+        place: str | None = None,
+        since: float | None = None,
+        until: float | None = None,
+    ) -> list[SearchResult]:
+        return self.retriever.search(
+            query,
+            person=person,
+            k=k,
+            now=now,
+            filters=Filters(place=place, since=since, until=until),
+        )
+
+    def close(self) -> None:
+        self._writer.shutdown(wait=True)
+        self.store.close()
+
+    def __enter__(self) -> Memory:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

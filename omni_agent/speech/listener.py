@@ -1,0 +1,229 @@
+"""The listening side of a spoken turn: mic audio in, voice activity and utterances out.
+
+`Listener` subscribes /audio/mic and /camera/image_raw and publishes:
+- VoiceActivity(speaking=True, speech_start=...) as soon as speech starts (barge-in),
+- VoiceActivity(speaking=False) at every endpoint,
+- UserUtterance (WAV audio, ASR text, speech_end, keyframes) for every real utterance.
+
+A noise shorter than `VadConfig.min_speech_ms` (a cough) yields speaking=True then
+speaking=False and no utterance: the agent treats that as a false interruption and
+applies its resume policy.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+from omni_agent.messages import (
+    AUDIO_SAMPLE_RATE,
+    AudioChunk,
+    ImageFrame,
+    UserUtterance,
+    VoiceActivity,
+    now,
+)
+from omni_agent.speech.asr import StreamingTranscriber, WhisperAsr
+from omni_agent.speech.pcm import resample, wav_bytes
+from omni_agent.speech.vad import (
+    Endpointer,
+    SpeechEnded,
+    SpeechPaused,
+    SpeechStarted,
+    VadConfig,
+)
+from omni_agent.transport import (
+    CAMERA,
+    MIC,
+    SPEECH_AUDIO,
+    USER_TEXT,
+    USER_TRANSCRIPT,
+    VOICE,
+    Bus,
+    Subscription,
+)
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class ListenerConfig:
+    max_keyframes: int = 3
+    person: str | None = None
+    speculative_asr: bool = True
+    """Transcribe at each pause, before the endpoint confirms it (hides ASR latency)."""
+    self_voice_gate_dbfs: float | None = None
+    """While the robot speaks, mic frames below this level are silence: set it on robots
+    whose mic hears their own speaker (sim keeps the streams apart, so it is off)."""
+    self_voice_hold_s: float = 0.3
+    """How long after the last robot audio the self-voice gate stays up (echo tail)."""
+    wait_for_transcript: bool = True
+    """True: the utterance goes out with its transcript (text-only backends). False: it goes
+    out at the endpoint with audio only, and the transcript follows on /user/transcript
+    (backends that take audio: no ASR on the critical path)."""
+    frame_history_s: float = 35.0
+
+
+class Listener:
+    """VAD endpointing + ASR on the mic stream; run it with `start()` / `close()`."""
+
+    def __init__(
+        self,
+        bus: Bus,
+        vad_config: VadConfig | None = None,
+        asr: WhisperAsr | None = None,
+        config: ListenerConfig | None = None,
+    ) -> None:
+        self._bus = bus
+        self.config = config or ListenerConfig()
+        self.endpointer = Endpointer(vad_config)
+        self._asr = asr
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="asr")
+        self._transcriber: StreamingTranscriber | None = None
+        self._frames: deque[ImageFrame] = deque()
+        self._robot_audio_until = 0.0
+        self._tasks: list[asyncio.Task[None]] = []
+        self._finishing: asyncio.Task[None] | None = None
+        self.false_starts = 0
+        """Noises shorter than min_speech_ms: false interruptions."""
+        self.latency: list[dict[str, float]] = []
+        """Per utterance: speech_start, speech_end, endpoint, asr_done (monotonic seconds;
+        asr_done only with an ASR)."""
+
+    def start(self) -> None:
+        mic = self._bus.subscribe(MIC)
+        cam = self._bus.subscribe(CAMERA)
+        robot = self._bus.subscribe(SPEECH_AUDIO)
+        loop = asyncio.get_running_loop()
+        self._subs = (mic, cam, robot)
+        self._tasks = [
+            loop.create_task(self._mic_loop(mic)),
+            loop.create_task(self._camera_loop(cam)),
+            loop.create_task(self._robot_loop(robot)),
+        ]
+
+    async def close(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        if self._finishing is not None:
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._finishing
+        for sub in getattr(self, "_subs", ()):
+            sub.close()
+        self._executor.shutdown(wait=False, cancel_futures=True)
+
+    async def __aenter__(self) -> Listener:
+        self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    async def _robot_loop(self, sub: Subscription[AudioChunk]) -> None:
+        async for chunk in sub:
+            self._robot_audio_until = now() + chunk.duration + self.config.self_voice_hold_s
+
+    async def _camera_loop(self, sub: Subscription[ImageFrame]) -> None:
+        async for frame in sub:
+            self._frames.append(frame)
+            horizon = frame.stamp - self.config.frame_history_s
+            while self._frames and self._frames[0].stamp < horizon:
+                self._frames.popleft()
+
+    async def _mic_loop(self, sub: Subscription[AudioChunk]) -> None:
+        async for chunk in sub:
+            self.feed(chunk)
+
+    def feed(self, chunk: AudioChunk) -> None:
+        """Process one mic chunk (synchronous; the mic loop calls it)."""
+        if chunk.source == "robot":
+            self._robot_audio_until = chunk.stamp + chunk.duration + self.config.self_voice_hold_s
+            return  # the robot's own voice never triggers barge-in
+        gate = self.config.self_voice_gate_dbfs
+        self.endpointer.extra_gate_dbfs = (
+            gate if gate is not None and chunk.stamp < self._robot_audio_until else None
+        )
+        pcm = chunk.pcm
+        if chunk.sample_rate != AUDIO_SAMPLE_RATE:
+            pcm = resample(pcm, chunk.sample_rate, AUDIO_SAMPLE_RATE)
+        for event in self.endpointer.feed(pcm, chunk.stamp):
+            if isinstance(event, SpeechStarted):
+                self._bus.publish(VOICE, VoiceActivity(speaking=True, speech_start=event.start))
+                if self._asr is not None:
+                    self._transcriber = StreamingTranscriber(self._asr, self._executor)
+            elif isinstance(event, SpeechPaused):
+                if self._transcriber is not None and self.config.speculative_asr:
+                    self._transcriber.speculate(event.pcm, event.voiced_bytes)
+            elif isinstance(event, SpeechEnded):
+                self._on_end(event)
+
+    def _on_end(self, event: SpeechEnded) -> None:
+        endpoint = now()
+        self._bus.publish(VOICE, VoiceActivity(speaking=False, speech_start=event.start))
+        transcriber, self._transcriber = self._transcriber, None
+        if not event.is_speech:
+            self.false_starts += 1
+            return
+        keyframes = self._keyframes(event.start, event.end)
+        previous = self._finishing
+        self._finishing = asyncio.get_running_loop().create_task(
+            self._finish(event, endpoint, keyframes, transcriber, previous)
+        )
+
+    async def _finish(
+        self,
+        event: SpeechEnded,
+        endpoint: float,
+        keyframes: list[ImageFrame],
+        transcriber: StreamingTranscriber | None,
+        previous: asyncio.Task[None] | None,
+    ) -> None:
+        utterance = UserUtterance(
+            person=self.config.person,
+            audio_wav=wav_bytes(event.pcm, AUDIO_SAMPLE_RATE),
+            keyframes=keyframes,
+            speech_end=event.end,
+        )
+        timing = {"speech_start": event.start, "speech_end": event.end, "endpoint": endpoint}
+        self.latency.append(timing)
+        early = transcriber is not None and not self.config.wait_for_transcript
+        if early or transcriber is None:
+            if previous is not None and not previous.done():
+                await previous  # utterances leave in the order they were spoken
+            self._bus.publish(USER_TEXT, utterance)
+        if transcriber is None:
+            return
+        text = ""
+        future = transcriber.finish(event.pcm[: event.voiced_bytes], event.voiced_bytes)
+        try:
+            text = (await asyncio.wrap_future(future)).text
+        except Exception:
+            log.exception("ASR failed; the utterance has no text")
+        timing["asr_done"] = now()
+        if previous is not None and not previous.done():
+            await previous
+        transcribed = utterance.model_copy(update={"text": text})
+        self._bus.publish(USER_TRANSCRIPT if early else USER_TEXT, transcribed)
+
+    def _keyframes(self, start: float, end: float) -> list[ImageFrame]:
+        """Up to N frames spread evenly over the utterance (the newest before it if none)."""
+        n = self.config.max_keyframes
+        if n <= 0 or not self._frames:
+            return []
+        during = [f for f in self._frames if start <= f.stamp <= end]
+        if not during:
+            before = [f for f in self._frames if f.stamp <= end]
+            return before[-1:]
+        if len(during) <= n:
+            return during
+        if n == 1:
+            return [during[len(during) // 2]]
+        step = (len(during) - 1) / (n - 1)
+        return [during[round(i * step)] for i in range(n)]

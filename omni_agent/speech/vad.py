@@ -1,0 +1,213 @@
+"""Voice activity detection and endpointing with webrtcvad.
+
+The endpointer takes 16 kHz int16 chunks of any size, cuts them into 20 or 30 ms frames,
+and turns per-frame voiced/unvoiced decisions into speech-start and speech-end events.
+All durations are counted in samples, so audio fed faster than real time (simulation)
+is endpointed exactly as live audio; timestamps come from the chunks' monotonic stamps.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from dataclasses import dataclass
+
+import numpy as np
+
+from omni_agent.messages import AUDIO_SAMPLE_RATE
+from omni_agent.speech.models import SETUP_HINT, ModelMissingError
+
+
+@dataclass
+class VadConfig:
+    """Endpointing policy. Defaults are tuned for fast turn-taking with clear speech."""
+
+    aggressiveness: int = 2
+    """webrtcvad mode 0-3: higher rejects more noise (and more quiet speech)."""
+    frame_ms: int = 20
+    trailing_silence_ms: int = 300
+    """Silence after speech that ends the utterance: the main endpointing latency."""
+    min_speech_ms: int = 200
+    """Voiced span shorter than this (a cough, a click) is noise: no utterance."""
+    start_frames: int = 3
+    """Voiced frames among the last `start_window` frames that declare speech start."""
+    start_window: int = 5
+    pre_roll_ms: int = 300
+    """Audio kept from before the start decision, so the first syllable is not lost."""
+    max_utterance_s: float = 30.0
+    energy_gate_dbfs: float | None = None
+    """Frames quieter than this are silence whatever webrtcvad says (noisy rooms)."""
+    release_db: float | None = 35.0
+    """During speech, frames this far below the utterance's loudest frame are silence.
+    webrtcvad keeps saying "speech" for ~100 ms after the voice stops (its hangover); this
+    puts speech_end at the real end of the voice and starts the trailing-silence count
+    there, which takes ~0.1 s off every endpoint."""
+
+
+@dataclass(frozen=True)
+class SpeechStarted:
+    start: float
+    """Monotonic time of the first voiced frame."""
+
+
+@dataclass(frozen=True)
+class SpeechPaused:
+    """The person has just gone quiet: a good moment for a speculative transcription."""
+
+    pcm: bytes
+    voiced_bytes: int
+
+
+@dataclass(frozen=True)
+class SpeechEnded:
+    start: float
+    end: float
+    """Monotonic time the voice actually ended (not when the endpoint was decided)."""
+    pcm: bytes
+    """Pre-roll + speech + trailing silence, 16 kHz int16 mono."""
+    voiced_bytes: int
+    """Offset in `pcm` where the last voiced frame ends."""
+    is_speech: bool
+    """False for a too-short noise: the caller treats it as a false start."""
+
+    @property
+    def duration(self) -> float:
+        return self.end - self.start
+
+
+VadEvent = SpeechStarted | SpeechPaused | SpeechEnded
+
+
+def frame_dbfs(frame: bytes) -> float:
+    samples = np.frombuffer(frame, dtype="<i2").astype(np.float32)
+    rms = float(np.sqrt(np.mean(samples * samples))) if len(samples) else 0.0
+    return 20 * math.log10(max(rms, 1e-3) / 32768.0)
+
+
+class Endpointer:
+    """Streaming VAD state machine: feed chunks, get events."""
+
+    def __init__(self, config: VadConfig | None = None, *, pause_ms: int = 100) -> None:
+        try:
+            import webrtcvad
+        except ImportError as exc:
+            raise ModelMissingError(f"webrtcvad is not installed; {SETUP_HINT}") from exc
+        self.config = config or VadConfig()
+        if self.config.frame_ms not in (10, 20, 30):
+            raise ValueError("frame_ms must be 10, 20 or 30")
+        self._vad = webrtcvad.Vad(self.config.aggressiveness)
+        self._frame_bytes = AUDIO_SAMPLE_RATE * self.config.frame_ms // 1000 * 2
+        frame_s = self.config.frame_ms / 1000
+        self._trailing_frames = max(1, math.ceil(self.config.trailing_silence_ms / 1000 / frame_s))
+        self._pause_frames = max(1, math.ceil(pause_ms / 1000 / frame_s))
+        self._pre_roll: deque[bytes] = deque(
+            maxlen=max(
+                self.config.start_window, math.ceil(self.config.pre_roll_ms / 1000 / frame_s)
+            )
+        )
+        self._window: deque[tuple[bool, float]] = deque(maxlen=self.config.start_window)
+        self._pending = b""
+        self._gate_dbfs = self.config.energy_gate_dbfs
+        self.extra_gate_dbfs: float | None = None
+        """A second gate the owner can raise while the robot itself speaks."""
+        self.in_speech = False
+        self._buffer = bytearray()
+        self._voiced_bytes = 0
+        self._start = 0.0
+        self._start_offset = 0
+        self._peak_dbfs = -120.0
+        self._last_voiced_end = 0.0
+        self._silent_run = 0
+        self._paused_sent = False
+
+    def reset(self) -> None:
+        """Forget any utterance in progress (e.g. after the mic was muted)."""
+        self.in_speech = False
+        self._pending = b""
+        self._buffer = bytearray()
+        self._window.clear()
+        self._pre_roll.clear()
+
+    def feed(self, pcm: bytes, stamp: float) -> list[VadEvent]:
+        """Feed a chunk whose last sample was captured at monotonic time `stamp`."""
+        data = self._pending + pcm
+        n_frames = len(data) // self._frame_bytes
+        self._pending = data[n_frames * self._frame_bytes :]
+        tail = len(self._pending) // 2
+        events: list[VadEvent] = []
+        frame_s = self.config.frame_ms / 1000
+        for i in range(n_frames):
+            frame = data[i * self._frame_bytes : (i + 1) * self._frame_bytes]
+            frame_end = stamp - ((n_frames - 1 - i) * frame_s) - tail / AUDIO_SAMPLE_RATE
+            events.extend(self._frame(frame, frame_end))
+        return events
+
+    def _is_voiced(self, frame: bytes) -> bool:
+        level = frame_dbfs(frame)
+        gates = [g for g in (self._gate_dbfs, self.extra_gate_dbfs) if g is not None]
+        if self.in_speech and self.config.release_db is not None:
+            gates.append(self._peak_dbfs - self.config.release_db)
+        # Always run webrtcvad, even on gated frames: its hangover state must advance.
+        voiced = bool(self._vad.is_speech(frame, AUDIO_SAMPLE_RATE))
+        if gates and level < max(gates):
+            return False
+        if voiced:
+            self._peak_dbfs = max(self._peak_dbfs, level)
+        return voiced
+
+    def _frame(self, frame: bytes, frame_end: float) -> list[VadEvent]:
+        cfg = self.config
+        frame_s = cfg.frame_ms / 1000
+        voiced = self._is_voiced(frame)
+        if not self.in_speech:
+            self._pre_roll.append(frame)
+            self._window.append((voiced, frame_end - frame_s))
+            if sum(v for v, _ in self._window) < cfg.start_frames:
+                return []
+            idx, first_voiced = next((k, t) for k, (v, t) in enumerate(self._window) if v)
+            self.in_speech = True
+            self._start = first_voiced
+            self._peak_dbfs = max(frame_dbfs(f) for f in self._pre_roll)
+            self._buffer = bytearray(b"".join(self._pre_roll))
+            from_end = len(self._window) - idx
+            self._start_offset = len(self._buffer) - from_end * self._frame_bytes
+            self._pre_roll.clear()
+            self._window.clear()
+            self._voiced_bytes = len(self._buffer)
+            self._last_voiced_end = frame_end
+            self._silent_run = 0
+            self._paused_sent = False
+            return [SpeechStarted(first_voiced)]
+
+        self._buffer += frame
+        if voiced:
+            self._voiced_bytes = len(self._buffer)
+            self._last_voiced_end = frame_end
+            self._silent_run = 0
+            self._paused_sent = False
+            too_long = frame_end - self._start >= cfg.max_utterance_s
+            return [self._end()] if too_long else []
+        self._silent_run += 1
+        if self._silent_run >= self._trailing_frames:
+            return [self._end()]
+        if self._silent_run == self._pause_frames and not self._paused_sent:
+            self._paused_sent = True
+            return [SpeechPaused(bytes(self._buffer[: self._voiced_bytes]), self._voiced_bytes)]
+        return []
+
+    def _end(self) -> SpeechEnded:
+        cfg = self.config
+        # Judge length by samples, not stamps: stamps compress when sim runs fast.
+        voiced_s = (self._voiced_bytes - self._start_offset) / 2 / AUDIO_SAMPLE_RATE
+        is_speech = voiced_s * 1000 >= cfg.min_speech_ms
+        event = SpeechEnded(
+            start=self._start,
+            end=self._last_voiced_end,
+            pcm=bytes(self._buffer),
+            voiced_bytes=self._voiced_bytes,
+            is_speech=is_speech,
+        )
+        self.in_speech = False
+        self._buffer = bytearray()
+        self._silent_run = 0
+        return event

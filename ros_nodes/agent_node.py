@@ -1,0 +1,274 @@
+"""agent_node: hosts the agent loop on ROS 2 by bridging ROS topics to the in-process Bus.
+
+The agent core (omni_agent) never imports rclpy: it reads and writes Bus topics whose
+names are the ROS topic names. This node converts each incoming ROS message once, in the
+executor thread, and hands the typed message to the asyncio loop; Bus messages the agent
+publishes go back out as standard ROS messages. The Robot protocol is `RosRobot`, which
+publishes Twist/PoseStamped to the action_node gate.
+
+The agent itself is an async "host" function `host(bus, robot, node) -> None` named by the
+`agent` parameter ("package.module:function" or "/path/file.py:function"); the default
+runs omni_agent's Agent with the configured brain (ros_nodes.agent_host:run_agent).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import importlib
+import importlib.util
+import math
+import signal
+import threading
+import time
+from collections.abc import Callable, Coroutine
+from pathlib import Path
+from typing import Any, TypeVar
+
+from geometry_msgs.msg import PoseStamped, Twist
+from nav_msgs.msg import Odometry as RosOdometry
+from pydantic import BaseModel
+from rclpy.executors import SingleThreadedExecutor
+from rclpy.node import Node
+from sensor_msgs.msg import CompressedImage, Image
+from std_msgs.msg import Bool, Int16MultiArray, String
+
+from omni_agent import transport
+from omni_agent.messages import EStop, Odometry, Pose2D
+from omni_agent.transport import Bus, Topic
+from ros_nodes import convert, qos
+from ros_nodes.robot import MotionLimits, RosRobot
+from ros_nodes.runtime import ExternalShutdownException, NodeExit, init, publish
+
+M = TypeVar("M", bound=BaseModel)
+Host = Callable[[Bus, RosRobot, "AgentNode"], Coroutine[Any, Any, None]]
+DEFAULT_HOST = "ros_nodes.agent_host:run_agent"
+
+
+class AgentNode(Node):
+    def __init__(self, bus: Bus | None = None) -> None:
+        super().__init__("agent_node")
+        p = self.declare_parameter
+        self.host_spec = str(p("agent", DEFAULT_HOST).value)
+        self.config_file = str(p("config_file", "").value)
+        self.speech = str(p("speech", "text").value)
+        """text: utterances arrive as text; voice: VAD + ASR on /audio/mic, TTS out."""
+        self.world = str(p("world", "").value)
+        """A sim world YAML (or "default"): its places and landmarks become known targets."""
+        self.max_audio_s = float(p("max_audio_chunk_s", 1.0).value)
+        use_compressed = bool(p("use_compressed", False).value)
+        self.bus = bus or Bus()
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self.robot = RosRobot(
+            self._send_velocity,
+            self._send_goal,
+            limits=MotionLimits(
+                turn_speed=float(p("turn_speed", 0.6).value),
+                goal_tolerance_m=float(p("goal_tolerance_m", 0.25).value),
+                goal_timeout_s=float(p("goal_timeout_s", 60.0).value),
+            ),
+        )
+        self.dropped = 0
+        self._last_drop_log: dict[tuple[str, str], float] = {}
+        self.received: dict[str, int] = {}
+
+        # ROS -> Bus
+        if use_compressed:
+            self._bridge_in(
+                CompressedImage,
+                qos.CAMERA_COMPRESSED,
+                qos.SENSOR,
+                transport.CAMERA,
+                convert.from_ros_compressed,
+            )
+        else:
+            self._bridge_in(Image, qos.CAMERA, qos.SENSOR, transport.CAMERA, convert.from_ros_image)
+        self._bridge_in(
+            Int16MultiArray,
+            qos.MIC,
+            qos.SENSOR,
+            transport.MIC,
+            lambda m: convert.from_ros_audio(m, max_seconds=self.max_audio_s),
+        )
+        self._bridge_in(
+            RosOdometry, qos.ODOM, qos.SENSOR, transport.ODOM, convert.from_ros_odometry
+        )
+        self._bridge_in(String, qos.SCENE, qos.SENSOR, transport.SCENE, convert.from_ros_scene)
+        self._bridge_in(Bool, qos.ESTOP, qos.COMMAND, transport.ESTOP, convert.from_ros_bool)
+        self._bridge_in(
+            String, qos.USER_TEXT, qos.COMMAND, transport.USER_TEXT, convert.from_ros_utterance
+        )
+
+        # Bus -> ROS
+        self.cmd_pub = self.create_publisher(
+            Twist, str(p("cmd_vel_topic", qos.AGENT_CMD_VEL).value), qos.COMMAND
+        )
+        self.goal_pub = self.create_publisher(
+            PoseStamped, str(p("goal_topic", qos.AGENT_GOAL).value), qos.COMMAND
+        )
+        self._outputs: list[tuple[Topic[Any], Any, Callable[[Any], Any]]] = [
+            (
+                transport.SPEECH_TEXT,
+                self.create_publisher(String, qos.SPEECH_TEXT, qos.COMMAND),
+                convert.to_ros_speech,
+            ),
+            (
+                transport.SPEECH_AUDIO,
+                self.create_publisher(Int16MultiArray, qos.SPEECH_AUDIO, qos.COMMAND),
+                convert.to_ros_audio,
+            ),
+            (
+                transport.STATE,
+                self.create_publisher(String, qos.STATE, qos.LATCHED),
+                convert.to_ros_state,
+            ),
+            (
+                transport.CMD_VEL,
+                self.cmd_pub,
+                lambda v: convert.to_ros_twist(v.linear, v.angular),
+            ),
+        ]
+
+    # ROS -> Bus ------------------------------------------------------------------------
+
+    def _bridge_in(
+        self,
+        ros_type: Any,
+        name: str,
+        profile: Any,
+        topic: Topic[M],
+        conv: Callable[[Any], M],
+    ) -> None:
+        def callback(msg: Any) -> None:
+            try:
+                typed = conv(msg)
+            except ValueError as why:  # Rejected, or pydantic's ValidationError
+                self._drop(name, str(why).splitlines()[0])
+                return
+            self.received[name] = self.received.get(name, 0) + 1
+            self._on_typed(topic, typed)
+            if self.loop is not None:
+                self.loop.call_soon_threadsafe(self.bus.publish, topic, typed)
+
+        self.create_subscription(ros_type, name, callback, profile)
+
+    def _drop(self, topic: str, reason: str) -> None:
+        """One log line per distinct reason per second: a flood of bad input stays readable."""
+        self.dropped += 1
+        now = time.monotonic()
+        if now - self._last_drop_log.get((topic, reason), -math.inf) >= 1.0:
+            self._last_drop_log[(topic, reason)] = now
+            self.get_logger().warning(f"{topic}: {reason}")
+
+    def _on_typed(self, topic: Topic[Any], msg: BaseModel) -> None:
+        """Immediate reactions that must not wait for the agent loop."""
+        if isinstance(msg, Odometry):
+            self.robot.update_pose(msg.pose)
+        elif isinstance(msg, EStop):
+            self.robot.estop = msg.engaged
+            if msg.engaged and self.loop is not None:
+                # Stop our own motion at once; the agent moves to SAFE_STOP from the Bus.
+                asyncio.run_coroutine_threadsafe(self.robot.halt(), self.loop)
+
+    # Bus -> ROS ------------------------------------------------------------------------
+
+    def _send_velocity(self, linear: float, angular: float) -> None:
+        try:
+            publish(self, self.cmd_pub, convert.to_ros_twist(linear, angular))
+        except convert.Rejected as why:
+            self.get_logger().error(str(why))
+
+    def _send_goal(self, pose: Pose2D) -> None:
+        publish(self, self.goal_pub, convert.to_ros_pose(pose))
+
+    async def _forward(self, topic: Topic[Any], pub: Any, conv: Callable[[Any], Any]) -> None:
+        async for msg in self.bus.subscribe(topic):
+            try:
+                publish(self, pub, conv(msg))
+            except ValueError as why:
+                self.get_logger().warning(f"{topic.name}: {why}", throttle_duration_sec=1.0)
+
+    # hosting ---------------------------------------------------------------------------
+
+    async def serve(self, host: Host) -> None:
+        """Spin ROS in a thread and run `host` on this loop until either one ends."""
+        self.loop = asyncio.get_running_loop()
+        ros_done = asyncio.Event()
+        executor = SingleThreadedExecutor()
+        executor.add_node(self)
+
+        def spin() -> None:
+            try:
+                executor.spin()
+            except (KeyboardInterrupt, ExternalShutdownException):
+                pass
+            finally:
+                assert self.loop is not None
+                self.loop.call_soon_threadsafe(ros_done.set)
+
+        thread = threading.Thread(target=spin, name="ros-spin", daemon=True)
+        thread.start()
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                self.loop.add_signal_handler(sig, ros_done.set)
+        forwards = [asyncio.create_task(self._forward(*out)) for out in self._outputs]
+        agent = asyncio.create_task(host(self.bus, self.robot, self))
+        stopped = asyncio.create_task(ros_done.wait())
+        try:
+            await asyncio.wait({agent, stopped}, return_when=asyncio.FIRST_COMPLETED)
+            if agent.done() and agent.exception() is not None:
+                raise agent.exception()  # type: ignore[misc]
+        finally:
+            for task in (*forwards, agent, stopped):
+                task.cancel()
+            await asyncio.gather(*forwards, agent, stopped, return_exceptions=True)
+            with contextlib.suppress(Exception):  # the context may already be gone
+                self._send_velocity(0.0, 0.0)  # never leave the robot driving
+            executor.shutdown(timeout_sec=1.0)
+            thread.join(timeout=2.0)
+
+
+def load_host(spec: str) -> Host:
+    """'pkg.module:function' or '/path/to/file.py:function' -> the host coroutine function."""
+    target, sep, attr = spec.rpartition(":")
+    if not sep or not target or not attr:
+        raise NodeExit(f"agent parameter {spec!r} must look like 'package.module:function'")
+    try:
+        if target.endswith(".py"):
+            path = Path(target)
+            mod_spec = importlib.util.spec_from_file_location(path.stem, path)
+            if mod_spec is None or mod_spec.loader is None:
+                raise ImportError(f"cannot load {path}")
+            module = importlib.util.module_from_spec(mod_spec)
+            mod_spec.loader.exec_module(module)
+        else:
+            module = importlib.import_module(target)
+        host: Host = getattr(module, attr)
+    except (ImportError, AttributeError, OSError) as exc:
+        raise NodeExit(f"cannot load agent host {spec!r}: {exc}") from None
+    return host
+
+
+def main(args: list[str] | None = None) -> int:
+    import rclpy
+
+    init(args, signals=False)  # serve() turns SIGINT/SIGTERM into a clean stop
+    node: AgentNode | None = None
+    try:
+        node = AgentNode()
+        host = load_host(node.host_spec)
+        asyncio.run(node.serve(host))
+    except NodeExit as stop:
+        print(stop)
+        return stop.status
+    except KeyboardInterrupt:
+        pass
+    finally:
+        if node is not None:
+            node.destroy_node()
+        rclpy.try_shutdown()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,50 @@
+"""console_node: type to the robot, read what it says, see its state (for the ROS sim).
+
+Each line on stdin is published on /user/utterance; /speech/text and /agent/state are
+printed. `python -m ros_nodes.run sim` runs it in the foreground.
+"""
+
+from __future__ import annotations
+
+import sys
+import threading
+
+from rclpy.node import Node
+from std_msgs.msg import Bool, String
+
+from ros_nodes import qos
+from ros_nodes.runtime import main_for, publish
+
+
+class ConsoleNode(Node):
+    def __init__(self) -> None:
+        super().__init__("console_node")
+        self.say = self.create_publisher(String, qos.USER_TEXT, qos.COMMAND)
+        self.estop = self.create_publisher(Bool, qos.ESTOP, qos.COMMAND)
+        self.create_subscription(String, qos.SPEECH_TEXT, self._on_speech, qos.COMMAND)
+        self.create_subscription(String, qos.STATE, self._on_state, qos.LATCHED)
+        threading.Thread(target=self._read, name="stdin", daemon=True).start()
+        print("type to talk; '/estop' and '/release' toggle the e-stop; Ctrl-D quits", flush=True)
+
+    def _on_speech(self, msg: String) -> None:
+        print(f"robot: {msg.data}", flush=True)
+
+    def _on_state(self, msg: String) -> None:
+        print(f"  [{msg.data}]", flush=True)
+
+    def _read(self) -> None:
+        for line in sys.stdin:
+            text = line.strip()
+            if text in ("/estop", "/release"):
+                publish(self, self.estop, Bool(data=text == "/estop"))
+            elif text:
+                publish(self, self.say, String(data=text))
+        self.context.try_shutdown()
+
+
+def main() -> int:
+    return main_for(ConsoleNode)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

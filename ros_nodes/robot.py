@@ -1,0 +1,148 @@
+"""The Robot protocol over ROS 2: skills become Twist streams and PoseStamped goals.
+
+Runs on the agent's asyncio loop; publishing from there is safe while the executor spins
+in its own thread. Commands go to the action_node gate (/agent/cmd_vel, /agent/goal),
+which applies the watchdog and the e-stop, so this class never talks to the base itself.
+Velocity is re-sent at `rate_hz` during a move, so the gate's watchdog stays fed exactly
+as long as the skill runs and stops the robot if this process dies mid-move.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+
+from omni_agent.actions import (
+    Action,
+    ActionResult,
+    LookAt,
+    Move,
+    NavigateTo,
+    Say,
+    Stop,
+    Turn,
+)
+from omni_agent.messages import Pose2D
+
+
+@dataclass
+class MotionLimits:
+    turn_speed: float = 0.6
+    """rad/s used for Turn and LookAt."""
+    rate_hz: float = 10.0
+    goal_tolerance_m: float = 0.25
+    goal_timeout_s: float = 60.0
+
+
+class RosRobot:
+    """Implements omni_agent.actions.Robot by publishing through two callables.
+
+    `send_velocity(linear, angular)` and `send_goal(pose)` publish on ROS; `pose` is fed
+    from /odom by the node. Kept free of rclpy so its logic is testable without DDS.
+    """
+
+    def __init__(
+        self,
+        send_velocity: Callable[[float, float], None],
+        send_goal: Callable[[Pose2D], None],
+        places: Mapping[str, Pose2D] | None = None,
+        limits: MotionLimits | None = None,
+    ) -> None:
+        self._send_velocity = send_velocity
+        self._send_goal = send_goal
+        self.places = dict(places or {})
+        self.limits = limits or MotionLimits()
+        self._pose = Pose2D(x=0.0, y=0.0, yaw=0.0)
+        self.estop = False
+        self._epoch = 0  # bumped by halt(): running skills notice and stop
+
+    @property
+    def pose(self) -> Pose2D:
+        return self._pose
+
+    def update_pose(self, pose: Pose2D) -> None:
+        self._pose = pose
+
+    async def halt(self) -> None:
+        self._epoch += 1
+        self._send_velocity(0.0, 0.0)
+
+    async def execute(self, action: Action) -> ActionResult:
+        raw = action.model_dump()
+        if self.estop and not isinstance(action, Stop | Say):
+            return ActionResult(action=raw, ok=False, detail="e-stop engaged")
+        epoch = self._epoch
+        if isinstance(action, Say):
+            return ActionResult(action=raw, ok=True, detail="spoken")
+        if isinstance(action, Stop):
+            await self.halt()
+            return ActionResult(action=raw, ok=True, detail="stopped")
+        if isinstance(action, Move):
+            done = await self._drive(action.linear, action.angular, action.duration, epoch)
+            return ActionResult(action=raw, ok=done, detail="moved" if done else "halted")
+        if isinstance(action, Turn):
+            done = await self._turn(math.radians(action.degrees), epoch)
+            return ActionResult(action=raw, ok=done, detail="turned" if done else "halted")
+        if isinstance(action, LookAt):
+            target = self._place(action.target)
+            if target is None:
+                return ActionResult(action=raw, ok=False, detail=f"unknown {action.target!r}")
+            bearing = math.atan2(target.y - self.pose.y, target.x - self.pose.x)
+            done = await self._turn(_wrap(bearing - self.pose.yaw), epoch)
+            return ActionResult(action=raw, ok=done, detail="facing" if done else "halted")
+        if isinstance(action, NavigateTo):
+            return await self._navigate(action, raw, epoch)
+        return ActionResult(action=raw, ok=False, detail=f"unsupported skill {action.skill}")
+
+    def _place(self, name: str) -> Pose2D | None:
+        for key, pose in self.places.items():
+            if key.lower() == name.lower().strip():
+                return pose
+        return None
+
+    async def _drive(self, linear: float, angular: float, duration: float, epoch: int) -> bool:
+        period = 1.0 / self.limits.rate_hz
+        loop = asyncio.get_running_loop()
+        end = loop.time() + duration
+        while loop.time() < end:
+            if epoch != self._epoch or self.estop:
+                return False
+            self._send_velocity(linear, angular)
+            await asyncio.sleep(min(period, max(0.0, end - loop.time())))
+        if epoch != self._epoch:
+            return False
+        self._send_velocity(0.0, 0.0)
+        return True
+
+    async def _turn(self, radians: float, epoch: int) -> bool:
+        if abs(radians) < 1e-3:
+            return True
+        speed = math.copysign(self.limits.turn_speed, radians)
+        return await self._drive(0.0, speed, abs(radians) / self.limits.turn_speed, epoch)
+
+    async def _navigate(self, nav: NavigateTo, raw: dict[str, object], epoch: int) -> ActionResult:
+        if nav.place is not None:
+            target = self._place(nav.place)
+            if target is None:
+                return ActionResult(action=raw, ok=False, detail=f"unknown place {nav.place!r}")
+        else:
+            assert nav.x is not None and nav.y is not None  # NavigateTo guarantees both
+            target = Pose2D(x=nav.x, y=nav.y, yaw=nav.yaw or 0.0)
+        self._send_goal(target)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.limits.goal_timeout_s
+        while loop.time() < deadline:
+            if epoch != self._epoch or self.estop:
+                return ActionResult(action=raw, ok=False, detail="halted")
+            if self.pose.distance_to(target) <= self.limits.goal_tolerance_m:
+                return ActionResult(action=raw, ok=True, detail="arrived")
+            await asyncio.sleep(0.1)
+        return ActionResult(
+            action=raw, ok=False, detail=f"not there after {self.limits.goal_timeout_s:g} s"
+        )
+
+
+def _wrap(angle: float) -> float:
+    return math.atan2(math.sin(angle), math.cos(angle))

@@ -1,0 +1,135 @@
+"""sim_bridge: the simulated world as ROS topics, so the whole robot graph runs here.
+
+A kinematic unicycle in sim/'s world (sim/worlds/home.yaml by default). It publishes
+what a robot's drivers would: /odom, /camera/image_raw (a synthetic view that changes
+with the robot's heading and room), /camera/scene (what is in view, as JSON text for
+backends that cannot see) and /audio/mic (room silence, in real time). It consumes
+/cmd_vel (with its own 0.5 s timeout, like a base driver) and /goal_pose (driven
+straight to the goal, a stand-in for Nav2).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+
+import numpy as np
+from geometry_msgs.msg import PoseStamped, Twist
+from nav_msgs.msg import Odometry as RosOdometry
+from rclpy.node import Node
+from sensor_msgs.msg import Image
+from std_msgs.msg import Int16MultiArray, String
+
+from omni_agent.messages import AUDIO_SAMPLE_RATE, AudioChunk, Odometry, Pose2D
+from ros_nodes import convert, qos
+from ros_nodes.runtime import NodeExit, main_for, publish
+
+
+def _panorama(width: int, height: int) -> np.ndarray:
+    """A 360-degree strip, four views wide: hue follows the heading, so turns are visible."""
+    cols = np.arange(4 * width) / (4 * width)
+    hue = np.stack([np.sin(2 * np.pi * (cols + k / 3)) * 0.5 + 0.5 for k in range(3)], axis=-1)
+    rows = np.linspace(1.0, 0.4, height)[:, None, None]
+    return (rows * hue[None, :, :] * 255).astype(np.uint8)
+
+
+class SimBridge(Node):
+    def __init__(self) -> None:
+        super().__init__("sim_bridge")
+        from sim.world import DEFAULT_WORLD, World, WorldError
+
+        p = self.declare_parameter
+        world_file = str(p("world", "").value) or str(DEFAULT_WORLD)
+        try:
+            self.world = World.load(world_file)  # type: ignore[arg-type]
+        except WorldError as exc:
+            raise NodeExit(f"sim_bridge: {exc}") from None
+        start = self.world.places[self.world.robot_start]
+        self.pose = Pose2D(x=start.x, y=start.y, yaw=start.yaw)
+        self.width = int(p("camera_width", 320).value)
+        self.height = int(p("camera_height", 240).value)
+        self.max_linear = float(p("max_linear_speed", 0.5).value)
+        self.max_angular = float(p("max_angular_speed", 1.0).value)
+        self.cmd_timeout = float(p("cmd_timeout_s", 0.5).value)
+        odom_hz = float(p("odom_rate_hz", 20.0).value)
+        camera_hz = float(p("camera_rate_hz", 10.0).value)
+        chunk_ms = int(p("mic_chunk_ms", 20).value)
+        self.dt = 1.0 / odom_hz
+        self.strip = _panorama(self.width, self.height)
+        self.cmd = (0.0, 0.0)
+        self.cmd_at = -math.inf
+        self.goal: Pose2D | None = None
+        self.silence = AudioChunk(pcm=bytes(2 * AUDIO_SAMPLE_RATE * chunk_ms // 1000))
+
+        self.odom_pub = self.create_publisher(RosOdometry, qos.ODOM, qos.SENSOR)
+        self.cam_pub = self.create_publisher(Image, qos.CAMERA, qos.SENSOR)
+        self.scene_pub = self.create_publisher(String, qos.SCENE, qos.SENSOR)
+        self.mic_pub = self.create_publisher(Int16MultiArray, qos.MIC, qos.SENSOR)
+        self.create_subscription(Twist, qos.CMD_VEL, self._on_cmd, qos.COMMAND)
+        self.create_subscription(PoseStamped, qos.GOAL_POSE, self._on_goal, qos.COMMAND)
+        self.create_timer(self.dt, self._step)
+        self.create_timer(1.0 / camera_hz, self._camera)
+        self.create_timer(chunk_ms / 1000, self._mic)
+        self.get_logger().info(f"sim world {self.world.name!r}, robot at {self.world.robot_start}")
+
+    def _on_cmd(self, msg: Twist) -> None:
+        try:
+            vel = convert.from_ros_twist(msg)
+        except convert.Rejected as why:
+            self.get_logger().warning(str(why), throttle_duration_sec=1.0)
+            return
+        self.cmd = (
+            max(-self.max_linear, min(self.max_linear, vel.linear)),
+            max(-self.max_angular, min(self.max_angular, vel.angular)),
+        )
+        self.cmd_at = time.monotonic()
+        self.goal = None  # direct driving overrides navigation, as on a real base
+
+    def _on_goal(self, msg: PoseStamped) -> None:
+        try:
+            self.goal = convert.from_ros_pose(msg)
+        except convert.Rejected as why:
+            self.get_logger().warning(str(why), throttle_duration_sec=1.0)
+
+    def _velocity(self) -> tuple[float, float]:
+        if time.monotonic() - self.cmd_at <= self.cmd_timeout:
+            return self.cmd
+        if self.goal is None:
+            return (0.0, 0.0)
+        dx, dy = self.goal.x - self.pose.x, self.goal.y - self.pose.y
+        if math.hypot(dx, dy) < 0.1:
+            self.goal = None
+            return (0.0, 0.0)
+        err = math.atan2(dy, dx) - self.pose.yaw
+        err = math.atan2(math.sin(err), math.cos(err))
+        angular = max(-self.max_angular, min(self.max_angular, 2.0 * err))
+        linear = self.max_linear if abs(err) < 0.3 else 0.0
+        return (linear, angular)
+
+    def _step(self) -> None:
+        linear, angular = self._velocity()
+        yaw = self.pose.yaw + angular * self.dt
+        x = self.pose.x + linear * math.cos(yaw) * self.dt
+        y = self.pose.y + linear * math.sin(yaw) * self.dt
+        self.pose = Pose2D(x=x, y=y, yaw=math.atan2(math.sin(yaw), math.cos(yaw)))
+        odom = Odometry(pose=self.pose, linear=linear, angular=angular)
+        publish(self, self.odom_pub, convert.to_ros_odometry(odom))
+
+    def _camera(self) -> None:
+        offset = int((self.pose.yaw % (2 * math.pi)) / (2 * math.pi) * self.strip.shape[1])
+        view = np.roll(self.strip, -offset, axis=1)[:, : self.width]
+        msg = convert.image_from_buffer(view.tobytes(), self.width, self.height, "rgb8")
+        publish(self, self.cam_pub, msg)
+        scene = self.world.scene(self.pose)
+        publish(self, self.scene_pub, String(data=scene.model_dump_json()))
+
+    def _mic(self) -> None:
+        publish(self, self.mic_pub, convert.to_ros_audio(self.silence))
+
+
+def main() -> int:
+    return main_for(SimBridge)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,293 @@
+"""Runs inside the private network namespace: starts the ROS nodes, probes them, reports.
+
+Usage (from tests/ros/test_nodes.py only): python graph_worker.py SCENARIO
+Starts action_node and agent_node (with the scripted host) as processes, then drives
+them from an in-process probe node and prints one JSON object on the last stdout line.
+Waits are on events (subscription matching, messages arriving), never fixed sleeps.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import rclpy
+from geometry_msgs.msg import PoseStamped, Twist
+from nav_msgs.msg import Odometry as RosOdometry
+from rclpy.executors import SingleThreadedExecutor
+from rclpy.node import Node
+from sensor_msgs.msg import Image
+from std_msgs.msg import Bool, Int16MultiArray, MultiArrayDimension, String
+
+from omni_agent.messages import AudioChunk, Pose2D
+from ros_nodes import convert, qos
+from ros_nodes.graph import ACTION, AGENT, SIM, params_file
+from ros_nodes.sandbox import assert_sandboxed
+
+HERE = Path(__file__).resolve().parent
+RATE = 16_000
+
+
+def voiced(seconds: float) -> bytes:
+    """A vowel-like harmonic signal that webrtcvad takes for speech."""
+    t = np.arange(int(RATE * seconds)) / RATE
+    phase = 2 * np.pi * np.cumsum(140 * (1 + 0.05 * np.sin(2 * np.pi * 3 * t))) / RATE
+    sig = sum(
+        (1 / k) * np.sin(k * phase) * (1 + 0.5 * np.sin(2 * np.pi * (500 / k) * t))
+        for k in range(1, 20)
+    )
+    return (sig / np.abs(sig).max() * 12000).astype("<i2").tobytes()
+
+
+def silence(seconds: float) -> bytes:
+    return bytes(2 * int(RATE * seconds))
+
+
+class Probe(Node):
+    def __init__(self) -> None:
+        super().__init__("test_probe")
+        self.camera = self.create_publisher(Image, qos.CAMERA, qos.SENSOR)
+        self.mic = self.create_publisher(Int16MultiArray, qos.MIC, qos.SENSOR)
+        self.estop = self.create_publisher(Bool, qos.ESTOP, qos.COMMAND)
+        self.agent_cmd = self.create_publisher(Twist, qos.AGENT_CMD_VEL, qos.COMMAND)
+        self.agent_goal = self.create_publisher(PoseStamped, qos.AGENT_GOAL, qos.COMMAND)
+        self.user = self.create_publisher(String, qos.USER_TEXT, qos.COMMAND)
+        self.cmd: list[tuple[float, float, float]] = []
+        self.goals: list[PoseStamped] = []
+        self.speech: list[str] = []
+        self.states: list[str] = []
+        self.subs = [
+            self.create_subscription(
+                Twist,
+                qos.CMD_VEL,
+                lambda m: self.cmd.append((time.monotonic(), m.linear.x, m.angular.z)),
+                10,
+            ),
+            self.create_subscription(PoseStamped, qos.GOAL_POSE, self.goals.append, qos.COMMAND),
+            self.create_subscription(
+                String, qos.SPEECH_TEXT, lambda m: self.speech.append(m.data), qos.COMMAND
+            ),
+            self.create_subscription(
+                String, qos.STATE, lambda m: self.states.append(m.data), qos.LATCHED
+            ),
+        ]
+        self.executor_ = SingleThreadedExecutor()
+        self.executor_.add_node(self)
+
+    def spin_until(self, done: Callable[[], bool], timeout: float, what: str) -> None:
+        deadline = time.monotonic() + timeout
+        while not done():
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"timed out after {timeout:g} s waiting for {what}")
+            self.executor_.spin_once(timeout_sec=0.02)
+
+    def spin_for(self, seconds: float) -> None:
+        end = time.monotonic() + seconds
+        while time.monotonic() < end:
+            self.executor_.spin_once(timeout_sec=0.02)
+
+    def wait_matched(self, timeout: float = 20.0) -> None:
+        pubs = [self.camera, self.mic, self.estop, self.agent_cmd, self.agent_goal, self.user]
+        self.spin_until(
+            lambda: (
+                all(p.get_subscription_count() > 0 for p in pubs)
+                and all(s.get_publisher_count() > 0 for s in self.subs)
+            ),
+            timeout,
+            "publishers and subscriptions to match",
+        )
+
+    def send_frames(self, n: int = 3, width: int = 64, height: int = 48) -> None:
+        pixels = np.full((height, width, 3), 120, np.uint8).tobytes()
+        for _ in range(n):
+            self.camera.publish(convert.image_from_buffer(pixels, width, height, "rgb8"))
+            self.spin_for(0.01)
+
+    def speak(self) -> None:
+        """An utterance (silence, 0.8 s of voice, trailing silence) in 20 ms chunks at 2x
+        speed, with a camera frame every 100 ms of audio, as a live robot would send."""
+        pcm = silence(0.2) + voiced(0.8) + silence(0.7)
+        step = 2 * RATE * 20 // 1000
+        for i, start in enumerate(range(0, len(pcm), step)):
+            if i % 5 == 0:
+                self.send_frames(1)
+            self.mic.publish(convert.to_ros_audio(AudioChunk(pcm=pcm[start : start + step])))
+            self.spin_for(0.01)
+
+    def moving(self) -> bool:
+        return any(lin != 0.0 for _, lin, _ in self.cmd)
+
+
+def start_nodes(move_s: float, sim: bool = False) -> list[subprocess.Popen[bytes]]:
+    host = f"{HERE / 'scripted_host.py'}:run"
+    env = {**os.environ, "OMNI_TEST_MOVE_S": str(move_s)}
+    procs = [
+        subprocess.Popen(ACTION.command(), env=env),
+        subprocess.Popen([*AGENT.command(), "-p", f"agent:={host}"], env=env),
+    ]
+    if sim:
+        procs.append(subprocess.Popen(SIM.command(params_file("sim")), env=env))
+    return procs
+
+
+def scenario_sim(probe: Probe) -> dict[str, Any]:
+    """The sim graph: typed words in, the simulated robot drives (odometry changes)."""
+    poses: list[tuple[float, float]] = []
+    probe.create_subscription(
+        RosOdometry,
+        qos.ODOM,
+        lambda m: poses.append((m.pose.pose.position.x, m.pose.pose.position.y)),
+        qos.SENSOR,
+    )
+    probe.spin_until(lambda: len(poses) > 2, 10, "odometry from sim_bridge")
+    start = poses[-1]
+    probe.user.publish(String(data="please drive forward (camera typed)"))
+    probe.spin_until(lambda: bool(probe.speech), 10, "speech on /speech/text")
+    probe.spin_until(
+        lambda: poses[-1][0] - start[0] > 0.05, 10, "the simulated robot to move forward"
+    )
+    probe.spin_until(lambda: "IDLE" in probe.states, 5, "the turn to end in IDLE")
+    return {"speech": probe.speech, "start": start, "end": poses[-1], "states": probe.states}
+
+
+def scenario_answer(probe: Probe) -> dict[str, Any]:
+    t0 = time.monotonic()
+    probe.speak()
+    probe.spin_until(lambda: bool(probe.speech), 15, "speech on /speech/text")
+    probe.spin_until(probe.moving, 10, "a non-zero Twist on /cmd_vel")
+    first_move = next(t for t, lin, _ in probe.cmd if lin != 0.0)
+    probe.spin_until(lambda: probe.cmd[-1][1] == 0.0, 5, "the move to end with zero velocity")
+    probe.spin_until(lambda: "IDLE" in probe.states, 5, "the turn to end in IDLE")
+    return {
+        "speech": probe.speech,
+        "states": probe.states,
+        "linear": max(lin for _, lin, _ in probe.cmd),
+        "last_linear": probe.cmd[-1][1],
+        "answer_s": first_move - t0,
+    }
+
+
+def scenario_estop(probe: Probe) -> dict[str, Any]:
+    probe.speak()
+    probe.spin_until(probe.moving, 15, "the robot to start moving")
+    engaged_at = time.monotonic()
+    probe.estop.publish(Bool(data=True))
+    probe.spin_until(
+        lambda: any(t > engaged_at and lin == 0.0 for t, lin, _ in probe.cmd), 2, "a zero Twist"
+    )
+    zero_after = next(t for t, lin, _ in probe.cmd if t > engaged_at and lin == 0.0) - engaged_at
+    probe.spin_until(lambda: "SAFE_STOP" in probe.states, 3, "state SAFE_STOP")
+    # commands are blocked while engaged: a direct command must not move the robot
+    blocked_from = time.monotonic()
+    probe.agent_cmd.publish(convert.to_ros_twist(0.3, 0.0))
+    probe.spin_for(0.5)
+    after = [lin for t, lin, _ in probe.cmd if t > blocked_from]
+    probe.estop.publish(Bool(data=False))
+    probe.spin_until(lambda: probe.states[-1:] == ["IDLE"], 5, "IDLE after release")
+    return {
+        "zero_after_s": zero_after,
+        "states": probe.states,
+        "linear_while_engaged": [lin for t, lin, _ in probe.cmd if t > engaged_at],
+        "after_blocked_command": after,
+    }
+
+
+def scenario_watchdog(probe: Probe) -> dict[str, Any]:
+    probe.agent_cmd.publish(convert.to_ros_twist(0.3, 0.1))
+    probe.spin_until(probe.moving, 5, "the command to reach /cmd_vel")
+    started = next(t for t, lin, _ in probe.cmd if lin != 0.0)
+    probe.spin_until(lambda: probe.cmd[-1][1] == 0.0, 3, "the watchdog's zero Twist")
+    return {"zero_after_s": probe.cmd[-1][0] - started, "cmd": [c[1:] for c in probe.cmd]}
+
+
+def scenario_bad_input(probe: Probe) -> dict[str, Any]:
+    # Sensor topics are best effort and the first samples after matching can be lost,
+    # so each bad message is sent a few times; the nodes log each reason once.
+    for _ in range(3):
+        send_bad(probe)
+        probe.spin_for(0.1)
+    bad_outputs = {"cmd": list(probe.cmd), "goals": len(probe.goals)}
+    result = scenario_answer(probe)  # the graph still answers
+    result["bad_outputs"] = bad_outputs
+    return result
+
+
+def send_bad(probe: Probe) -> None:
+    img = convert.image_from_buffer(bytes(64 * 48 * 3), 64, 48, "rgb8")
+    img.encoding = "yuv422"
+    probe.camera.publish(img)
+    img = convert.image_from_buffer(bytes(64 * 48 * 3 - 10), 64, 48, "rgb8")  # size
+    probe.camera.publish(img)
+    img = convert.image_from_buffer(bytes(64 * 48 * 3), 64, 48, "rgb8")
+    img.step = 200  # padded rows: step * height != len(data)
+    probe.camera.publish(img)
+    probe.mic.publish(convert.to_ros_audio(AudioChunk(pcm=silence(3.0))))  # oversized
+    odd = Int16MultiArray()
+    odd.layout.dim = [MultiArrayDimension(label="pcm_s16_mono_44100", size=10, stride=10)]
+    odd.data = [0] * 10
+    probe.mic.publish(odd)  # wrong rate
+    nan = Twist()
+    nan.linear.x = math.nan
+    probe.agent_cmd.publish(nan)
+    inf = Twist()
+    inf.angular.z = math.inf
+    probe.agent_cmd.publish(inf)
+    goal = convert.to_ros_pose(Pose2D(x=1.0, y=2.0))
+    goal.pose.position.x = math.nan
+    probe.agent_goal.publish(goal)
+    probe.user.publish(String(data="   "))
+
+
+SCENARIOS = {
+    "answer": (scenario_answer, 0.6),
+    "estop": (scenario_estop, 8.0),
+    "watchdog": (scenario_watchdog, 0.6),
+    "bad_input": (scenario_bad_input, 0.6),
+    "sim": (scenario_sim, 0.6),
+}
+
+
+def main() -> int:
+    assert_sandboxed()
+    run, move_s = SCENARIOS[sys.argv[1]]
+    procs = start_nodes(move_s, sim=sys.argv[1] == "sim")
+    rclpy.init()
+    result: dict[str, Any] = {}
+    probe: Probe | None = None
+    try:
+        probe = Probe()
+        probe.wait_matched()
+        result = run(probe)
+        result["alive"] = [p.poll() is None for p in procs][:2]
+    except TimeoutError as exc:
+        result = {"error": str(exc), "alive": [p.poll() is None for p in procs]}
+    finally:
+        if probe is not None:
+            probe.executor_.shutdown()
+            probe.destroy_node()
+        for p in procs:
+            if p.poll() is None:
+                p.send_signal(signal.SIGINT)
+        for p in procs:
+            try:
+                p.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                p.kill()
+        rclpy.try_shutdown()
+    result["exit_codes"] = [p.returncode for p in procs][:2]
+    result["sim_exit"] = procs[2].returncode if len(procs) > 2 else None
+    print(json.dumps(result, default=str), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,86 @@
+"""The ROS graph end to end: agent_node (real Agent, scripted model) + action_node."""
+
+from __future__ import annotations
+
+import importlib.util
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+pytestmark = pytest.mark.ros
+Worker = Callable[..., tuple[dict[str, Any], str]]
+
+
+def _healthy(result: dict[str, Any]) -> None:
+    assert "error" not in result, result.get("error")
+    assert result["alive"] == [True, True], "a node died during the scenario"
+    assert result["exit_codes"] == [0, 0], "a node did not stop cleanly on SIGINT"
+
+
+def test_camera_and_audio_in_agent_answers_with_speech_and_cmd_vel(ros_worker: Worker) -> None:
+    result, _ = ros_worker("graph_worker.py", "answer")
+    _healthy(result)
+    assert result["speech"] == ["Driving forward, I saw camera 64x48."]
+    assert result["linear"] == pytest.approx(0.2)
+    assert result["last_linear"] == 0.0  # the move ends with a stop
+    assert result["states"] == ["THINKING", "SPEAKING", "ACTING", "IDLE"]
+
+
+def test_estop_zeroes_velocity_enters_safe_stop_and_blocks_commands(ros_worker: Worker) -> None:
+    result, _ = ros_worker("graph_worker.py", "estop")
+    _healthy(result)
+    assert result["zero_after_s"] < 0.25
+    assert set(result["linear_while_engaged"]) == {0.0}
+    assert set(result["after_blocked_command"]) <= {0.0}
+    assert "SAFE_STOP" in result["states"]
+    assert result["states"][-1] == "IDLE"  # recovers once released
+
+
+def test_watchdog_zeroes_velocity_when_commands_stop(ros_worker: Worker) -> None:
+    result, _ = ros_worker("graph_worker.py", "watchdog")
+    _healthy(result)
+    assert result["cmd"][0] == [0.3, 0.1]
+    assert result["cmd"][-1] == [0.0, 0.0]
+    assert 0.45 <= result["zero_after_s"] <= 1.0  # timeout 0.5 s, checked at 20 Hz
+
+
+def test_bad_messages_are_logged_dropped_and_survived(ros_worker: Worker) -> None:
+    result, stderr = ros_worker("graph_worker.py", "bad_input")
+    _healthy(result)
+    assert result["bad_outputs"] == {"cmd": [], "goals": 0}  # NaN/inf never reach the base
+    assert result["speech"] == ["Driving forward, I saw camera 64x48."]  # still answers
+    for reason in (
+        "image encoding 'yuv422' is not supported",
+        "image data has 9206 bytes",
+        "step*height is 9600",
+        "longer than 1 s; dropped",
+        "audio at 44100 Hz",
+        "Twist has NaN or infinite values",
+        "PoseStamped has NaN or infinite values",
+        "empty user utterance",
+    ):
+        assert reason in stderr, f"no log line for: {reason}"
+
+
+def test_sim_graph_drives_the_simulated_robot(ros_worker: Worker) -> None:
+    result, _ = ros_worker("graph_worker.py", "sim")
+    _healthy(result)
+    assert result["sim_exit"] == 0
+    assert result["speech"][0].startswith("Driving forward")
+    assert result["end"][0] - result["start"][0] > 0.05
+
+
+def test_camera_and_microphone_nodes_publish_standard_messages(ros_worker: Worker) -> None:
+    result, _ = ros_worker("devices_worker.py")
+    assert result["alive"] == [True, True] and result["exit_codes"] == [0, 0]
+    assert result["size"] == [160, 120, "rgb8"]  # resized from the 320x240 file
+    assert result["jpeg"] == 160
+    assert result["chunk_samples"] == [320]  # 20 ms at 16 kHz
+    assert result["chunk_label"] == "pcm_s16_mono_16000"
+    if importlib.util.find_spec("pyaudio") is None:  # a sound card needs PyAudio
+        assert result["no_card_rc"] == 1
+        assert result["no_card_msg"] == [
+            "microphone_node needs PyAudio: pip install 'omni-agent[audio]' "
+            "(Debian first: apt install portaudio19-dev)"
+        ]

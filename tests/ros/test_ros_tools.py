@@ -1,0 +1,72 @@
+"""The sandbox, `python -m ros_nodes.run` and `omni-agent bench ros`, run for real."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from ros_nodes.graph import params_file
+from ros_nodes.sandbox import SANDBOX_ENV, sandbox_env, sandboxed
+
+pytestmark = pytest.mark.ros
+HERE = Path(__file__).resolve().parent
+
+
+def test_sandbox_has_only_loopback_and_the_loopback_profile(sandbox: None) -> None:
+    code = "import os, socket; print(sorted(n for _, n in socket.if_nameindex()))"
+    env = sandbox_env()
+    out = subprocess.run(
+        sandboxed([sys.executable, "-c", code]), env=env, capture_output=True, text=True
+    )
+    assert out.stdout.strip() == "['lo']"
+    assert Path(env["FASTDDS_DEFAULT_PROFILES_FILE"]).read_text().count('name="lo"') == 1
+    assert 1 <= int(env["ROS_DOMAIN_ID"]) <= 100
+
+
+def test_nodes_refuse_to_start_dds_when_the_sandbox_is_not_real() -> None:
+    """SANDBOX_ENV set but the host network visible: refuse before any participant."""
+    env = {**os.environ, SANDBOX_ENV: "1"}
+    code = "from ros_nodes.sandbox import assert_sandboxed; assert_sandboxed()"
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    if out.returncode == 0:
+        pytest.skip("this machine has only a loopback interface")
+    assert "refusing to start DDS" in out.stderr
+
+
+def test_run_starts_the_sim_graph_and_stops_it_cleanly(sandbox: None, tmp_path: Path) -> None:
+    src = params_file("sim")
+    assert src is not None
+    tree = yaml.safe_load(src.read_text())
+    tree["agent_node"]["ros__parameters"]["agent"] = f"{HERE / 'scripted_host.py'}:run"
+    params = tmp_path / "sim_params.yaml"
+    params.write_text(yaml.safe_dump(tree))
+    cmd = [sys.executable, "-m", "ros_nodes.run", "sim", "--no-console", "--duration", "3"]
+    out = subprocess.run(
+        [*cmd, "--params", str(params)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert out.returncode == 0, out.stdout + out.stderr[-3000:]
+    assert "sim world 'home'" in out.stderr
+
+
+def test_bench_ros_delivers_every_frame(sandbox: None, tmp_path: Path) -> None:
+    report = tmp_path / "bench.json"
+    cmd = [sys.executable, "-m", "ros_nodes.bench", "run", "--seconds", "2", "--modes", "ours"]
+    out = subprocess.run(
+        [*cmd, "--json", str(report)],
+        capture_output=True,
+        text=True,
+        timeout=90,
+    )
+    assert out.returncode == 0, out.stdout + out.stderr[-3000:]
+    ours = json.loads(report.read_text())["modes"]["ours"]
+    assert ours["camera"]["delivered"] >= 0.95
+    assert ours["audio"]["delivered"] >= 0.95
