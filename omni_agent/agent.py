@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol
@@ -50,30 +51,24 @@ RECOVERY_POLL_S = 1.0
 
 
 class TurnMemory(Protocol):
-    """What the loop needs from long-term memory (memory.Memory provides it)."""
+    """What the loop needs from long-term memory (omni_agent.recall provides it)."""
 
-    def recall(self, query: str, person: str | None) -> tuple[list[ChatTurn], str]:
-        """Recent turns as chat history, and older remembered evidence as text."""
+    def recall(self, query: str, person: str | None, skip: set[int]) -> str:
+        """Remembered evidence for this turn as text, leaving out the turns (by index)
+        that the conversation window already shows in full."""
         ...
 
     async def remember(self, record: TurnRecord) -> None: ...
 
 
-class WindowMemory:
-    """The fallback: the last few exchanges of this run, nothing older."""
+class NoMemory:
+    """Nothing beyond the conversation window of this run."""
 
-    def __init__(self, turns: int = 6) -> None:
-        self.turns = turns
-        self._history: list[ChatTurn] = []
-
-    def recall(self, query: str, person: str | None) -> tuple[list[ChatTurn], str]:
-        return self._history[-2 * self.turns :], ""
+    def recall(self, query: str, person: str | None, skip: set[int]) -> str:
+        return ""
 
     async def remember(self, record: TurnRecord) -> None:
-        self._history += [
-            ChatTurn("user", f"{record.person or 'Person'}: {record.user_text}"),
-            ChatTurn("assistant", record.reply_raw or record.spoken),
-        ]
+        pass
 
 
 @dataclass
@@ -118,6 +113,8 @@ class TurnRecord:
     place: str | None = None
     seen: str = ""
     """What the camera's semantic channel showed when the person spoke."""
+    prompt: str = ""
+    """The user message as the conversation window keeps it (without recalled memories)."""
     trace: TurnTrace = field(default_factory=TurnTrace)
 
 
@@ -142,7 +139,9 @@ class Agent:
         self.client = client
         self.profile = profile
         self.speech = speech or TextSpeechOutput(bus)
-        self.memory = memory or WindowMemory()
+        self.memory = memory or NoMemory()
+        self.window: list[tuple[int, ChatTurn, ChatTurn]] = []
+        """The conversation so far as (turn index, user, reply) chat messages."""
         site = site or SiteMap()
         site.places = {**config.robot.places, **site.places}
         self.places = site.places
@@ -277,11 +276,13 @@ class Agent:
     async def _generate(
         self, utt: UserUtterance, record: TurnRecord, handle: SpeechHandle
     ) -> ModelReply:
-        history, remembered = self.memory.recall(utt.text, utt.person)
+        history = [m for _, user, reply in self.window for m in (user, reply)]
+        remembered = self.memory.recall(utt.text, utt.person, {i for i, *_ in self.window})
         situation = self._situation()
         if self._feedback:
             situation += " " + " ".join(self._feedback)
             self._feedback.clear()
+        record.prompt = user_message(situation, utt.person, utt.text)
         text = user_message(situation, utt.person, utt.text, remembered)
         body = self._request(
             UserInput(text=text, audio_wav=utt.audio_wav, images=utt.keyframes), history
@@ -347,7 +348,7 @@ class Agent:
         record.rejected.append(reason)
         self._feedback.append(f"(Your last action was rejected, robot did not move: {reason}.)")
         self._emit("rejected", skill=exc.skill, reason=exc.reason)
-        log.warning("action rejected: %s", reason)
+        log.info("action rejected: %s", reason)
 
     def _finish_record(self, record: TurnRecord) -> None:
         self._emit(
@@ -364,10 +365,29 @@ class Agent:
             latency_ms=record.trace.stages_ms(),
         )
         if record.error is None:
+            self._extend_window(record)
             # memory is written off the critical path: the next turn never waits for it
             task = asyncio.create_task(self.memory.remember(record))
             self._background.add(task)
             task.add_done_callback(self._background.discard)
+
+    def _extend_window(self, record: TurnRecord) -> None:
+        # the model's own words, byte for byte, keep the server's prompt cache valid; an
+        # interrupted reply is kept as far as it was actually spoken, and rejected actions
+        # are left out so the model does not learn from its own unsafe proposals
+        said = record.reply_raw
+        if record.interrupted or record.rejected or not said:
+            said = record.spoken
+            if self.profile.actions == "json_schema":
+                actions = [r.action for r in record.executed if r.ok]
+                said = json.dumps({"say": said, "actions": actions})
+        user = ChatTurn("user", record.prompt)
+        self.window.append((record.index, user, ChatTurn("assistant", said)))
+        # Servers cache the prompt prefix, and the window only grows between cuts, so most
+        # turns reuse it; cutting back to half at the cap keeps the prompt bounded.
+        cap = self.config.memory.window_turns
+        if len(self.window) > cap:
+            del self.window[: len(self.window) - cap // 2]
 
     # ------------------------------------------------------------------ safety paths
     async def _watch_estop(self, estops: Subscription[EStop]) -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import importlib
 import logging
 import sys
@@ -60,6 +61,7 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument("--scenario", type=Path, help="scenario YAML (default: the first visit)")
     sim.add_argument("--out", type=Path, help="where episode logs go (default: sim.out_dir)")
     sim.add_argument("--quiet", action="store_true", help="summary only, no live transcript")
+    sim.add_argument("--text", action="store_true", help="typed lines instead of speech")
     sim.add_argument(
         "--strict", action="store_true", help="exit with status 1 if an expectation fails"
     )
@@ -109,9 +111,11 @@ def cmd_sim(args: argparse.Namespace) -> int:
 
     from omni_agent.brain import open_brain
     from omni_agent.recall import LongTermMemory
+    from omni_agent.transport import Bus
     from sim.report import TranscriptPrinter, print_summary
     from sim.runner import run_episode
     from sim.scenario import DEFAULT_SCENARIO, Scenario
+    from sim.voice import sim_voice, speech_unavailable
 
     console = Console()
     scenario = Scenario.load(config.sim.scenario or DEFAULT_SCENARIO)
@@ -121,13 +125,24 @@ def cmd_sim(args: argparse.Namespace) -> int:
     async def main() -> int:
         console.print(f"[bold]Scenario:[/] {scenario.name}  [dim]starting the model...[/]")
         memory = LongTermMemory.open(config.memory, log_path.with_suffix(".memory.db"))
+        no_speech = "typed lines (--text)" if args.text else speech_unavailable()
         try:
-            async with open_brain(config) as brain:
+            async with open_brain(config) as brain, contextlib.AsyncExitStack() as stack:
+                bus, voice = Bus(), None
+                if no_speech is None:
+                    wav = log_path.with_suffix(".robot.wav")
+                    voice = await stack.enter_async_context(
+                        sim_voice(bus, wav, brain.profile.audio_in)
+                    )
+                    console.print(f"[dim]speech: people speak, robot voice -> {wav}[/]")
+                else:
+                    console.print(f"[dim]speech off: {no_speech}[/]")
                 console.print(f"[dim]brain: {brain.description}[/]")
                 printer = None if args.quiet else TranscriptPrinter(console)
                 result = await run_episode(
-                    config, scenario, brain, log_path=log_path, on_event=printer, memory=memory
-                )
+                    config, scenario, brain, log_path=log_path, on_event=printer,
+                    memory=memory, voice=voice, bus=bus,
+                )  # fmt: skip
         finally:
             memory.close()
         print_summary(result, console)

@@ -44,7 +44,8 @@ class ModelConfig(Section):
     total_timeout_s: float = Field(90.0, gt=0)
     retries: int = Field(2, ge=0, le=10)
     backoff_s: float = Field(0.5, ge=0)
-    temperature: float = Field(0.2, ge=0, le=2)
+    temperature: float = Field(0.0, ge=0, le=2)
+    """0 is greedy decoding: the same scenario gets the same answers."""
     max_tokens: int = Field(160, gt=0)
     seed: int | None = 7
     """Fixed sampling seed, so a scenario replays the same way on the same model."""
@@ -104,8 +105,12 @@ class RobotConfig(Section):
 class MemoryConfig(Section):
     path: Path = Path("runs/memory.db")
     strategy: Literal["window", "summary", "retrieval", "hybrid"] = "hybrid"
-    budget_tokens: int = Field(1024, ge=64)
-    """Token budget for the remembered context in each request."""
+    budget_tokens: int = Field(384, ge=0)
+    """Token budget for remembered evidence in each request (older turns, summaries).
+    Small by default: the CPU brain reads ~300 prompt tokens/s and evidence changes every
+    turn, so it is never in the server's prompt cache."""
+    window_turns: int = Field(8, ge=2)
+    """Exchanges of the current conversation kept in full as chat messages."""
 
 
 class SimConfig(Section):

@@ -17,7 +17,6 @@ from memory import Memory, MemoryTurn
 from memory.types import Pose
 from omni_agent.agent import TurnRecord
 from omni_agent.config import MemoryConfig
-from omni_agent.model.request import ChatTurn
 
 
 class LongTermMemory:
@@ -46,12 +45,16 @@ class LongTermMemory:
         memory = Memory.open(path or config.path, strategy=config.strategy)
         return cls(memory, config.budget_tokens, clock, session)
 
-    def recall(self, query: str, person: str | None) -> tuple[list[ChatTurn], str]:
+    def recall(self, query: str, person: str | None, skip: set[int]) -> str:
+        if self.budget_tokens == 0:
+            return ""
         context = self.memory.build_context(
             query, person=person, budget_tokens=self.budget_tokens, now=self.clock()
         )
-        self.last_context_ids = [i.turn_id for i in context.items if i.turn_id]
-        return [], context.render()
+        shown = {f"{self.session}-{i}-{who}" for i in skip for who in ("user", "robot")}
+        items = [i for i in context.items if i.turn_id is None or i.turn_id not in shown]
+        self.last_context_ids = [i.turn_id for i in items if i.turn_id]
+        return "\n".join(item.text for item in items)
 
     async def remember(self, record: TurnRecord) -> None:
         when = self.clock()

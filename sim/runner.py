@@ -19,7 +19,10 @@ from omni_agent.messages import UserUtterance
 from omni_agent.transport import USER_TEXT, Bus
 from sim.robot import SimRobot
 from sim.scenario import ActionExecuted, NoMotion, ReplyMentions, RobotEndsIn, Scenario
+from sim.voice import SimVoice
 from sim.world import World
+
+LINE_TIMEOUT_S = 120.0
 
 MOTION_SKILLS = {"move", "navigate_to", "turn", "look_at"}
 
@@ -90,9 +93,13 @@ async def run_episode(
     log_path: Path | None = None,
     on_event: EventSink | None = None,
     memory: TurnMemory | None = None,
+    voice: SimVoice | None = None,
+    bus: Bus | None = None,
 ) -> EpisodeResult:
+    """Play the scenario's lines to the agent (as text, or spoken when `voice` is given;
+    then `bus` must be the bus the voice stack listens on)."""
     world = World.load(scenario.world) if scenario.world else World.load()
-    bus = Bus()
+    bus = bus or Bus()
     robot = SimRobot(world, bus)
     events: list[AgentEvent] = []
     turn_done = asyncio.Event()
@@ -116,6 +123,7 @@ async def run_episode(
         memory=memory,
         site=world.site_map(),
         on_event=observe,
+        speech=voice.output if voice else None,
     )
     loop_task = asyncio.create_task(agent.run())
     try:
@@ -124,8 +132,12 @@ async def run_episode(
         for line in scenario.lines:
             turn_done.clear()
             person = line.person or scenario.person
-            bus.publish(USER_TEXT, UserUtterance(text=line.text, person=person))
-            await turn_done.wait()
+            if voice is not None:
+                speaking = voice.say(bus, line.text, person, turn_done)
+                await asyncio.wait_for(speaking, LINE_TIMEOUT_S)
+            else:
+                bus.publish(USER_TEXT, UserUtterance(text=line.text, person=person))
+                await asyncio.wait_for(turn_done.wait(), LINE_TIMEOUT_S)
     finally:
         loop_task.cancel()
         await asyncio.gather(loop_task, return_exceptions=True)

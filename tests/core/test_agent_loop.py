@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from omni_agent import agent as agent_module
-from omni_agent.agent import TurnRecord, WindowMemory
+from omni_agent.agent import NoMemory, TurnRecord
 from omni_agent.messages import EStop, UserUtterance, VoiceActivity
 from omni_agent.model.scripted import ScriptedReply, last_user_text
 from omni_agent.state import State
@@ -157,16 +157,14 @@ async def test_a_false_interruption_returns_to_idle_and_resumes_the_reply(make_h
     assert h.agent.machine.state == State.IDLE
 
 
-class SlowMemory(WindowMemory):
+class SlowMemory(NoMemory):
     def __init__(self) -> None:
-        super().__init__()
         self.release = asyncio.Event()
         self.stored: list[TurnRecord] = []
 
     async def remember(self, record: TurnRecord) -> None:
         await self.release.wait()
         self.stored.append(record)
-        await super().remember(record)
 
 
 async def test_memory_writes_never_hold_up_the_next_turn(make_harness) -> None:

@@ -1,0 +1,88 @@
+"""Spoken simulation: people say their lines as synthesized audio into the mic stream, the
+agent hears them through VAD and ASR, and answers through streaming TTS into a WAV file.
+
+The person's voice is pitched unlike the robot's, and the robot's voice goes to its own
+topic, so it can never trigger a barge-in in simulation.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import importlib.util
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from omni_agent.errors import UserError
+from omni_agent.transport import Bus
+
+if TYPE_CHECKING:  # the speech stack loads its models on import: only when used
+    from omni_agent.speech.listener import Listener
+    from omni_agent.speech.outputs import TtsSpeechOutput
+    from omni_agent.speech.voices import PersonVoice
+
+SPEECH_MODULES = ("webrtcvad", "faster_whisper", "piper")
+
+
+def speech_unavailable() -> str | None:
+    """Why spoken simulation cannot run here, or None if it can."""
+    missing = [m for m in SPEECH_MODULES if importlib.util.find_spec(m) is None]
+    if missing:
+        return f"speech packages not installed ({', '.join(missing)})"
+    from omni_agent.speech.models import piper_joe_paths, whisper_base_dir
+
+    try:
+        whisper_base_dir()
+        piper_joe_paths()
+    except UserError as exc:
+        return str(exc)
+    return None
+
+
+@dataclass
+class SimVoice:
+    """The speech stack of one spoken episode."""
+
+    listener: Listener
+    output: TtsSpeechOutput
+    person: PersonVoice
+    robot_wav: Path
+
+    async def say(self, bus: Bus, text: str, person: str, done: asyncio.Event) -> None:
+        """Speak one line into the mic, then keep the room quiet until the turn is done."""
+        from omni_agent.speech.voices import feed_mic, silence
+
+        self.listener.config.person = person  # the sim knows who speaks; no speaker id yet
+        await feed_mic(bus, self.person.say(text))
+        while not done.is_set():
+            quiet = asyncio.create_task(feed_mic(bus, silence(0.2)))
+            waiter = asyncio.create_task(done.wait())
+            await asyncio.wait({quiet, waiter}, return_when=asyncio.FIRST_COMPLETED)
+            quiet.cancel()
+            waiter.cancel()
+
+
+@contextlib.asynccontextmanager
+async def sim_voice(bus: Bus, robot_wav: Path, audio_in: bool) -> AsyncIterator[SimVoice]:
+    """Listener (VAD + whisper ASR) on the mic and a piper TTS output for the robot."""
+    from omni_agent.speech.asr import WhisperAsr
+    from omni_agent.speech.listener import Listener, ListenerConfig
+    from omni_agent.speech.outputs import TtsSpeechOutput
+    from omni_agent.speech.sinks import TopicSink, WavSink
+    from omni_agent.speech.vad import VadConfig
+    from omni_agent.speech.voices import PersonVoice
+
+    robot_wav.parent.mkdir(parents=True, exist_ok=True)
+    asr = await asyncio.to_thread(WhisperAsr)
+    # backends that hear get the audio at the endpoint; the transcript follows for memory
+    listener = Listener(bus, VadConfig(), asr, ListenerConfig(wait_for_transcript=not audio_in))
+    output = TtsSpeechOutput([TopicSink(bus), WavSink(robot_wav)], bus=bus)
+    person = await asyncio.to_thread(PersonVoice, deterministic=True)
+    listener.start()
+    try:
+        yield SimVoice(listener, output, person, robot_wav)
+    finally:
+        await listener.close()
+        await output.close()
