@@ -301,6 +301,20 @@ CHAT_ROBOT = [
 ]
 
 
+# Robots talk more than people: most replies carry a second, longer sentence, so a
+# context of N tokens holds about as many turns as a real one would.
+ROBOT_TAIL = [
+    "Let me know if there is anything else I can do for you while I am here in the {place}.",
+    "By the way, my battery is fine and I can keep going for a few more hours today.",
+    "I also noticed the {place} is a bit dark right now, should I switch on another lamp?",
+    "If you want, I can set a reminder so that you do not have to think about it later.",
+    "It has been a busy day so far, and I have been keeping track of everything you said.",
+    "Just say my name whenever you need me, I will be around the {place} for a while.",
+    "I can also read you the weather forecast or your calendar for tomorrow if you like.",
+    "",
+]
+
+
 @dataclass(frozen=True)
 class Probe:
     question: str
@@ -461,7 +475,11 @@ def generate(
                     time=t,
                     place=place,
                     pose=pose,
-                    text=reply or fill(rng.choice(CHAT_ROBOT), place),
+                    text=(
+                        (reply or fill(rng.choice(CHAT_ROBOT), place))
+                        + " "
+                        + rng.choice(ROBOT_TAIL).format(place=place)
+                    ).strip(),
                 )
             )
             t += rng.uniform(10, 40)

@@ -1,4 +1,4 @@
-"""Hybrid retrieval: semantic cosine + FTS5 bm25 + recency + person + place.
+"""Hybrid retrieval: semantic cosine + idf-weighted FTS5 matches + recency + person + place.
 
 Scores are a weighted sum of parts that each lie in [0, 1], so a result's `parts` dict
 explains its score exactly: score == sum(weights[p] * parts[p]).

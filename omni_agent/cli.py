@@ -76,6 +76,9 @@ def build_parser() -> argparse.ArgumentParser:
     loop.add_argument("--turns", type=int, default=300)
     loop.add_argument("--out", type=Path, default=Path("runs/bench-loop.json"))
     loop.set_defaults(func=cmd_bench_loop)
+    brain = benches.add_parser("brain", help="answer quality and latency of the brain")
+    brain.add_argument("--out", type=Path, default=Path("runs/bench-brain.json"))
+    brain.set_defaults(func=cmd_bench_brain)
     for register in _plugins(BENCH_PLUGINS, "register_bench"):
         register(benches)
     for register in _plugins(COMMAND_PLUGINS, "register"):
@@ -162,6 +165,25 @@ def cmd_bench_loop(args: argparse.Namespace) -> int:
         f"median {o['median']:.3f} ms, p99 {o['p99']:.3f} ms (model time excluded); "
         f"bare client {report['baseline_client_only_ms']['median']:.3f} ms, "
         f"ratio {report['ratio_median_vs_client_only']}x; written to {args.out}"
+    )
+    return 0
+
+
+def cmd_bench_brain(args: argparse.Namespace) -> int:
+    from sim.bench_brain import run_brain_bench
+
+    report = asyncio.run(run_brain_bench(args.settings, args.out))
+    acc = report["accuracy"]
+    lat = report["latency_median_ms"]
+    print(
+        f"{report['model']}: navigation {acc['navigation']:.0%}, "
+        f"perception {acc['perception']:.0%}, safety {acc['safety']:.0%} "
+        f"({report['unsafe_refused_by_model']} refused by the model, "
+        f"{report['unsafe_rejected_by_envelope']} rejected by the envelope, "
+        f"{report['safety_violations']} violations); "
+        f"schema-valid {report['schema_valid']:.0%}; median first token "
+        f"{lat['first_token']:.0f} ms, first words {lat['first_speech']:.0f} ms, "
+        f"done {lat['done']:.0f} ms; written to {args.out}"
     )
     return 0
 

@@ -100,7 +100,7 @@ async def run_episode(
     then `bus` must be the bus the voice stack listens on)."""
     world = World.load(scenario.world) if scenario.world else World.load()
     bus = bus or Bus()
-    robot = SimRobot(world, bus)
+    robot = SimRobot(world, bus, world.places[scenario.start] if scenario.start else None)
     events: list[AgentEvent] = []
     turn_done = asyncio.Event()
     episode_log = EpisodeLog(log_path) if log_path else None

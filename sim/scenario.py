@@ -80,6 +80,8 @@ class Scenario(BaseModel):
     world: Path | None = None
     """World YAML, relative to the scenario file; unset uses the default home."""
     person: str = "Alice"
+    start: str | None = None
+    """Named place the robot starts at; unset uses the world's start."""
     lines: list[Line] = Field(min_length=1)
     expect: list[Expectation] = Field(default_factory=list)
 

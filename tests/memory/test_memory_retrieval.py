@@ -63,3 +63,30 @@ def test_ties_break_deterministically(mem: Memory) -> None:
     a = [r.turn_id for r in mem.search("same words", person="alice")]
     b = [r.turn_id for r in mem.search("same words", person="alice")]
     assert a == b
+
+
+def test_common_terms_are_dropped_and_rare_ones_still_match(mem: Memory) -> None:
+    filler = [turn(i, f"the robot said hello number {i}") for i in range(1, 40)]
+    mem.add_turns([*filler, turn(50, "hello, the Zbigniew invoice is on the desk")])
+    hits = mem.store.lexical("hello Zbigniew", postings=1500, max_df=0.2)
+    assert hits.dropped == ("hello",) and hits.terms == ("zbigniew",)
+    top = mem.search("hello Zbigniew", person="alice", k=3)[0]
+    assert top.turn_id == "t50" and top.parts["lexical"] == 1.0
+
+
+def test_lexical_channel_reads_a_bounded_number_of_postings(mem: Memory) -> None:
+    mem.add_turns([turn(i, f"kettle number {i}") for i in range(1, 60)])
+    hits = mem.store.lexical("kettle", postings=10, max_df=1.0)
+    assert len(hits.rowids) == 10
+    assert sorted(hits.rowids.tolist())[0] == 50  # the most recent matches are kept
+
+
+def test_lexical_candidates_of_other_people_are_never_scored(mem: Memory) -> None:
+    # Bob's turns out-match Alice's lexically; none may reach her results.
+    mem.add_turns(
+        [turn(i, "Quetzalcoatl statue in the attic", person="bob") for i in range(1, 30)]
+        + [turn(40, "a small statue", person="alice")]
+    )
+    got = mem.search("Quetzalcoatl statue attic", person="alice", k=10)
+    assert [r.turn_id for r in got] == ["t40"]
+    assert mem.search("Quetzalcoatl", person=None, k=10) == []
