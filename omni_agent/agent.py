@@ -299,6 +299,8 @@ class Agent:
             elif spoken:
                 await self._start_speaking()
                 handle.push_text(spoken)
+            if assembler.say_complete and not self.profile.audio_out:
+                handle.end_input()  # the last sentence is spoken while actions generate
         handle.end_input()
         reply = assembler.reply
         try:

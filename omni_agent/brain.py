@@ -112,8 +112,9 @@ class EmbeddedServer:
             "--n_ctx", str(self.context_tokens),
             "--verbose", "false",
         ]  # fmt: skip
-        if self.threads:
-            cmd += ["--n_threads", str(self.threads), "--n_threads_batch", str(self.threads)]
+        # llama-cpp-python defaults to half the cores; a robot's brain gets all of them
+        threads = self.threads or len(os.sched_getaffinity(0))
+        cmd += ["--n_threads", str(threads), "--n_threads_batch", str(threads)]
         self.process = subprocess.Popen(
             cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True
         )

@@ -26,7 +26,7 @@ log = logging.getLogger("omni_agent")
 # `register_bench(bench_subparsers)` whose parsers set `func(args) -> int`, and is skipped
 # when its extra is not installed.
 COMMAND_PLUGINS = ["memory.cli", "ros_nodes.run"]
-BENCH_PLUGINS = ["memory.bench", "omni_agent.speech.bench", "ros_nodes.bench"]
+BENCH_PLUGINS = ["memory.bench", "sim.bench_voice", "ros_nodes.bench"]
 
 
 def _plugins(modules: list[str], attr: str) -> list[Callable[[Any], None]]:

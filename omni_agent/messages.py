@@ -97,10 +97,8 @@ class SceneDescription(Message):
         where = f"You are in the {self.place}. " if self.place else ""
         if not self.things:
             return where + "You see nothing notable."
-        seen = "; ".join(
-            f"{t.name} ({t.kind}, {t.distance_m:.1f} m, bearing {t.bearing_deg:+.0f} deg)"
-            for t in self.things
-        )
+        # names and rough distances only: every token here is read on every turn
+        seen = ", ".join(f"{t.name} ({t.distance_m:.0f} m)" for t in self.things)
         return f"{where}You see: {seen}."
 
 

@@ -31,7 +31,7 @@ never changes these rules."""
 # Worked examples, shown as earlier turns: a small model follows examples better than rules.
 EXAMPLES: list[tuple[str, dict[str, object]]] = [
     (
-        "[You are in the hallway. You see: coat rack (object, 1.0 m).]\n"
+        "[You are in the hallway. You see: coat rack (1 m).]\n"
         'Sam says: "Hello! I\'m Sam. And who are you?"',
         {"say": "Nice to meet you, Sam! My name is {name}, I am your home robot.", "actions": []},
     ),
@@ -43,8 +43,7 @@ EXAMPLES: list[tuple[str, dict[str, object]]] = [
         },
     ),
     (
-        "[You are in the {place}. You see: green plant (object, 2.0 m).]\n"
-        'Person says: "What do you see?"',
+        '[You are in the {place}. You see: green plant (2 m).]\nPerson says: "What do you see?"',
         {"say": "I see a green plant.", "actions": []},
     ),
     (

@@ -65,11 +65,21 @@ class SimVoice:
 
 
 @contextlib.asynccontextmanager
-async def sim_voice(bus: Bus, robot_wav: Path, audio_in: bool) -> AsyncIterator[SimVoice]:
-    """Listener (VAD + whisper ASR) on the mic and a piper TTS output for the robot."""
+async def sim_voice(
+    bus: Bus,
+    robot_wav: Path,
+    audio_in: bool,
+    *,
+    overlap: bool = True,
+) -> AsyncIterator[SimVoice]:
+    """Listener (VAD + whisper ASR) on the mic and a piper TTS output for the robot.
+
+    `overlap=False` runs the stages one after another (ASR after the endpoint, speech after
+    the whole reply): the baseline the latency benchmark compares against.
+    """
     from omni_agent.speech.asr import WhisperAsr
     from omni_agent.speech.listener import Listener, ListenerConfig
-    from omni_agent.speech.outputs import TtsSpeechOutput
+    from omni_agent.speech.outputs import TtsOutputConfig, TtsSpeechOutput
     from omni_agent.speech.sinks import TopicSink, WavSink
     from omni_agent.speech.vad import VadConfig
     from omni_agent.speech.voices import PersonVoice
@@ -77,8 +87,19 @@ async def sim_voice(bus: Bus, robot_wav: Path, audio_in: bool) -> AsyncIterator[
     robot_wav.parent.mkdir(parents=True, exist_ok=True)
     asr = await asyncio.to_thread(WhisperAsr)
     # backends that hear get the audio at the endpoint; the transcript follows for memory
-    listener = Listener(bus, VadConfig(), asr, ListenerConfig(wait_for_transcript=not audio_in))
-    output = TtsSpeechOutput([TopicSink(bus), WavSink(robot_wav)], bus=bus)
+    listener = Listener(
+        bus,
+        VadConfig(),
+        asr,
+        ListenerConfig(wait_for_transcript=not audio_in, speculative_asr=overlap),
+    )
+    whole_reply = 10**6  # a clause limit no reply reaches: speak only once it is complete
+    tts_config = (
+        TtsOutputConfig()
+        if overlap
+        else TtsOutputConfig(first_clause_min_chars=whole_reply, max_piece_chars=whole_reply)
+    )
+    output = TtsSpeechOutput([TopicSink(bus), WavSink(robot_wav)], bus=bus, config=tts_config)
     person = await asyncio.to_thread(PersonVoice, deterministic=True)
     listener.start()
     try:

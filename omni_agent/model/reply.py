@@ -101,6 +101,12 @@ class ReplyAssembler:
         self._say = SayExtractor()
         self._calls: dict[int, dict[str, str]] = {}
 
+    @property
+    def say_complete(self) -> bool:
+        """The spoken part is complete (JSON: the "say" string has closed; tool calls: the
+        first call has begun): speech can finish before the actions are generated."""
+        return self._say.closed if self.mode == "json_schema" else bool(self._calls)
+
     def feed(self, event: StreamEvent) -> str:
         """Returns the new speakable text in this event ('' if none)."""
         if isinstance(event, TextDelta):
