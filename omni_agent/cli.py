@@ -113,7 +113,7 @@ def cmd_sim(args: argparse.Namespace) -> int:
     from rich.console import Console
 
     from omni_agent.brain import open_brain
-    from omni_agent.recall import LongTermMemory
+    from omni_agent.recall import LongTermMemory, ModelSummarizer
     from omni_agent.transport import Bus
     from sim.report import TranscriptPrinter, print_summary
     from sim.runner import run_episode
@@ -127,27 +127,27 @@ def cmd_sim(args: argparse.Namespace) -> int:
 
     async def main() -> int:
         console.print(f"[bold]Scenario:[/] {scenario.name}  [dim]starting the model...[/]")
-        memory = LongTermMemory.open(config.memory, log_path.with_suffix(".memory.db"))
         no_speech = "typed lines (--text)" if args.text else speech_unavailable()
-        try:
-            async with open_brain(config) as brain, contextlib.AsyncExitStack() as stack:
-                bus, voice = Bus(), None
-                if no_speech is None:
-                    wav = log_path.with_suffix(".robot.wav")
-                    voice = await stack.enter_async_context(
-                        sim_voice(bus, wav, brain.profile.audio_in)
-                    )
-                    console.print(f"[dim]speech: people speak, robot voice -> {wav}[/]")
-                else:
-                    console.print(f"[dim]speech off: {no_speech}[/]")
-                console.print(f"[dim]brain: {brain.description}[/]")
-                printer = None if args.quiet else TranscriptPrinter(console)
-                result = await run_episode(
-                    config, scenario, brain, log_path=log_path, on_event=printer,
-                    memory=memory, voice=voice, bus=bus,
-                )  # fmt: skip
-        finally:
-            memory.close()
+        async with open_brain(config) as brain, contextlib.AsyncExitStack() as stack:
+            console.print(f"[dim]brain: {brain.description}[/]")
+            memory = LongTermMemory.open(
+                config.memory,
+                log_path.with_suffix(".memory.db"),
+                summarizer=ModelSummarizer(brain.client, config.model),
+            )
+            stack.callback(memory.close)
+            bus, voice = Bus(), None
+            if no_speech is None:
+                wav = log_path.with_suffix(".robot.wav")
+                voice = await stack.enter_async_context(sim_voice(bus, wav, brain.profile.audio_in))
+                console.print(f"[dim]speech: people speak, robot voice -> {wav}[/]")
+            else:
+                console.print(f"[dim]speech off: {no_speech}[/]")
+            printer = None if args.quiet else TranscriptPrinter(console)
+            result = await run_episode(
+                config, scenario, brain, log_path=log_path, on_event=printer,
+                memory=memory, voice=voice, bus=bus,
+            )  # fmt: skip
         print_summary(result, console)
         return 1 if args.strict and not result.passed else 0
 

@@ -8,15 +8,19 @@ turn's caption, so a backend without image input can still recall what it was sh
 
 from __future__ import annotations
 
+import asyncio
 import time
 import uuid
 from collections.abc import Callable
 from pathlib import Path
 
 from memory import Memory, MemoryTurn
+from memory.consolidate import Summarizer
 from memory.types import Pose
 from omni_agent.agent import TurnRecord
-from omni_agent.config import MemoryConfig
+from omni_agent.config import MemoryConfig, ModelConfig
+from omni_agent.model.client import ModelClient, TextDelta
+from omni_agent.model.request import build_text_request
 
 
 class LongTermMemory:
@@ -41,8 +45,11 @@ class LongTermMemory:
         path: Path | None = None,
         clock: Callable[[], float] = time.time,
         session: str | None = None,
+        summarizer: Summarizer | None = None,
     ) -> LongTermMemory:
-        memory = Memory.open(path or config.path, strategy=config.strategy)
+        """`summarizer` consolidates old turns (ModelSummarizer: the agent's own model);
+        without one, memory keeps a deterministic extractive summary."""
+        memory = Memory.open(path or config.path, strategy=config.strategy, summarizer=summarizer)
         return cls(memory, config.budget_tokens, clock, session)
 
     def recall(self, query: str, person: str | None, skip: set[int]) -> str:
@@ -86,3 +93,47 @@ class LongTermMemory:
 
     def close(self) -> None:
         self.memory.close()
+
+
+SUMMARY_PROMPT = (
+    "Summarize this log of a robot's conversations in at most 80 words. Keep who said what, "
+    "names, objects, where things are, places and dates. Write plain sentences."
+)
+
+
+class ModelSummarizer:
+    """Memory consolidation backed by the agent's own model, always second to a person.
+
+    It starts only when no turn has used the model for `quiet_s`, and gives the model back
+    the moment a turn starts (its summary is abandoned and redone later: nothing is lost).
+    On a CPU brain that serves one request at a time, this keeps summaries off the answer's
+    critical path.
+    """
+
+    def __init__(
+        self, client: ModelClient, config: ModelConfig, quiet_s: float = 2.0, max_tokens: int = 160
+    ) -> None:
+        self.client = client
+        self.config = config
+        self.quiet_s = quiet_s
+        self.max_tokens = max_tokens
+
+    async def __call__(self, text: str) -> str:
+        quiet_since = time.monotonic()
+        while time.monotonic() - quiet_since < self.quiet_s:
+            if self.client.active_streams:
+                quiet_since = time.monotonic()
+            await asyncio.sleep(0.1)
+        body = build_text_request(self.config, SUMMARY_PROMPT, text, self.max_tokens)
+        parts: list[str] = []
+        baseline = self.client.active_streams  # our own stream counts from here on
+        async for event in self.client.stream(body):
+            if self.client.active_streams > baseline + 1:
+                raise ConversationFirst("a turn needs the model: summary abandoned for now")
+            if isinstance(event, TextDelta):
+                parts.append(event.text)
+        return "".join(parts).strip()
+
+
+class ConversationFirst(Exception):
+    """Background model work stepped aside for a conversation turn."""

@@ -104,6 +104,8 @@ class ModelClient:
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self.config = config
+        self.active_streams = 0
+        """Replies streaming right now (background work yields to conversation turns)."""
         headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
         self._http = httpx.AsyncClient(
             base_url=self.base_url,
@@ -130,6 +132,14 @@ class ModelClient:
 
     async def stream(self, body: dict[str, Any]) -> AsyncIterator[StreamEvent]:
         """Stream the reply's events; raises ModelUnavailable or ModelStreamError."""
+        self.active_streams += 1
+        try:
+            async for event in self._stream(body):
+                yield event
+        finally:
+            self.active_streams -= 1
+
+    async def _stream(self, body: dict[str, Any]) -> AsyncIterator[StreamEvent]:
         deadline = time.monotonic() + self.config.total_timeout_s
         attempt = 0
         while True:

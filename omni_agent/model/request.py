@@ -57,15 +57,7 @@ def build_request(
     messages: list[dict[str, Any]] = [{"role": "system", "content": system}]
     messages += [{"role": t.role, "content": t.text} for t in history]
     messages.append({"role": "user", "content": _user_content(profile, user)})
-    body: dict[str, Any] = {
-        "model": config.name,
-        "messages": messages,
-        "stream": True,
-        "temperature": config.temperature,
-        "max_tokens": config.max_tokens,
-    }
-    if config.seed is not None:
-        body["seed"] = config.seed
+    body = _body(config, messages, config.max_tokens)
     if profile.actions == "json_schema":
         schema = reply_schema(allowed_skills)
         if profile.schema_field == "json_object":
@@ -81,4 +73,25 @@ def build_request(
             body["tools"] = tools
             body["tool_choice"] = "auto"
     body.update(profile.extra_body)
+    return body
+
+
+def build_text_request(
+    config: ModelConfig, system: str, text: str, max_tokens: int
+) -> dict[str, Any]:
+    """A plain text-in, text-out request (memory consolidation): no actions, no media."""
+    messages = [{"role": "system", "content": system}, {"role": "user", "content": text}]
+    return _body(config, messages, max_tokens)
+
+
+def _body(config: ModelConfig, messages: list[dict[str, Any]], max_tokens: int) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "model": config.name,
+        "messages": messages,
+        "stream": True,
+        "temperature": config.temperature,
+        "max_tokens": max_tokens,
+    }
+    if config.seed is not None:
+        body["seed"] = config.seed
     return body

