@@ -146,7 +146,7 @@ class Agent:
         site.places = {**config.robot.places, **site.places}
         self.places = site.places
         self.safety = SafetyEnvelope(config.safety, site)
-        self.events = EventFanout(*(s for s in (on_event,) if s is not None))
+        self.events = EventFanout(on_event) if on_event else EventFanout()
         self.resume_after_false_interruption = resume_after_false_interruption
         self.turns: list[TurnRecord] = []
         self._backend_ok = True

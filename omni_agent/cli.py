@@ -8,11 +8,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import importlib
 import logging
 import sys
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -65,7 +63,24 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument(
         "--strict", action="store_true", help="exit with status 1 if an expectation fails"
     )
+    sim.add_argument("--all", action="store_true", help="run the whole scenario library")
+    sim.add_argument("--parallel", type=int, default=1, metavar="N", help="episodes at once")
+    sim.add_argument(
+        "--brain", choices=["embedded", "scripted"], default=None,
+        help="scripted: an instant rule-based brain (default: --model-url or embedded)",
+    )  # fmt: skip
+    sim.add_argument(
+        "--speed", type=float, default=None, metavar="X",
+        help="simulated seconds per real second while the world waits (default: no waiting)",
+    )  # fmt: skip
+    sim.add_argument("--record", action="store_true", help="write each episode to MCAP")
+    sim.add_argument("--view", action="store_true", help="write a GIF of each episode")
     sim.set_defaults(func=cmd_sim)
+
+    replay = commands.add_parser("replay", help="feed a recorded episode back into the agent")
+    replay.add_argument("file", type=Path, help="an episode recording (.mcap) or log (.jsonl)")
+    replay.add_argument("--brain", choices=["embedded", "scripted"], default="scripted")
+    replay.set_defaults(func=cmd_replay)
 
     show = commands.add_parser("config", help="print the effective configuration")
     show.set_defaults(func=cmd_config)
@@ -112,46 +127,17 @@ def cmd_sim(args: argparse.Namespace) -> int:
     config: Config = args.settings
     from rich.console import Console
 
-    from omni_agent.brain import open_brain
-    from omni_agent.recall import LongTermMemory, ModelSummarizer
-    from omni_agent.transport import Bus
-    from sim.report import TranscriptPrinter, print_summary
-    from sim.runner import run_episode
-    from sim.scenario import DEFAULT_SCENARIO, Scenario
-    from sim.voice import sim_voice, speech_unavailable
+    from sim.cli import run_sim
 
-    console = Console()
-    scenario = Scenario.load(config.sim.scenario or DEFAULT_SCENARIO)
-    stamp = time.strftime("%Y%m%d-%H%M%S")
-    log_path = config.sim.out_dir / f"episode-{scenario.name}-{stamp}.jsonl"
+    return run_sim(config, args, Console())
 
-    async def main() -> int:
-        console.print(f"[bold]Scenario:[/] {scenario.name}  [dim]starting the model...[/]")
-        no_speech = "typed lines (--text)" if args.text else speech_unavailable()
-        async with open_brain(config) as brain, contextlib.AsyncExitStack() as stack:
-            console.print(f"[dim]brain: {brain.description}[/]")
-            memory = LongTermMemory.open(
-                config.memory,
-                log_path.with_suffix(".memory.db"),
-                summarizer=ModelSummarizer(brain.client, config.model),
-            )
-            stack.callback(memory.close)
-            bus, voice = Bus(), None
-            if no_speech is None:
-                wav = log_path.with_suffix(".robot.wav")
-                voice = await stack.enter_async_context(sim_voice(bus, wav, brain.profile.audio_in))
-                console.print(f"[dim]speech: people speak, robot voice -> {wav}[/]")
-            else:
-                console.print(f"[dim]speech off: {no_speech}[/]")
-            printer = None if args.quiet else TranscriptPrinter(console)
-            result = await run_episode(
-                config, scenario, brain, log_path=log_path, on_event=printer,
-                memory=memory, voice=voice, bus=bus,
-            )  # fmt: skip
-        print_summary(result, console)
-        return 1 if args.strict and not result.passed else 0
 
-    return asyncio.run(main())
+def cmd_replay(args: argparse.Namespace) -> int:
+    from rich.console import Console
+
+    from sim.cli import run_replay
+
+    return run_replay(args.settings, args, Console())
 
 
 def cmd_bench_loop(args: argparse.Namespace) -> int:

@@ -22,19 +22,30 @@ from omni_agent.actions import (
 from omni_agent.messages import Odometry, Pose2D
 from omni_agent.safety import unicycle_path
 from omni_agent.transport import ODOM, SCENE, Bus
+from sim.clock import SimClock
 from sim.world import World
 
 NAV_SPEED_M_S = 0.4
 
 
 class SimRobot:
-    def __init__(self, world: World, bus: Bus, start: Pose2D | None = None) -> None:
+    def __init__(
+        self,
+        world: World,
+        bus: Bus,
+        start: Pose2D | None = None,
+        clock: SimClock | None = None,
+    ) -> None:
         self.world = world
         self.bus = bus
+        self.clock = clock
+        """Motion sleeps on this clock when given (an episode); else only sim_time moves."""
         self._pose = start or world.places[world.robot_start]
         self.sim_time = 0.0
         self.violations: list[str] = []
         self.halts = 0
+        room = world.room_at(self._pose.x, self._pose.y)
+        self.rooms_visited: list[str] = [room.name] if room else []
         self.publish_state()
 
     @property
@@ -57,7 +68,7 @@ class SimRobot:
                 if action.place is not None
                 else Pose2D(x=action.x or 0.0, y=action.y or 0.0, yaw=action.yaw or 0.0)
             )
-            self.sim_time += self._pose.distance_to(target) / NAV_SPEED_M_S
+            await self._take(self._pose.distance_to(target) / NAV_SPEED_M_S)
             self._check_segment(self._pose, target)
             self._pose = target
         elif isinstance(action, Move):
@@ -66,12 +77,12 @@ class SimRobot:
                 self._check(x, y)
             yaw = self._pose.yaw + action.angular * action.duration
             self._pose = Pose2D(x=points[-1][0], y=points[-1][1], yaw=_wrap(yaw))
-            self.sim_time += action.duration
+            await self._take(action.duration)
         elif isinstance(action, Turn):
             self._pose = self._pose.model_copy(
                 update={"yaw": _wrap(self._pose.yaw + math.radians(action.degrees))}
             )
-            self.sim_time += abs(math.radians(action.degrees))
+            await self._take(abs(math.radians(action.degrees)))
         elif isinstance(action, LookAt):
             marks = {**self.world.landmarks(), **self.world.places}
             where = marks[_match(marks, action.target)]
@@ -81,6 +92,11 @@ class SimRobot:
             pass
         self.publish_state()
         return ActionResult(action=raw, ok=True, detail=f"now at {self.place or 'unnamed spot'}")
+
+    async def _take(self, seconds: float) -> None:
+        self.sim_time += seconds
+        if self.clock is not None:
+            await self.clock.sleep(seconds)
 
     async def halt(self) -> None:
         self.halts += 1
@@ -92,6 +108,9 @@ class SimRobot:
         self._check(b.x, b.y)
 
     def _check(self, x: float, y: float) -> None:
+        room = self.world.room_at(x, y)
+        if room is not None and (not self.rooms_visited or self.rooms_visited[-1] != room.name):
+            self.rooms_visited.append(room.name)
         problem = self.world.violation(x, y)
         if problem and problem not in self.violations:
             self.violations.append(problem)

@@ -50,14 +50,24 @@ class SimVoice:
     person: PersonVoice
     robot_wav: Path
 
-    async def say(self, bus: Bus, text: str, person: str, done: asyncio.Event) -> None:
-        """Speak one line into the mic, then keep the room quiet until the turn is done."""
+    async def say(
+        self,
+        bus: Bus,
+        text: str,
+        person: str,
+        done: asyncio.Event,
+        *,
+        noise_dbfs: float | None = None,
+        seed: int = 0,
+    ) -> None:
+        """Speak one line into the mic (over background noise at `noise_dbfs`, if given),
+        then keep the room quiet, or as noisy, until the turn is done."""
         from omni_agent.speech.voices import feed_mic, silence
 
         self.listener.config.person = person  # the sim knows who speaks; no speaker id yet
-        await feed_mic(bus, self.person.say(text))
+        await feed_mic(bus, self.person.say(text, noise_dbfs=noise_dbfs, seed=seed))
         while not done.is_set():
-            quiet = asyncio.create_task(feed_mic(bus, silence(0.2)))
+            quiet = asyncio.create_task(feed_mic(bus, silence(0.2, noise_dbfs, seed)))
             waiter = asyncio.create_task(done.wait())
             await asyncio.wait({quiet, waiter}, return_when=asyncio.FIRST_COMPLETED)
             quiet.cancel()
