@@ -24,7 +24,7 @@ log = logging.getLogger("omni_agent")
 # `register_bench(bench_subparsers)` whose parsers set `func(args) -> int`, and is skipped
 # when its extra is not installed.
 COMMAND_PLUGINS = ["memory.cli", "ros_nodes.run"]
-BENCH_PLUGINS = ["memory.bench", "sim.bench_voice", "ros_nodes.bench"]
+BENCH_PLUGINS = ["memory.bench", "sim.bench_voice", "sim.bench_sim", "ros_nodes.bench"]
 
 
 def _plugins(modules: list[str], attr: str) -> list[Callable[[Any], None]]:
@@ -73,12 +73,15 @@ def build_parser() -> argparse.ArgumentParser:
         "--speed", type=float, default=None, metavar="X",
         help="simulated seconds per real second while the world waits (default: no waiting)",
     )  # fmt: skip
-    sim.add_argument("--record", action="store_true", help="write each episode to MCAP")
-    sim.add_argument("--view", action="store_true", help="write a GIF of each episode")
+    sim.add_argument(
+        "--record", action="store_true", help="write each episode as a rosbag2 (MCAP) directory"
+    )
     sim.set_defaults(func=cmd_sim)
 
     replay = commands.add_parser("replay", help="feed a recorded episode back into the agent")
-    replay.add_argument("file", type=Path, help="an episode recording (.mcap) or log (.jsonl)")
+    replay.add_argument(
+        "file", type=Path, help="an episode recording (rosbag2 directory) or log (.jsonl)"
+    )
     replay.add_argument("--brain", choices=["embedded", "scripted"], default="scripted")
     replay.set_defaults(func=cmd_replay)
 

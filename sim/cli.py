@@ -40,11 +40,7 @@ def _episode_sinks(args: argparse.Namespace, out_dir: Path, scenario: Scenario) 
     if getattr(args, "record", False):
         from sim.recording import McapRecorder
 
-        sinks.append(McapRecorder(out_dir / f"{scenario.name}.mcap", scenario))
-    if getattr(args, "view", False):
-        from sim.view import GifRecorder
-
-        sinks.append(GifRecorder(out_dir / f"{scenario.name}.gif", scenario))
+        sinks.append(McapRecorder(out_dir / f"{scenario.name}-bag", scenario))
     return sinks
 
 

@@ -114,7 +114,7 @@ def check_expectations(
     states: list[str] | None = None,
 ) -> list[Check]:
     """`line_turns` maps lines to turns; without it turn N is the Nth turn (one session)."""
-    by_line = line_turns if line_turns is not None else list(turns)
+    by_line: list[TurnRecord | None] = list(line_turns if line_turns is not None else turns)
     return [_check(exp, turns, by_line, robot, states or []) for exp in scenario.expect]
 
 
@@ -180,7 +180,7 @@ class _TrackedMemory:
 
     def __init__(self, inner: TurnMemory) -> None:
         self.inner = inner
-        self.pending: set[asyncio.Task[None]] = set()
+        self.pending: set[asyncio.Task[Any]] = set()
 
     def recall(self, query: str, person: str | None, skip: set[int]) -> str:
         return self.inner.recall(query, person, skip)
@@ -188,12 +188,12 @@ class _TrackedMemory:
     async def remember(self, record: TurnRecord) -> None:
         task = asyncio.current_task()
         if task is not None:
-            self.pending.add(task)  # type: ignore[arg-type]
+            self.pending.add(task)
         try:
             await self.inner.remember(record)
         finally:
             if task is not None:
-                self.pending.discard(task)  # type: ignore[arg-type]
+                self.pending.discard(task)
 
     async def flush(self) -> None:
         while self.pending:
@@ -445,11 +445,11 @@ async def run_episode(
             known = {id(t) for t in all_turns}
             all_turns.extend(t for t in agent.turns if id(t) not in known)
     finally:
-        for task in talking_over.values():
-            task.cancel()
-        for task, done in spoken.values():
-            done.set()
-            task.cancel()
+        for over in talking_over.values():
+            over.cancel()
+        for voice_task, voice_done in spoken.values():
+            voice_done.set()
+            voice_task.cancel()
         await stop_agent()
         if episode_log is not None:
             episode_log.close()
