@@ -76,6 +76,9 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument(
         "--record", action="store_true", help="write each episode as a rosbag2 (MCAP) directory"
     )
+    sim.add_argument(
+        "--view", action="store_true", help="write a GIF of the episode next to its log"
+    )
     sim.set_defaults(func=cmd_sim)
 
     replay = commands.add_parser("replay", help="feed a recorded episode back into the agent")

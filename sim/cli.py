@@ -114,9 +114,20 @@ async def _run_one(config: Config, args: argparse.Namespace, console: Console, s
     else:
         no_speech = speech_unavailable()
     sinks = _episode_sinks(args, log_path.parent / log_path.stem, scenario)
+    bus = Bus()
+    clock = SimClock(speed)
+    robot = None
+    if getattr(args, "view", False):
+        from sim.robot import SimRobot
+        from sim.view import EpisodeView
+        from sim.world import World
+
+        world = World.load(scenario.world) if scenario.world else World.load()
+        start = world.places[scenario.start] if scenario.start else None
+        robot = SimRobot(world, bus, start, clock=clock)
+        sinks.append(EpisodeView(robot, log_path.with_suffix(".gif"), scenario.name))
     async with chosen_brain(config, args.brain) as brain, contextlib.AsyncExitStack() as stack:
         console.print(f"[dim]brain: {brain.description}[/]")
-        clock = SimClock(speed)
         summarizer = (
             None if args.brain == "scripted" else ModelSummarizer(brain.client, config.model)
         )
@@ -125,7 +136,7 @@ async def _run_one(config: Config, args: argparse.Namespace, console: Console, s
             summarizer=summarizer,
         )  # fmt: skip
         stack.callback(memory.close)
-        bus, voice = Bus(), None
+        voice = None
         if no_speech is None:
             wav = log_path.with_suffix(".robot.wav")
             voice = await stack.enter_async_context(sim_voice(bus, wav, brain.profile.audio_in))
@@ -135,7 +146,7 @@ async def _run_one(config: Config, args: argparse.Namespace, console: Console, s
         printer = None if args.quiet else TranscriptPrinter(console)
         result = await run_episode(
             config, scenario, brain, log_path=log_path, on_event=printer,
-            memory=memory, voice=voice, bus=bus, clock=clock, sinks=sinks,
+            memory=memory, voice=voice, bus=bus, clock=clock, sinks=sinks, robot=robot,
         )  # fmt: skip
     print_summary(result, console)
     _close(sinks, console)

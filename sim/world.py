@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
+from typing import Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError
 
 from omni_agent.config import Rect
 from omni_agent.errors import UserError
@@ -34,6 +35,25 @@ class WorldObject(BaseModel):
         return f"{self.colour} {self.name}".strip()
 
 
+class Door(BaseModel):
+    """A gap in the wall between two rooms, centred at (x, y) on their shared edge."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    rooms: tuple[str, str]
+    x: float
+    y: float
+    width: float = Field(default=0.9, gt=0.0)
+
+    @property
+    def centre(self) -> Pose2D:
+        return Pose2D(x=self.x, y=self.y)
+
+
+Segment = tuple[float, float, float, float]
+"""A wall: (x1, y1, x2, y2)."""
+
+
 class Person(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -50,7 +70,56 @@ class World(BaseModel):
     objects: list[WorldObject] = Field(default_factory=list)
     people: list[Person] = Field(default_factory=list)
     keepout: list[Rect] = Field(default_factory=list)
+    doors: list[Door] = Field(default_factory=list)
+    """Where rooms connect; without any, each pair of rooms sharing an edge gets a door in
+    the middle of that edge."""
     robot_start: str
+    _walls: list[Segment] = PrivateAttr(default_factory=list)
+
+    def model_post_init(self, context: Any, /) -> None:
+        if not self.doors:
+            self.doors = _derived_doors(self.rooms)
+        names = {r.name for r in self.rooms}
+        for door in self.doors:
+            for room in door.rooms:
+                if room not in names:
+                    raise ValueError(f"door between unknown room {room!r}")
+        self._walls = _walls(self.rooms, self.doors)
+
+    @property
+    def walls(self) -> list[Segment]:
+        """Every room edge, with the door gaps cut out."""
+        return self._walls
+
+    def blocked(self, x1: float, y1: float, x2: float, y2: float) -> bool:
+        """Whether the straight step from (x1, y1) to (x2, y2) crosses a wall."""
+        return any(_crosses(x1, y1, x2, y2, w) for w in self._walls)
+
+    def route(self, start: Pose2D, goal: Pose2D) -> list[Pose2D]:
+        """Waypoints from start to goal through door centres (fewest doors), goal last."""
+        a, b = self.room_at(start.x, start.y), self.room_at(goal.x, goal.y)
+        if a is None or b is None or a.name == b.name:
+            return [goal]
+        came: dict[str, tuple[str, Door] | None] = {a.name: None}
+        queue = [a.name]
+        while queue:
+            here = queue.pop(0)
+            if here == b.name:
+                break
+            for door in self.doors:
+                if here in door.rooms:
+                    there = door.rooms[1] if door.rooms[0] == here else door.rooms[0]
+                    if there not in came:
+                        came[there] = (here, door)
+                        queue.append(there)
+        if b.name not in came:
+            return [goal]
+        path: list[Pose2D] = [goal]
+        step = came[b.name]
+        while step is not None:
+            path.insert(0, step[1].centre)
+            step = came[step[0]]
+        return path
 
     @classmethod
     def load(cls, path: Path = DEFAULT_WORLD) -> World:
@@ -111,3 +180,83 @@ class World(BaseModel):
         if self.room_at(x, y) is None:
             return f"left the rooms at ({x:.2f}, {y:.2f})"
         return None
+
+
+def _derived_doors(rooms: list[Rect]) -> list[Door]:
+    doors = []
+    for i, a in enumerate(rooms):
+        for b in rooms[i + 1 :]:
+            edge = _shared_edge(a, b)
+            if edge is not None:
+                x1, y1, x2, y2 = edge
+                length = math.hypot(x2 - x1, y2 - y1)
+                doors.append(
+                    Door(
+                        rooms=(a.name, b.name),
+                        x=(x1 + x2) / 2,
+                        y=(y1 + y2) / 2,
+                        width=min(0.9, 0.8 * length),
+                    )
+                )
+    return doors
+
+
+def _shared_edge(a: Rect, b: Rect) -> Segment | None:
+    for ax in (a.x_min, a.x_max):
+        for bx in (b.x_min, b.x_max):
+            lo, hi = max(a.y_min, b.y_min), min(a.y_max, b.y_max)
+            if ax == bx and hi - lo > 0.5:
+                return (ax, lo, ax, hi)
+    for ay in (a.y_min, a.y_max):
+        for by in (b.y_min, b.y_max):
+            lo, hi = max(a.x_min, b.x_min), min(a.x_max, b.x_max)
+            if ay == by and hi - lo > 0.5:
+                return (lo, ay, hi, ay)
+    return None
+
+
+def _walls(rooms: list[Rect], doors: list[Door]) -> list[Segment]:
+    """Room edges (shared ones once) minus the door gaps."""
+    edges: set[Segment] = set()
+    for r in rooms:
+        edges.update(
+            {
+                (r.x_min, r.y_min, r.x_max, r.y_min),
+                (r.x_min, r.y_max, r.x_max, r.y_max),
+                (r.x_min, r.y_min, r.x_min, r.y_max),
+                (r.x_max, r.y_min, r.x_max, r.y_max),
+            }
+        )
+    walls: list[Segment] = []
+    for x1, y1, x2, y2 in sorted(edges):
+        horizontal = y1 == y2
+        lo, hi = (x1, x2) if horizontal else (y1, y2)
+        gaps = sorted(
+            (c - d.width / 2, c + d.width / 2)
+            for d in doors
+            for along, across, c in [(d.x, d.y, d.x) if horizontal else (d.y, d.x, d.y)]
+            if abs(across - (y1 if horizontal else x1)) < 1e-6 and lo <= along <= hi
+        )
+        start = lo
+        for g_lo, g_hi in gaps:
+            if g_lo > start:
+                walls.append(_piece(horizontal, x1, y1, start, min(g_lo, hi)))
+            start = max(start, g_hi)
+        if start < hi:
+            walls.append(_piece(horizontal, x1, y1, start, hi))
+    return walls
+
+
+def _piece(horizontal: bool, x: float, y: float, lo: float, hi: float) -> Segment:
+    return (lo, y, hi, y) if horizontal else (x, lo, x, hi)
+
+
+def _crosses(x1: float, y1: float, x2: float, y2: float, wall: Segment) -> bool:
+    """Whether segment (x1, y1)-(x2, y2) touches the wall segment."""
+    x3, y3, x4, y4 = wall
+    d = (x2 - x1) * (y4 - y3) - (y2 - y1) * (x4 - x3)
+    if d == 0:
+        return False
+    t = ((x3 - x1) * (y4 - y3) - (y3 - y1) * (x4 - x3)) / d
+    u = ((x3 - x1) * (y2 - y1) - (y3 - y1) * (x2 - x1)) / d
+    return 0.0 < t <= 1.0 and 0.0 <= u <= 1.0
