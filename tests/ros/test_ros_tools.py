@@ -19,6 +19,8 @@ HERE = Path(__file__).resolve().parent
 
 
 def test_sandbox_has_only_loopback_and_the_loopback_profile(sandbox: None) -> None:
+    """Every DDS process runs under `unshare -n` with only lo up, never the real network."""
+    assert sandboxed(["x"])[:2] == ["unshare", "-n"]
     code = "import os, socket; print(sorted(n for _, n in socket.if_nameindex()))"
     env = sandbox_env()
     out = subprocess.run(
