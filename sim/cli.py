@@ -18,6 +18,7 @@ from rich.console import Console
 
 from omni_agent.brain import Brain, open_brain
 from omni_agent.config import Config
+from omni_agent.errors import UserError
 from omni_agent.events import EventSink
 from sim.scenario import DEFAULT_SCENARIO, Scenario
 
@@ -31,6 +32,11 @@ async def chosen_brain(config: Config, kind: str | None) -> AsyncIterator[Brain]
             yield brain
     else:
         async with open_brain(config) as brain:
+            if config.model.url and not await brain.client.ready():
+                raise UserError(
+                    f"model server at {config.model.url} is not answering GET /models: "
+                    "is it running, and does --model-url end in /v1?"
+                )
             yield brain
 
 
@@ -81,7 +87,7 @@ async def _run_all(config: Config, args: argparse.Namespace, console: Console, s
             parallel=args.parallel, speed=speed, console=console, episode_hook=hook,
         )  # fmt: skip
     else:
-        async with open_brain(config) as brain:
+        async with chosen_brain(config, None) as brain:
             console.print(f"[dim]brain: {brain.description}[/]")
             started = time.perf_counter()
             results = await run_library(

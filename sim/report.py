@@ -24,7 +24,7 @@ class TranscriptPrinter:
         elif event.kind == "robot":
             c.print(f"[bold green]Robot:[/] {d['text']}", highlight=False)
         elif event.kind == "turn":
-            if d.get("interrupted"):
+            if d.get("interrupted") and not d.get("error"):
                 c.print(f"  [dim](interrupted after: {d.get('spoken') or 'nothing'!r})[/]")
             lat = d.get("latency_ms", {})
             if "first_token" in lat:

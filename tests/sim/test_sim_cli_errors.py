@@ -1,0 +1,31 @@
+"""A newcomer's mistakes end `omni-agent sim` with one line that says what to do."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from omni_agent.cli import main
+
+
+def test_a_model_url_with_no_server_behind_it_is_one_line_exit_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code = main(
+        ["--model-url", "http://127.0.0.1:9/v1", "--set", "model.retries=0",
+         "sim", "--text", "--out", str(tmp_path)]
+    )  # fmt: skip
+    err = capsys.readouterr().err.strip()
+    assert code == 2
+    assert err.count("\n") == 0
+    assert "is not answering" in err and "--model-url" in err
+
+
+def test_a_missing_scenario_file_is_one_line_exit_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code = main(["sim", "--text", "--brain", "scripted", "--scenario", str(tmp_path / "x.yaml")])
+    err = capsys.readouterr().err.strip()
+    assert code == 2
+    assert err == f"omni-agent: error: scenario file not found: {tmp_path / 'x.yaml'}"
