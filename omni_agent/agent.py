@@ -156,6 +156,7 @@ class Agent:
         self._feedback: list[str] = []
         self._background: set[asyncio.Task[Any]] = set()
         self._recovering: asyncio.Task[None] | None = None
+        self._prefilling: asyncio.Task[None] | None = None
         self.ready = asyncio.Event()
         """Set once run() is subscribed to its topics."""
         self.machine = InteractionMachine(self._on_transition, lambda: self._backend_ok)
@@ -263,6 +264,24 @@ class Agent:
             self._finish_record(record)
         return record
 
+    def _history(self) -> list[ChatTurn]:
+        return [m for _, user, reply in self.window for m in (user, reply)]
+
+    async def _prefill(self) -> None:
+        """While the person is still speaking, have the server read everything that comes
+        before their words (history, situation), so that at the endpoint only the words
+        themselves are left to process. Prefix caching makes this pay off; the reply to
+        the empty question is never used."""
+        person = self.turns[-1].person if self.turns else None
+        text = user_message(self._situation(), person, "")
+        body = self._request(UserInput(text=text), self._history())
+        body.pop("response_format", None)  # no grammar to build for one throwaway token
+        body.pop("tools", None)
+        body["max_tokens"] = 1
+        with contextlib.suppress(ModelError):
+            async for _ in self.client.stream(body):
+                pass
+
     def _request(self, user: UserInput, history: list[ChatTurn] | None = None) -> dict[str, Any]:
         return build_request(
             self.profile,
@@ -276,16 +295,13 @@ class Agent:
     async def _generate(
         self, utt: UserUtterance, record: TurnRecord, handle: SpeechHandle
     ) -> ModelReply:
-        history = [m for _, user, reply in self.window for m in (user, reply)]
         remembered = self.memory.recall(utt.text, utt.person, {i for i, *_ in self.window})
         situation = self._situation()
-        if self._feedback:
-            situation += " " + " ".join(self._feedback)
-            self._feedback.clear()
+        self._feedback.clear()
         record.prompt = user_message(situation, utt.person, utt.text)
         text = user_message(situation, utt.person, utt.text, remembered)
         body = self._request(
-            UserInput(text=text, audio_wav=utt.audio_wav, images=utt.keyframes), history
+            UserInput(text=text, audio_wav=utt.audio_wav, images=utt.keyframes), self._history()
         )
         assembler = ReplyAssembler(self.profile.actions)
         record.trace.request_sent = now()
@@ -442,6 +458,8 @@ class Agent:
                 self._emit("note", text="barge-in: robot stopped speaking")
             if self.machine.can("hear"):
                 await self.machine.hear(reason="user speaking")
+            if self.profile.prefix_cache and (self._prefilling is None or self._prefilling.done()):
+                self._prefilling = asyncio.create_task(self._prefill())
         elif not activity.utterance and self.machine.state == State.LISTENING:
             await self._false_interruption()
 
@@ -461,11 +479,14 @@ class Agent:
 
     # ------------------------------------------------------------------ helpers
     def _situation(self) -> str:
+        """Where the robot is and what it sees, plus feedback on rejected actions."""
         scene = self.bus.latest(SCENE)
         if isinstance(scene, SceneDescription):
-            return scene.as_text()
-        place = self._place_of(self.robot.pose)
-        return f"You are in the {place}." if place else "You are somewhere in the home."
+            situation = scene.as_text()
+        else:
+            place = self._place_of(self.robot.pose)
+            situation = f"You are in the {place}." if place else "You are somewhere in the home."
+        return " ".join([situation, *self._feedback])
 
     def _seen(self) -> str:
         scene = self.bus.latest(SCENE)

@@ -26,6 +26,9 @@ class BackendProfile(BaseModel):
     schema_field: Literal["json_schema", "json_object"] = "json_schema"
     """OpenAI/vLLM `response_format: {type: json_schema}`; llama-cpp-python's server only
     takes `{type: json_object, schema: ...}`."""
+    prefix_cache: bool = False
+    """The server reuses a cached prompt prefix across requests (llama.cpp, vLLM with
+    prefix caching): the agent then pre-reads the prompt while the person speaks."""
     max_images: int = 4
     extra_body: dict[str, Any] = Field(default_factory=dict)
     """Fields added to every request (e.g. vllm-omni's modalities)."""
@@ -37,7 +40,11 @@ PROFILES: dict[str, BackendProfile] = {
         # llama.cpp's server (the embedded CPU brain): list-of-parts content returns HTTP 500,
         # and with tool_choice "auto" calls come back as text, so use a JSON-schema reply.
         BackendProfile(
-            name="llama-cpp", content_parts=False, actions="json_schema", schema_field="json_object"
+            name="llama-cpp",
+            content_parts=False,
+            actions="json_schema",
+            schema_field="json_object",
+            prefix_cache=True,
         ),
         # vLLM serving the Qwen2.5/3-Omni thinker: hears and sees, answers in text. Needs
         # --enable-auto-tool-choice --tool-call-parser hermes for tool calls.

@@ -177,3 +177,25 @@ async def test_memory_writes_never_hold_up_the_next_turn(make_harness) -> None:
     memory.release.set()
     await asyncio.sleep(0.01)
     assert [r.user_text for r in memory.stored] == ["Hi there", "Hi again"]
+
+
+async def test_speech_start_has_the_server_pre_read_the_prompt_up_to_the_words(
+    make_harness,
+) -> None:
+    h = await make_harness(reply_to)
+    await h.say("Hi there")
+    h.bus.publish(VOICE, VoiceActivity(speaking=True))
+    for _ in range(100):
+        if len(h.backend.requests) == 2:
+            break
+        await asyncio.sleep(0.005)
+    prefill = h.backend.requests[-1]
+    assert prefill["max_tokens"] == 1 and "response_format" not in prefill
+    record = await h.say("Go to the kitchen")
+    assert len(h.backend.requests) == 3 and record.executed
+    real = h.backend.requests[-1]
+    assert "Go to the kitchen" in last_user_text(real)
+    before_words = last_user_text(prefill).removesuffix('"')
+    # everything before the person's words is identical, so the server's cache covers it
+    assert last_user_text(real).startswith(before_words)
+    assert real["messages"][:-1] == prefill["messages"][:-1]
