@@ -29,6 +29,7 @@ log = logging.getLogger(__name__)
 
 _SENTENCE_END = re.compile(r"[.!?…]+[\"')\]]*\s|\n")
 _CLAUSE_END = re.compile(r"[,;:—–]\s")
+_WORD_END = re.compile(r"\S\s+")
 
 
 @dataclass
@@ -42,6 +43,10 @@ class TtsOutputConfig:
     """The first piece may end at a comma once it has this many characters: early audio.
     A short opener ("Sure,") is spoken while the rest of the sentence is generated: on the
     CPU brain that is worth about half a second."""
+    first_piece_max_words: int | None = 4
+    """With no comma or full stop within this many words, the first piece ends there anyway:
+    the first audio then never waits for a long sentence to finish generating. None waits
+    for punctuation (smoother prosody, later first audio)."""
     clause_min_chars: int = 60
     """Later pieces end at a comma only when this long (fewer, more natural pieces)."""
     max_piece_chars: int = 220
@@ -81,6 +86,11 @@ class ClauseSplitter:
             if c.end() >= min_chars and (cut is None or c.end() < cut):
                 cut = c.end()
                 break
+        words = self._cfg.first_piece_max_words
+        if cut is None and not self._emitted and words:
+            ends = [m.end() for m in _WORD_END.finditer(buf)]
+            if len(ends) >= words:
+                cut = ends[words - 1]
         if cut is None and len(buf) > self._cfg.max_piece_chars:
             space = buf.rfind(" ", 0, self._cfg.max_piece_chars)
             cut = space + 1 if space > 0 else self._cfg.max_piece_chars

@@ -118,3 +118,26 @@ async def test_backend_audio_is_played_resampled_and_text_is_a_transcript(robot_
     assert abs(sink.seconds - 1.0) < 0.01  # only the backend's audio, no piper speech
     assert handle.spoken_text == "Hello from the model."
     await output.close()
+
+
+def test_a_long_first_sentence_starts_speaking_after_a_few_words() -> None:
+    splitter = ClauseSplitter()
+    pieces: list[str] = []
+    for word in ["I", "can", "not", "find", "your", "keys", "anywhere", "in", "the", "house.", ""]:
+        pieces += splitter.push(word + " ")
+    pieces += splitter.flush()
+    assert pieces[0] == "I can not find "
+    assert "".join(pieces).split() == [
+        "I",
+        "can",
+        "not",
+        "find",
+        "your",
+        "keys",
+        "anywhere",
+        "in",
+        "the",
+        "house.",
+    ]
+    patient = ClauseSplitter(TtsOutputConfig(first_piece_max_words=None))
+    assert patient.push("I can not find your keys ") == []
