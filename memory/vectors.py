@@ -40,6 +40,12 @@ class _Partition:
             self.vecs[:need] = self.vecs[:need][order]
             self.rowids[:need] = self.rowids[:need][order]
 
+    def locate(self, wanted: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(position, found) of each wanted rowid, by binary search over the sorted rowids."""
+        rows = self.rowids[: self.n]
+        pos = np.clip(np.searchsorted(rows, wanted), 0, self.n - 1)
+        return pos, rows[pos] == wanted
+
     def remove(self, rowids: np.ndarray) -> None:
         keep = ~np.isin(self.rowids[: self.n], rowids)
         kept = int(keep.sum())
@@ -84,9 +90,7 @@ class VectorIndex:
                 part = self._parts.get(key)
                 if part is None or part.n == 0 or len(wanted) == 0:
                     continue
-                rows = part.rowids[: part.n]
-                pos = np.clip(np.searchsorted(rows, wanted), 0, part.n - 1)
-                mask |= rows[pos] == wanted
+                mask |= part.locate(wanted)[1]
         return mask
 
     def score_rows(self, query: np.ndarray, keys: Iterable[str], rowids: Iterable[int],
@@ -99,9 +103,7 @@ class VectorIndex:
                 part = self._parts.get(key)
                 if part is None or part.n == 0 or len(wanted) == 0:
                     continue
-                rows = part.rowids[: part.n]
-                pos = np.clip(np.searchsorted(rows, wanted), 0, part.n - 1)
-                found = rows[pos] == wanted
+                pos, found = part.locate(wanted)
                 scores = part.vecs[pos[found]] @ query
                 out.update(zip(wanted[found].tolist(), scores.tolist(), strict=True))
         return out

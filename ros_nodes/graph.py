@@ -7,6 +7,8 @@ runtime is not installed (tests check the two agree).
 
 from __future__ import annotations
 
+import signal
+import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -44,3 +46,16 @@ NODES = {spec.name: spec for spec in (CAMERA, MICROPHONE, AGENT, SPEAKER, ACTION
 def params_file(graph: str) -> Path | None:
     path = LAUNCH_DIR / f"{graph}_params.yaml"
     return path if path.exists() else None
+
+
+def stop_processes(procs: list[subprocess.Popen[bytes]], timeout_s: float = 5.0) -> None:
+    """SIGINT every node (rclpy shuts down cleanly on it), then kill what lingers."""
+    for p in procs:
+        if p.poll() is None:
+            p.send_signal(signal.SIGINT)
+    for p in procs:
+        try:
+            p.wait(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait()

@@ -9,13 +9,12 @@ from __future__ import annotations
 
 import argparse
 import os
-import signal
 import subprocess
 import sys
 import time
 from typing import Any
 
-from ros_nodes.graph import GRAPHS, NODES, params_file
+from ros_nodes.graph import GRAPHS, NODES, params_file, stop_processes
 from ros_nodes.sandbox import SANDBOX_ENV, sandbox_env, sandboxed, unavailable_reason
 
 
@@ -82,14 +81,7 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         pass
     finally:
-        for p in procs:
-            if p.poll() is None:
-                p.send_signal(signal.SIGINT)
-        for p in procs:
-            try:
-                p.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                p.kill()
+        stop_processes(procs)
     failed = [s.name for s, p in zip(specs, procs, strict=True) if p.returncode not in (0, -2)]
     if failed:
         print(f"nodes that failed: {', '.join(failed)}")

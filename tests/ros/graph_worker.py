@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -30,7 +29,7 @@ from std_msgs.msg import Bool, Int16MultiArray, MultiArrayDimension, String
 
 from omni_agent.messages import AudioChunk, Pose2D
 from ros_nodes import convert, qos
-from ros_nodes.graph import ACTION, AGENT, SIM, params_file
+from ros_nodes.graph import ACTION, AGENT, SIM, params_file, stop_processes
 from ros_nodes.sandbox import assert_sandboxed
 
 HERE = Path(__file__).resolve().parent
@@ -274,14 +273,7 @@ def main() -> int:
         if probe is not None:
             probe.executor_.shutdown()
             probe.destroy_node()
-        for p in procs:
-            if p.poll() is None:
-                p.send_signal(signal.SIGINT)
-        for p in procs:
-            try:
-                p.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                p.kill()
+        stop_processes(procs)
         rclpy.try_shutdown()
     result["exit_codes"] = [p.returncode for p in procs][:2]
     result["sim_exit"] = procs[2].returncode if len(procs) > 2 else None
