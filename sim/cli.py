@@ -40,13 +40,19 @@ async def chosen_brain(config: Config, kind: str | None) -> AsyncIterator[Brain]
             yield brain
 
 
-def _episode_sinks(args: argparse.Namespace, out_dir: Path, scenario: Scenario) -> list[EventSink]:
+def _episode_sinks(
+    args: argparse.Namespace, scenario: Scenario, bag_dir: Path, gif: Path
+) -> list[EventSink]:
     """Recorders asked for on the command line, one set per episode."""
     sinks: list[EventSink] = []
     if getattr(args, "record", False):
         from sim.recording import McapRecorder
 
-        sinks.append(McapRecorder(out_dir / f"{scenario.name}-bag", scenario))
+        sinks.append(McapRecorder(bag_dir / f"{scenario.name}-bag", scenario))
+    if getattr(args, "view", False):
+        from sim.view import EpisodeView
+
+        sinks.append(EpisodeView(gif, scenario.name))
     return sinks
 
 
@@ -75,7 +81,7 @@ async def _run_all(config: Config, args: argparse.Namespace, console: Console, s
     all_sinks: list[EventSink] = []
 
     def hook(scenario: Scenario) -> list[EventSink]:
-        sinks = _episode_sinks(args, out_dir, scenario)
+        sinks = _episode_sinks(args, scenario, out_dir, out_dir / f"{scenario.name}.gif")
         all_sinks.extend(sinks)
         return sinks
 
@@ -119,19 +125,11 @@ async def _run_one(config: Config, args: argparse.Namespace, console: Console, s
         no_speech = "the scripted brain runs typed lines"
     else:
         no_speech = speech_unavailable()
-    sinks = _episode_sinks(args, log_path.parent / log_path.stem, scenario)
+    sinks = _episode_sinks(
+        args, scenario, log_path.parent / log_path.stem, log_path.with_suffix(".gif")
+    )
     bus = Bus()
     clock = SimClock(speed)
-    robot = None
-    if getattr(args, "view", False):
-        from sim.robot import SimRobot
-        from sim.view import EpisodeView
-        from sim.world import World
-
-        world = World.load(scenario.world) if scenario.world else World.load()
-        start = world.places[scenario.start] if scenario.start else None
-        robot = SimRobot(world, bus, start, clock=clock)
-        sinks.append(EpisodeView(robot, log_path.with_suffix(".gif"), scenario.name))
     async with chosen_brain(config, args.brain) as brain, contextlib.AsyncExitStack() as stack:
         console.print(f"[dim]brain: {brain.description}[/]")
         summarizer = (
@@ -152,7 +150,7 @@ async def _run_one(config: Config, args: argparse.Namespace, console: Console, s
         printer = None if args.quiet else TranscriptPrinter(console)
         result = await run_episode(
             config, scenario, brain, log_path=log_path, on_event=printer,
-            memory=memory, voice=voice, bus=bus, clock=clock, sinks=sinks, robot=robot,
+            memory=memory, voice=voice, bus=bus, clock=clock, sinks=sinks,
         )  # fmt: skip
     print_summary(result, console)
     _close(sinks, console)

@@ -14,7 +14,7 @@ import statistics
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 from omni_agent.agent import Agent, TurnMemory, TurnRecord
 from omni_agent.brain import Brain
@@ -49,6 +49,16 @@ LINE_TIMEOUT_S = 120.0
 RECOVERY_TIMEOUT_S = 60.0
 
 MOTION_SKILLS = {"move", "navigate_to", "turn", "look_at"}
+
+
+@runtime_checkable
+class EpisodeWatcher(Protocol):
+    """A sink that also watches the robot, its bus and the clock (recordings, views).
+
+    Sinks are made before the episode, often by a caller that never sees the robot (the
+    library builds it per episode), so the runner hands it over once it exists."""
+
+    def attach(self, robot: SimRobot, clock: SimClock) -> None: ...
 
 
 @dataclass
@@ -262,14 +272,17 @@ async def run_episode(
 ) -> EpisodeResult:
     """Play the scenario's lines to the agent (as text, or spoken when `voice` is given;
     then `bus` must be the bus the voice stack listens on). `memory` (LongTermMemory)
-    gets the simulated clock, so days pass for it too. `sinks` see every event as
-    (event, simulated time) pairs via `on_event`-style callables taking the event."""
+    gets the simulated clock, so days pass for it too. `sinks` see every event, like
+    `on_event`; those that are EpisodeWatchers are attached to the robot first."""
     started = time.perf_counter()
     world = World.load(scenario.world) if scenario.world else World.load()
     bus = bus or Bus()
     clock = clock or SimClock()
     start = world.places[scenario.start] if scenario.start else None
     robot = robot or SimRobot(world, bus, start, clock=clock)
+    for sink in sinks or ():
+        if isinstance(sink, EpisodeWatcher):
+            sink.attach(robot, clock)
     if memory is not None and hasattr(memory, "clock"):
         memory.clock = clock.wall_time
     tracked = _TrackedMemory(memory) if memory is not None else None

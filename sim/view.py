@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from omni_agent.events import AgentEvent
+from sim.clock import SimClock
 from sim.render import COLOURS, DEFAULT_OBJECT, PERSON
 from sim.robot import SimRobot
 
@@ -31,11 +32,16 @@ class Moment:
 
 
 class EpisodeView:
-    def __init__(self, robot: SimRobot, path: Path, title: str = "") -> None:
-        self.robot = robot
+    """Attached to the episode's robot by the runner (an EpisodeWatcher) before any event."""
+
+    def __init__(self, path: Path, title: str = "") -> None:
         self.path = path
         self.title = title
-        self.moments: list[Moment] = [Moment(0.0, "sim", "start", len(robot.trail))]
+        self.moments: list[Moment] = []
+
+    def attach(self, robot: SimRobot, clock: SimClock) -> None:
+        self.robot = robot
+        self.moments.append(Moment(clock.t, "sim", "start", len(robot.trail)))
 
     def __call__(self, event: AgentEvent) -> None:
         if event.kind not in KINDS:

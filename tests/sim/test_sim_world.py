@@ -13,6 +13,7 @@ from omni_agent.actions import Move, NavigateTo, Turn
 from omni_agent.events import AgentEvent
 from omni_agent.messages import Pose2D
 from omni_agent.transport import CAMERA, Bus
+from sim.clock import SimClock
 from sim.render import render
 from sim.robot import SimRobot
 from sim.world import World
@@ -127,7 +128,8 @@ def test_view_gif_is_written(world: World, tmp_path: Path) -> None:
     from sim.view import EpisodeView
 
     robot = SimRobot(world, Bus())
-    view = EpisodeView(robot, tmp_path / "episode.gif", "test")
+    view = EpisodeView(tmp_path / "episode.gif", "test")
+    view.attach(robot, SimClock())
     view(AgentEvent("user", {"person": "Alice", "text": "go to the kitchen"}))
     asyncio.run(robot.execute(NavigateTo(place="kitchen")))
     view(AgentEvent("action", {"ok": True, "action": {"skill": "navigate_to"}, "detail": "ok"}))
