@@ -23,8 +23,14 @@ log = logging.getLogger("omni_agent")
 # Packages that add their own commands; each exposes `register(subparsers)` or
 # `register_bench(bench_subparsers)` whose parsers set `func(args) -> int`, and is skipped
 # when its extra is not installed.
-COMMAND_PLUGINS = ["memory.cli", "ros_nodes.run"]
-BENCH_PLUGINS = ["memory.bench", "sim.bench_voice", "sim.bench_sim", "ros_nodes.bench"]
+COMMAND_PLUGINS = ["memory.cli", "ros_nodes.run", "serve.cli"]
+BENCH_PLUGINS = [
+    "memory.bench",
+    "sim.bench_voice",
+    "sim.bench_sim",
+    "ros_nodes.bench",
+    "serve.bench",
+]
 
 
 def _plugins(modules: list[str], attr: str) -> list[Callable[[Any], None]]:

@@ -1,0 +1,317 @@
+"""The OpenAI-compatible HTTP front of an engine: a bounded queue, streaming, cancellation.
+
+Requests wait for one of `concurrency` slots; past `max_queue` waiting they are refused
+with 503 at once rather than left to time out. A client that disconnects (the robot's
+barge-in closes its stream) cancels its generation, queued or running, and the slot is
+free again once the engine has stopped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import logging
+import threading
+import time
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any
+
+import numpy as np
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse, Response, StreamingResponse
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from serve.engines import SPEECH_RATE, AudioPiece, Engine, Finished, Piece, TextPiece
+from serve.protocol import ChatRequest, Generation, MediaLimits, RequestError, decode_request
+
+log = logging.getLogger(__name__)
+
+
+class ServeSettings(BaseModel):
+    model_config = ConfigDict(arbitrary_types_allowed=True)
+
+    concurrency: int = 1
+    """Generations running at once (transformers engines do not batch across requests)."""
+    max_queue: int = 32
+    max_tokens: int = 1024
+    max_body_mb: float = 64.0
+    api_key: str | None = None
+    limits: MediaLimits = MediaLimits()
+
+
+class Scheduler:
+    """Runs engine generations in worker threads, at most `concurrency` at a time."""
+
+    def __init__(self, engine: Engine, concurrency: int, max_queue: int) -> None:
+        self.engine = engine
+        self.slots = asyncio.Semaphore(concurrency)
+        self.max_queue = max_queue
+        self.waiting = 0
+        self.running = 0
+
+    async def run(self, generation: Generation, cancel: threading.Event) -> AsyncIterator[Piece]:
+        if self.waiting >= self.max_queue:
+            raise RequestError(
+                f"server busy: {self.waiting} requests already waiting; retry later", status=503
+            )
+        self.waiting += 1
+        try:
+            await self.slots.acquire()
+        finally:
+            self.waiting -= 1
+        loop = asyncio.get_running_loop()
+        pieces: asyncio.Queue[Piece | BaseException | None] = asyncio.Queue()
+
+        def work() -> None:
+            try:
+                for piece in self.engine.generate(generation, cancel):
+                    loop.call_soon_threadsafe(pieces.put_nowait, piece)
+            except BaseException as exc:  # re-raised in the serving task
+                loop.call_soon_threadsafe(pieces.put_nowait, exc)
+            finally:
+                loop.call_soon_threadsafe(pieces.put_nowait, None)
+
+        worker = threading.Thread(target=work, name="engine", daemon=True)
+        self.running += 1
+        try:
+            if cancel.is_set():  # the client left while queued
+                return
+            worker.start()
+            while (item := await pieces.get()) is not None:
+                if isinstance(item, BaseException):
+                    raise item
+                yield item
+        finally:
+            cancel.set()
+            if worker.is_alive():
+                # Hold the slot until the engine has really stopped: the GPU is not free before.
+                await asyncio.shield(asyncio.to_thread(worker.join))
+            self.running -= 1
+            self.slots.release()
+
+
+def error_response(status: int, message: str, param: str | None = None) -> JSONResponse:
+    kind = "invalid_request_error" if status < 500 else "server_error"
+    body = {"error": {"message": message, "type": kind, "param": param, "code": status}}
+    return JSONResponse(body, status_code=status)
+
+
+def wav_b64(samples: np.ndarray, rate: int = SPEECH_RATE) -> str:
+    from omni_agent.media import wav_bytes
+
+    pcm = (np.clip(samples, -1.0, 1.0) * 32767).astype("<i2").tobytes()
+    return base64.b64encode(wav_bytes(pcm, rate)).decode()
+
+
+def create_app(engine: Engine, settings: ServeSettings | None = None) -> FastAPI:
+    settings = settings or ServeSettings()
+    scheduler = Scheduler(engine, settings.concurrency, settings.max_queue)
+    app = FastAPI(title="omni-agent serve", version="1")
+    app.state.scheduler = scheduler
+
+    @app.middleware("http")
+    async def guard(request: Request, call_next: Any) -> Response:
+        if settings.api_key and request.url.path.startswith("/v1/"):
+            if request.headers.get("authorization") != f"Bearer {settings.api_key}":
+                return error_response(401, "missing or wrong API key (Authorization: Bearer)")
+        length = int(request.headers.get("content-length") or 0)
+        if length > settings.max_body_mb * 1e6:
+            return error_response(
+                413, f"request of {length / 1e6:.1f} MB is over {settings.max_body_mb:.0f} MB"
+            )
+        response: Response = await call_next(request)
+        return response
+
+    @app.get("/health")
+    async def health() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/ready")
+    async def ready() -> Response:
+        body = {
+            "engine": engine.name,
+            "model": engine.model_id,
+            "running": scheduler.running,
+            "waiting": scheduler.waiting,
+        }
+        if scheduler.waiting >= scheduler.max_queue:
+            return JSONResponse({"status": "busy", **body}, status_code=503)
+        return JSONResponse({"status": "ready", **body})
+
+    @app.get("/v1/models")
+    async def models() -> dict[str, Any]:
+        model = {
+            "id": engine.model_id,
+            "object": "model",
+            "created": 0,
+            "owned_by": "omni-agent",
+            "engine": engine.name,
+            "voices": engine.voices,
+        }
+        return {"object": "list", "data": [model]}
+
+    @app.post("/v1/chat/completions")
+    async def chat(request: Request) -> Response:
+        try:
+            body = await request.json()
+        except ValueError:
+            return error_response(400, "request body is not JSON")
+        try:
+            chat_request = ChatRequest.model_validate(body)
+            generation = decode_request(chat_request, settings.limits, settings.max_tokens)
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            where = ".".join(str(p) for p in first["loc"])
+            return error_response(400, f"{where}: {first['msg']}", param=where)
+        except RequestError as exc:
+            return error_response(exc.status, str(exc), exc.param)
+        if chat_request.model not in (None, engine.model_id):
+            return error_response(
+                404, f"model {chat_request.model!r} is not served here ({engine.model_id})"
+            )
+        cancel = threading.Event()
+        watcher = asyncio.create_task(_watch_disconnect(request, cancel))
+        stream = scheduler.run(generation, cancel)
+        reply = _Reply(engine.model_id, generation)
+        try:
+            first = await anext(stream, None)
+        except RequestError as exc:
+            watcher.cancel()
+            return error_response(exc.status, str(exc), exc.param)
+        except Exception as exc:
+            watcher.cancel()
+            log.exception("generation failed")
+            return error_response(500, f"generation failed: {exc}")
+        if not chat_request.stream:
+            try:
+                pieces = [first] if first is not None else []
+                pieces += [piece async for piece in stream]
+            except Exception as exc:
+                log.exception("generation failed")
+                return error_response(500, f"generation failed: {exc}")
+            finally:
+                watcher.cancel()
+            return JSONResponse(reply.whole(pieces))
+
+        async def events() -> AsyncIterator[str]:
+            try:
+                if first is not None:
+                    for chunk in reply.chunks(first):
+                        yield _sse(chunk)
+                async for piece in stream:
+                    for chunk in reply.chunks(piece):
+                        yield _sse(chunk)
+                if chat_request.stream_options and chat_request.stream_options.include_usage:
+                    yield _sse(reply.usage_chunk())
+            except Exception as exc:
+                log.exception("generation failed mid-stream")
+                yield _sse({"error": {"message": f"generation failed: {exc}", "code": 500}})
+            finally:
+                watcher.cancel()
+                await stream.aclose()
+            yield "data: [DONE]\n\n"
+
+        return StreamingResponse(events(), media_type="text/event-stream")
+
+    return app
+
+
+async def _watch_disconnect(request: Request, cancel: threading.Event) -> None:
+    while not cancel.is_set():
+        if await request.is_disconnected():
+            cancel.set()
+            return
+        await asyncio.sleep(0.05)
+
+
+def _sse(chunk: dict[str, Any]) -> str:
+    return f"data: {json.dumps(chunk, separators=(',', ':'))}\n\n"
+
+
+class _Reply:
+    """Builds response bodies in the OpenAI / vllm-omni shape for one request."""
+
+    def __init__(self, model: str, generation: Generation) -> None:
+        self.id = f"chatcmpl-{uuid.uuid4().hex}"
+        self.created = int(time.time())
+        self.model = model
+        self.generation = generation
+        self.finished: Finished | None = None
+        self.started = False
+
+    def _chunk(self, delta: dict[str, Any], finish: str | None = None) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "object": "chat.completion.chunk",
+            "created": self.created,
+            "model": self.model,
+            "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
+        }
+
+    def chunks(self, piece: Piece) -> list[dict[str, Any]]:
+        head: dict[str, Any] = {} if self.started else {"role": "assistant"}
+        self.started = True
+        if isinstance(piece, TextPiece):
+            return [self._chunk({**head, "content": piece.text})]
+        if isinstance(piece, AudioPiece):
+            audio = {"id": f"audio-{self.id}", "data": wav_b64(piece.samples), "format": "wav"}
+            return [self._chunk({**head, "audio": audio})]
+        self.finished = piece
+        return [self._chunk(head, _finish_reason(piece))]
+
+    def usage(self) -> dict[str, int]:
+        done = self.finished or Finished("stop", 0, 0)
+        return {
+            "prompt_tokens": done.prompt_tokens,
+            "completion_tokens": done.completion_tokens,
+            "total_tokens": done.prompt_tokens + done.completion_tokens,
+        }
+
+    def usage_chunk(self) -> dict[str, Any]:
+        chunk = self._chunk({})
+        chunk["choices"] = []
+        chunk["usage"] = self.usage()
+        return chunk
+
+    def whole(self, pieces: list[Piece]) -> dict[str, Any]:
+        text = "".join(p.text for p in pieces if isinstance(p, TextPiece))
+        audio = [p.samples for p in pieces if isinstance(p, AudioPiece)]
+        self.finished = next((p for p in pieces if isinstance(p, Finished)), None)
+        reason = _finish_reason(self.finished) if self.finished else "stop"
+        choices: list[dict[str, Any]] = [
+            {
+                "index": 0,
+                "message": {"role": "assistant", "content": text},
+                "finish_reason": reason,
+            }
+        ]
+        if audio:
+            # vllm-omni's shape: the speech is a second choice, base64 WAV at 24 kHz.
+            wav = {
+                "id": f"audio-{self.id}",
+                "data": wav_b64(np.concatenate(audio)),
+                "format": "wav",
+                "expires_at": 0,
+            }
+            choices.append(
+                {
+                    "index": 1,
+                    "message": {"role": "assistant", "content": None, "audio": wav},
+                    "finish_reason": reason,
+                }
+            )
+        return {
+            "id": self.id,
+            "object": "chat.completion",
+            "created": self.created,
+            "model": self.model,
+            "choices": choices,
+            "usage": self.usage(),
+        }
+
+
+def _finish_reason(done: Finished) -> str:
+    # A cancelled generation only reaches a client that is still listening (a timeout).
+    return "stop" if done.reason == "cancelled" else done.reason

@@ -1,0 +1,349 @@
+"""The OpenAI chat-completions request, checked and decoded into what an engine consumes.
+
+Everything a client can get wrong is caught here, before a request waits for the GPU:
+unknown roles, unsupported parts, undecodable or oversized media. Each problem becomes a
+`RequestError` with an HTTP status and one line saying what to change.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import io
+import wave
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
+
+AUDIO_RATE = 16_000
+"""Both engines' audio encoders (Whisper) take 16 kHz mono."""
+
+
+class RequestError(Exception):
+    """A request the server will not run; `status` is the HTTP status to answer with."""
+
+    def __init__(self, message: str, status: int = 400, param: str | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.param = param
+
+
+@dataclass(frozen=True)
+class MediaLimits:
+    """Per-request limits (like vLLM's --limit-mm-per-prompt), so one request cannot
+    exhaust GPU memory for everyone behind it in the queue."""
+
+    max_images: int = 8
+    max_audios: int = 4
+    max_videos: int = 1
+    max_image_pixels: int = 4096 * 4096
+    max_audio_s: float = 60.0
+    max_video_frames: int = 32
+    allowed_local_path: Path | None = None
+    """Directory whose files may be named by file:// URLs; None refuses local files."""
+
+
+# --- the request body -------------------------------------------------------------------
+
+
+class JsonSchemaFormat(BaseModel):
+    name: str = "reply"
+    schema_: dict[str, Any] = Field(default_factory=dict, alias="schema")
+
+
+class ResponseFormat(BaseModel):
+    type: Literal["text", "json_object", "json_schema"] = "text"
+    json_schema: JsonSchemaFormat | None = None
+    schema_: dict[str, Any] | None = Field(default=None, alias="schema")
+    """llama.cpp's spelling: a schema beside `type: json_object`."""
+
+
+class AudioOutput(BaseModel):
+    voice: str | None = None
+    format: Literal["wav"] = "wav"
+
+
+class StreamOptions(BaseModel):
+    include_usage: bool = False
+
+
+class ChatMessage(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    role: str
+    content: str | list[dict[str, Any]] | None = None
+
+
+class ChatRequest(BaseModel):
+    """The fields of OpenAI's chat-completions body that the engines honour; others are
+    accepted and ignored, as OpenAI clients send many."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    model: str | None = None
+    messages: list[ChatMessage] = Field(min_length=1)
+    stream: bool = False
+    stream_options: StreamOptions | None = None
+    max_tokens: int | None = Field(default=None, ge=1)
+    max_completion_tokens: int | None = Field(default=None, ge=1)
+    temperature: float = Field(default=0.0, ge=0.0, le=2.0)
+    top_p: float = Field(default=1.0, gt=0.0, le=1.0)
+    seed: int | None = None
+    modalities: list[Literal["text", "audio"]] = Field(default_factory=lambda: ["text"])
+    audio: AudioOutput | None = None
+    response_format: ResponseFormat | None = None
+    tools: list[dict[str, Any]] | None = None
+
+
+# --- decoded conversation ---------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TextPart:
+    text: str
+
+
+@dataclass(frozen=True)
+class ImagePart:
+    rgb: np.ndarray  # HxWx3 uint8
+
+
+@dataclass(frozen=True)
+class AudioPart:
+    samples: np.ndarray  # float32 mono at AUDIO_RATE
+
+
+@dataclass(frozen=True)
+class VideoPart:
+    frames: np.ndarray  # TxHxWx3 uint8
+
+
+Part = TextPart | ImagePart | AudioPart | VideoPart
+
+
+@dataclass
+class Message:
+    role: Literal["system", "user", "assistant"]
+    parts: list[Part]
+
+    def text(self) -> str:
+        return "".join(p.text for p in self.parts if isinstance(p, TextPart))
+
+
+@dataclass
+class Generation:
+    """One decoded request, ready for an engine."""
+
+    messages: list[Message]
+    max_tokens: int
+    temperature: float
+    top_p: float
+    seed: int | None
+    audio_out: bool
+    voice: str | None
+    json_schema: dict[str, Any] | None = None
+    """Set when the client asked for JSON; engines without constrained decoding put the
+    schema in the instructions and the reply is checked by the client."""
+    media: dict[str, int] = field(default_factory=dict)
+
+
+def decode_request(request: ChatRequest, limits: MediaLimits, max_tokens: int) -> Generation:
+    if request.tools:
+        raise RequestError(
+            "tool calls are not supported by omni-agent serve; ask for a JSON reply with "
+            "response_format {type: json_schema}",
+            param="tools",
+        )
+    messages = [_decode_message(i, m, limits) for i, m in enumerate(request.messages)]
+    counts = _count_media(messages)
+    for kind, limit in (
+        ("image", limits.max_images),
+        ("audio", limits.max_audios),
+        ("video", limits.max_videos),
+    ):
+        if counts[kind] > limit:
+            raise RequestError(
+                f"{counts[kind]} {kind} parts in one request; this server takes at most {limit}",
+                status=413,
+                param="messages",
+            )
+    if messages[-1].role == "assistant":
+        raise RequestError("the last message must not be the assistant's", param="messages")
+    fmt = request.response_format
+    schema: dict[str, Any] | None = None
+    if fmt is not None and fmt.type != "text":
+        schema = (fmt.json_schema.schema_ if fmt.json_schema else fmt.schema_) or {"type": "object"}
+    wanted = request.max_completion_tokens or request.max_tokens or max_tokens
+    return Generation(
+        messages=messages,
+        max_tokens=min(wanted, max_tokens),
+        temperature=request.temperature,
+        top_p=request.top_p,
+        seed=request.seed,
+        audio_out="audio" in request.modalities,
+        voice=request.audio.voice if request.audio else None,
+        json_schema=schema,
+        media=counts,
+    )
+
+
+def _count_media(messages: list[Message]) -> dict[str, int]:
+    counts = {"image": 0, "audio": 0, "video": 0}
+    for message in messages:
+        for part in message.parts:
+            if isinstance(part, ImagePart):
+                counts["image"] += 1
+            elif isinstance(part, AudioPart):
+                counts["audio"] += 1
+            elif isinstance(part, VideoPart):
+                counts["video"] += 1
+    return counts
+
+
+def _decode_message(index: int, message: ChatMessage, limits: MediaLimits) -> Message:
+    where = f"messages[{index}]"
+    if message.role not in ("system", "user", "assistant"):
+        raise RequestError(
+            f"{where}: role {message.role!r} is not supported (system, user, assistant)",
+            param=where,
+        )
+    content = message.content
+    if content is None:
+        raise RequestError(f"{where}: content is missing", param=where)
+    if isinstance(content, str):
+        return Message(message.role, [TextPart(content)])  # type: ignore[arg-type]
+    parts = [_decode_part(f"{where}.content[{j}]", p, limits) for j, p in enumerate(content)]
+    if message.role != "user" and any(not isinstance(p, TextPart) for p in parts):
+        raise RequestError(f"{where}: only user messages may carry media", param=where)
+    return Message(message.role, parts)  # type: ignore[arg-type]
+
+
+def _decode_part(where: str, part: dict[str, Any], limits: MediaLimits) -> Part:
+    kind = part.get("type")
+    try:
+        if kind == "text":
+            return TextPart(str(part["text"]))
+        if kind == "image_url":
+            data, _ = _fetch(_url(part, "image_url"), limits)
+            return ImagePart(decode_image(data, limits))
+        if kind == "input_audio":
+            spec = part["input_audio"]
+            if spec.get("format", "wav") != "wav":
+                raise RequestError(f"{where}: input_audio format must be 'wav'", param=where)
+            return AudioPart(decode_wav(_b64(spec["data"]), limits))
+        if kind == "audio_url":
+            data, _ = _fetch(_url(part, "audio_url"), limits)
+            return AudioPart(decode_wav(data, limits))
+        if kind == "video_url":
+            data, _ = _fetch(_url(part, "video_url"), limits)
+            frames = int(part["video_url"].get("num_frames") or 8)
+            return VideoPart(decode_video(data, min(frames, limits.max_video_frames)))
+    except RequestError as exc:
+        raise RequestError(f"{where}: {exc}", exc.status, param=where) from None
+    except (KeyError, TypeError, AttributeError):
+        raise RequestError(f"{where}: malformed {kind} part", param=where) from None
+    raise RequestError(
+        f"{where}: part type {kind!r} is not supported "
+        "(text, image_url, input_audio, audio_url, video_url)",
+        param=where,
+    )
+
+
+def _url(part: dict[str, Any], key: str) -> str:
+    value = part[key]
+    return str(value["url"] if isinstance(value, dict) else value)
+
+
+def _b64(data: str) -> bytes:
+    try:
+        return base64.b64decode(data, validate=True)
+    except (binascii.Error, ValueError):
+        raise RequestError("invalid base64 data") from None
+
+
+def _fetch(url: str, limits: MediaLimits) -> tuple[bytes, str]:
+    """Bytes and MIME type of a data: or file:// URL; remote URLs are never fetched."""
+    if url.startswith("data:"):
+        header, _, payload = url.partition(",")
+        if not header.endswith(";base64"):
+            raise RequestError("data URLs must be base64 (data:<mime>;base64,...)")
+        return _b64(payload), header[5:].removesuffix(";base64")
+    if url.startswith("file://"):
+        root = limits.allowed_local_path
+        path = Path(url[7:]).resolve()
+        if root is None or not path.is_relative_to(root.resolve()):
+            raise RequestError(
+                "local files are refused; start the server with --allowed-local-media-path",
+                status=403,
+            )
+        if not path.is_file():
+            raise RequestError(f"no such file: {path}", status=404)
+        return path.read_bytes(), ""
+    raise RequestError("only data: and file:// URLs are accepted; send media as a data URL")
+
+
+def decode_image(data: bytes, limits: MediaLimits) -> np.ndarray:
+    import cv2
+
+    bgr = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+    if bgr is None:
+        raise RequestError("image could not be decoded (PNG, JPEG, WebP or BMP)")
+    if bgr.shape[0] * bgr.shape[1] > limits.max_image_pixels:
+        raise RequestError(
+            f"image of {bgr.shape[1]}x{bgr.shape[0]} pixels is over the limit of "
+            f"{limits.max_image_pixels}",
+            status=413,
+        )
+    return np.ascontiguousarray(bgr[:, :, ::-1])
+
+
+def decode_wav(data: bytes, limits: MediaLimits) -> np.ndarray:
+    """A 16-bit PCM WAV as float32 mono at 16 kHz (channels averaged, resampled)."""
+    try:
+        with wave.open(io.BytesIO(data), "rb") as w:
+            if w.getsampwidth() != 2:
+                raise RequestError(f"audio must be 16-bit PCM WAV, got {8 * w.getsampwidth()}-bit")
+            rate, channels = w.getframerate(), w.getnchannels()
+            pcm = np.frombuffer(w.readframes(w.getnframes()), "<i2")
+    except (wave.Error, EOFError):
+        raise RequestError("audio is not a WAV file") from None
+    samples = pcm.reshape(-1, channels).mean(axis=1).astype(np.float32) / 32768.0
+    seconds = len(samples) / rate
+    if seconds > limits.max_audio_s:
+        raise RequestError(
+            f"audio of {seconds:.1f} s is over the limit of {limits.max_audio_s:.0f} s", status=413
+        )
+    if rate != AUDIO_RATE and len(samples):
+        n = round(len(samples) * AUDIO_RATE / rate)
+        samples = np.interp(
+            np.linspace(0, len(samples) - 1, n), np.arange(len(samples)), samples
+        ).astype(np.float32)
+    return samples
+
+
+def decode_video(data: bytes, num_frames: int) -> np.ndarray:
+    """`num_frames` RGB frames spread evenly over the clip."""
+    import tempfile
+
+    import cv2
+
+    with tempfile.NamedTemporaryFile(suffix=".mp4") as f:
+        f.write(data)
+        f.flush()
+        capture = cv2.VideoCapture(f.name)
+        frames = []
+        while True:
+            ok, bgr = capture.read()
+            if not ok:
+                break
+            frames.append(bgr[:, :, ::-1])
+        capture.release()
+    if not frames:
+        raise RequestError("video could not be decoded (MP4/H.264, WebM, AVI)")
+    # Qwen-style vision encoders pair frames in time, so keep an even count.
+    count = max(2, min(num_frames, len(frames)) // 2 * 2)
+    picks = np.linspace(0, len(frames) - 1, count).round().astype(int)
+    return np.stack([frames[i] for i in picks])
