@@ -15,7 +15,7 @@ import logging
 import threading
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from typing import Any
 
 import numpy as np
@@ -71,25 +71,30 @@ class Scheduler:
             except BaseException as exc:  # re-raised in the serving task
                 loop.call_soon_threadsafe(pieces.put_nowait, exc)
             finally:
+                # The slot is free when the engine has really stopped, not when the client
+                # left: the GPU is busy until then.
                 loop.call_soon_threadsafe(pieces.put_nowait, None)
+                loop.call_soon_threadsafe(self._release)
 
-        worker = threading.Thread(target=work, name="engine", daemon=True)
         self.running += 1
+        started = False
         try:
             if cancel.is_set():  # the client left while queued
                 return
-            worker.start()
+            threading.Thread(target=work, name="engine", daemon=True).start()
+            started = True
             while (item := await pieces.get()) is not None:
                 if isinstance(item, BaseException):
                     raise item
                 yield item
         finally:
             cancel.set()
-            if worker.is_alive():
-                # Hold the slot until the engine has really stopped: the GPU is not free before.
-                await asyncio.shield(asyncio.to_thread(worker.join))
-            self.running -= 1
-            self.slots.release()
+            if not started:
+                self._release()
+
+    def _release(self) -> None:
+        self.running -= 1
+        self.slots.release()
 
 
 def error_response(status: int, message: str, param: str | None = None) -> JSONResponse:
@@ -111,9 +116,10 @@ def create_app(engine: Engine, settings: ServeSettings | None = None) -> FastAPI
     app = FastAPI(title="omni-agent serve", version="1")
     app.state.scheduler = scheduler
 
-    @app.middleware("http")
-    async def guard(request: Request, call_next: Any) -> Response:
-        if settings.api_key and request.url.path.startswith("/v1/"):
+    def refused(request: Request) -> JSONResponse | None:
+        """Auth and size checks. (Not a middleware: Starlette's HTTP middleware hides
+        client disconnects from streaming responses, and cancellation depends on them.)"""
+        if settings.api_key:
             if request.headers.get("authorization") != f"Bearer {settings.api_key}":
                 return error_response(401, "missing or wrong API key (Authorization: Bearer)")
         length = int(request.headers.get("content-length") or 0)
@@ -121,8 +127,7 @@ def create_app(engine: Engine, settings: ServeSettings | None = None) -> FastAPI
             return error_response(
                 413, f"request of {length / 1e6:.1f} MB is over {settings.max_body_mb:.0f} MB"
             )
-        response: Response = await call_next(request)
-        return response
+        return None
 
     @app.get("/health")
     async def health() -> dict[str, str]:
@@ -141,7 +146,9 @@ def create_app(engine: Engine, settings: ServeSettings | None = None) -> FastAPI
         return JSONResponse({"status": "ready", **body})
 
     @app.get("/v1/models")
-    async def models() -> dict[str, Any]:
+    async def models(request: Request) -> Response:
+        if (refusal := refused(request)) is not None:
+            return refusal
         model = {
             "id": engine.model_id,
             "object": "model",
@@ -150,10 +157,12 @@ def create_app(engine: Engine, settings: ServeSettings | None = None) -> FastAPI
             "engine": engine.name,
             "voices": engine.voices,
         }
-        return {"object": "list", "data": [model]}
+        return JSONResponse({"object": "list", "data": [model]})
 
     @app.post("/v1/chat/completions")
     async def chat(request: Request) -> Response:
+        if (refusal := refused(request)) is not None:
+            return refusal
         try:
             body = await request.json()
         except ValueError:
@@ -195,7 +204,8 @@ def create_app(engine: Engine, settings: ServeSettings | None = None) -> FastAPI
                 watcher.cancel()
             return JSONResponse(reply.whole(pieces))
 
-        async def events() -> AsyncIterator[str]:
+        async def events() -> AsyncGenerator[str, None]:
+            watcher.cancel()  # from here on the response itself watches for a hang-up
             try:
                 if first is not None:
                     for chunk in reply.chunks(first):
@@ -209,13 +219,31 @@ def create_app(engine: Engine, settings: ServeSettings | None = None) -> FastAPI
                 log.exception("generation failed mid-stream")
                 yield _sse({"error": {"message": f"generation failed: {exc}", "code": 500}})
             finally:
-                watcher.cancel()
                 await stream.aclose()
             yield "data: [DONE]\n\n"
 
-        return StreamingResponse(events(), media_type="text/event-stream")
+        return _CancellingStream(events(), cancel)
 
     return app
+
+
+class _CancellingStream(StreamingResponse):
+    """A server-sent event stream that cancels its generation when the client hangs up.
+
+    Starlette stops sending on a disconnect but leaves the body iterator suspended; closing
+    it here runs the scheduler's cleanup, which stops the engine and frees the slot."""
+
+    def __init__(self, events: AsyncGenerator[str, None], cancel: threading.Event) -> None:
+        super().__init__(events, media_type="text/event-stream")
+        self.events = events
+        self.cancel = cancel
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            self.cancel.set()
+            await self.events.aclose()
 
 
 async def _watch_disconnect(request: Request, cancel: threading.Event) -> None:

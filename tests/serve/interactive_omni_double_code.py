@@ -90,6 +90,7 @@ class InteractiveOmniDouble(PreTrainedModel):
             time.sleep(self.config.token_delay_s)
         if streamer is not None:
             streamer.end()
+        self.calls[-1]["emitted"] = len(out)
         text = tokenizer.decode(out, skip_special_tokens=True)
         if not generate_audio:
             return text
