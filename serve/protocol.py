@@ -84,6 +84,7 @@ class ChatRequest(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
     model: str | None = None
+    """Ignored: one model is served (as llama.cpp's server does); clients name it freely."""
     messages: list[ChatMessage] = Field(min_length=1)
     stream: bool = False
     stream_options: StreamOptions | None = None
@@ -92,7 +93,7 @@ class ChatRequest(BaseModel):
     temperature: float = Field(default=0.0, ge=0.0, le=2.0)
     top_p: float = Field(default=1.0, gt=0.0, le=1.0)
     seed: int | None = None
-    modalities: list[Literal["text", "audio"]] = Field(default_factory=lambda: ["text"])
+    modalities: list[Literal["text", "audio"]] = ["text"]
     audio: AudioOutput | None = None
     response_format: ResponseFormat | None = None
     tools: list[dict[str, Any]] | None = None

@@ -13,7 +13,7 @@ from __future__ import annotations
 import tempfile
 import threading
 import wave
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -116,7 +116,7 @@ class InteractiveOmniEngine:
         speaker: Any,
         audio: bool,
         stream_text: bool = True,
-    ) -> Iterator[Piece]:
+    ) -> Generator[Piece, None, tuple[str, Any, int]]:
         """Run `chat()` in a helper thread, streaming its text; returns (text, wav, tokens)."""
         from transformers import StoppingCriteriaList, TextIteratorStreamer
 
@@ -207,4 +207,3 @@ def _as_samples(wav: Any) -> np.ndarray:
     if hasattr(wav, "detach"):
         wav = wav.detach().float().cpu().numpy()
     return np.asarray(wav, dtype=np.float32).reshape(-1)
-

@@ -9,7 +9,7 @@ For vLLM's faster path see `serve.vllm`.
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -68,9 +68,7 @@ class QwenOmniEngine:
 
         self.device = pick_device(device)
         self.dtype = torch_dtype(dtype, self.device)
-        self.model = Qwen2_5OmniForConditionalGeneration.from_pretrained(
-            path, dtype=self.dtype
-        )
+        self.model = Qwen2_5OmniForConditionalGeneration.from_pretrained(path, dtype=self.dtype)
         self.model.to(self.device).eval()
         self.processor = Qwen2_5OmniProcessor.from_pretrained(path)
         self.model_id = path.name
@@ -114,7 +112,7 @@ class QwenOmniEngine:
 
     def _speak(
         self, say: str, request: Generation, cancel: threading.Event, voice: str
-    ) -> Iterator[Piece]:
+    ) -> Generator[Piece, None, Any]:
         messages = [Message("user", [TextPart(f"Say exactly this and nothing else: {say}")])]
         plain = Generation(
             messages=messages,
@@ -138,7 +136,7 @@ class QwenOmniEngine:
         return_audio: bool,
         voice: str,
         stream_text: bool = True,
-    ) -> Iterator[Piece]:
+    ) -> Generator[Piece, None, tuple[Any, Any, int]]:
         """Generate in a helper thread while streaming its text; returns
         (sequences, waveform or None, prompt length)."""
         import torch
@@ -164,7 +162,9 @@ class QwenOmniEngine:
             if torch.is_floating_point(value):
                 inputs[key] = value.to(self.dtype)
         streamer = TextIteratorStreamer(
-            self.processor.tokenizer, skip_prompt=True, skip_special_tokens=True
+            self.processor.tokenizer,  # type: ignore[attr-defined]
+            skip_prompt=True,
+            skip_special_tokens=True,
         )
         stop = StoppingCriteriaList([_Cancelled(cancel)])
         sampling: dict[str, Any] = {"thinker_do_sample": request.temperature > 0}

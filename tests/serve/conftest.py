@@ -11,11 +11,10 @@ import pytest
 
 pytest.importorskip("torch", reason="serving tests need the gpu extra (make test installs it)")
 
-from omni_agent.brain import free_port  # noqa: E402
-from serve.app import ServeSettings, create_app  # noqa: E402
-from serve.engines import Engine  # noqa: E402
-
-from tests.serve.interactive_omni_double import build_double  # noqa: E402
+from omni_agent.brain import free_port
+from serve.app import ServeSettings, create_app
+from serve.engines import Engine
+from tests.serve.interactive_omni_double import build_double
 
 
 @contextmanager

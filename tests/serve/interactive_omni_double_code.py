@@ -50,8 +50,16 @@ class InteractiveOmniDouble(PreTrainedModel):
             raise FileNotFoundError(path)
         return torch.ones(192)
 
-    def chat(self, tokenizer, generation_config, messages, max_num=12, frame=8,
-             generate_audio=False, speaker_embedding=None):
+    def chat(
+        self,
+        tokenizer,
+        generation_config,
+        messages,
+        max_num=12,
+        frame=8,
+        generate_audio=False,
+        speaker_embedding=None,
+    ):
         for message in messages:
             if isinstance(message["content"], list):
                 for part in message["content"]:
@@ -61,14 +69,22 @@ class InteractiveOmniDouble(PreTrainedModel):
         system = messages[0]["content"] if messages[0]["role"] == "system" else ""
         if generate_audio and not system.startswith(SPEECH_PROMPT):
             raise ValueError("speech needs the documented system prompt")
-        self.calls.append({
-            "messages": messages, "max_num": max_num, "frame": frame,
-            "generate_audio": generate_audio, "speaker_embedding": speaker_embedding,
-            "config": sorted(generation_config),
-        })
+        self.calls.append(
+            {
+                "messages": messages,
+                "max_num": max_num,
+                "frame": frame,
+                "generate_audio": generate_audio,
+                "speaker_embedding": speaker_embedding,
+                "config": sorted(generation_config),
+            }
+        )
         last = messages[-1]["content"]
-        last = last if isinstance(last, str) else " ".join(
-            p.get("text", "") for p in last if p["type"] == "text")
+        last = (
+            last
+            if isinstance(last, str)
+            else " ".join(p.get("text", "") for p in last if p["type"] == "text")
+        )
         if last.startswith("Say exactly this and nothing else: "):
             reply = last.split(": ", 1)[1]
         elif "JSON schema" in system and self.config.json_reply:

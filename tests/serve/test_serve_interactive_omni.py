@@ -71,7 +71,11 @@ def test_voices_come_from_clips_beside_the_model(double_dir: Path) -> None:
     engine = load_engine("interactive-omni", double_dir, device="cpu")
     with serving(engine) as url:
         voices = httpx.get(f"{url}/models").json()["data"][0]["voices"]
-        body = {"messages": user(TEXT), "modalities": ["text", "audio"], "audio": {"voice": "robbie"}}
+        body = {
+            "messages": user(TEXT),
+            "modalities": ["text", "audio"],
+            "audio": {"voice": "robbie"},
+        }
         assert httpx.post(f"{url}/chat/completions", json=body, timeout=60).status_code == 200
     assert voices == ["default", "robbie"]
     assert float(engine.model.calls[-1]["speaker_embedding"].sum()) == 192  # type: ignore[attr-defined]
@@ -105,7 +109,9 @@ def test_a_full_queue_refuses_at_once_and_the_rest_are_served_in_turn(tmp_path: 
 
         def ask() -> None:
             body = {"messages": user(TEXT)}
-            statuses.append(httpx.post(f"{url}/chat/completions", json=body, timeout=30).status_code)
+            statuses.append(
+                httpx.post(f"{url}/chat/completions", json=body, timeout=30).status_code
+            )
 
         threads = [threading.Thread(target=ask) for _ in range(3)]
         for thread in threads:
