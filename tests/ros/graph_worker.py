@@ -192,10 +192,13 @@ def scenario_estop(probe: Probe) -> dict[str, Any]:
     after = [lin for t, lin, _ in probe.cmd if t > blocked_from]
     probe.estop.publish(Bool(data=False))
     probe.spin_until(lambda: probe.states[-1:] == ["IDLE"], 5, "IDLE after release")
+    # Twists sent before the action node saw the e-stop can still be in the probe's queue
+    # when it engages; DDS keeps one writer's order, so judge what follows the first zero.
+    engaged = [lin for t, lin, _ in probe.cmd if t > engaged_at]
     return {
         "zero_after_s": zero_after,
         "states": probe.states,
-        "linear_while_engaged": [lin for t, lin, _ in probe.cmd if t > engaged_at],
+        "linear_while_engaged": engaged[engaged.index(0.0) :],
         "after_blocked_command": after,
     }
 
