@@ -35,7 +35,8 @@ from omni_agent.messages import (
     VoiceActivity,
     now,
 )
-from omni_agent.model.client import AudioDelta, ModelClient, ModelError
+from omni_agent.model.client import AudioDelta, ModelClient, ModelError, TextDelta
+from omni_agent.model.prefill import reply_opening
 from omni_agent.model.profiles import BackendProfile
 from omni_agent.model.reply import InvalidModelOutput, ModelReply, ReplyAssembler
 from omni_agent.model.request import ChatTurn, UserInput, build_request
@@ -275,8 +276,8 @@ class Agent:
         person = self.turns[-1].person if self.turns else None
         text = user_message(self._situation(), person, "")
         body = self._request(UserInput(text=text), self._history())
-        body.pop("response_format", None)  # no grammar to build for one throwaway token
-        body.pop("tools", None)
+        for constraint in ("response_format", "grammar", "tools"):
+            body.pop(constraint, None)  # no grammar to build for one throwaway token
         body["max_tokens"] = 1
         with contextlib.suppress(ModelError):
             async for _ in self.client.stream(body):
@@ -304,6 +305,8 @@ class Agent:
             UserInput(text=text, audio_wav=utt.audio_wav, images=utt.keyframes), self._history()
         )
         assembler = ReplyAssembler(self.profile.actions)
+        if opening := reply_opening(body):
+            assembler.feed(TextDelta(opening))  # written into the prompt, part of the reply
         record.trace.request_sent = now()
         async for event in self.client.stream(body):
             if record.trace.first_token is None:

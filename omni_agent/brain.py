@@ -141,7 +141,8 @@ async def open_brain(config: Config) -> AsyncIterator[Brain]:
         await server.wait_ready(config.embedded.startup_timeout_s)
         client = ModelClient(server.base_url, config.model)
         try:
-            yield Brain(client, get_profile("llama-cpp"), f"embedded {MODEL_FILE}", server)
+            profile = get_profile("llama-cpp-chatml")
+            yield Brain(client, profile, f"embedded {MODEL_FILE}", server)
         finally:
             await client.aclose()
     finally:

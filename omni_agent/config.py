@@ -34,7 +34,8 @@ class ModelConfig(Section):
     url: str | None = None
     """OpenAI-compatible base URL (".../v1"); unset starts the embedded CPU brain."""
     profile: str = "llama-cpp"
-    """Backend capability profile: llama-cpp, vllm-omni-thinker, vllm-omni, omni-agent-serve."""
+    """Backend capability profile: llama-cpp, llama-cpp-chatml, vllm-omni-thinker, vllm-omni,
+    omni-agent-serve."""
     name: str = "default"
     """Model name sent in requests (vLLM needs the served model name)."""
     api_key_env: str = "OMNI_AGENT_API_KEY"

@@ -78,8 +78,9 @@ def parse_chunk(chunk: dict[str, Any]) -> list[StreamEvent]:
     events: list[StreamEvent] = []
     for choice in chunk.get("choices") or []:
         part = choice.get("delta") or choice.get("message") or {}
-        if part.get("content"):
-            events.append(TextDelta(part["content"]))
+        text = part.get("content") or choice.get("text")  # chat, or a plain completion
+        if text:
+            events.append(TextDelta(text))
         for call in part.get("tool_calls") or []:
             fn = call.get("function") or {}
             events.append(
@@ -145,7 +146,8 @@ class ModelClient:
         while True:
             started = False
             try:
-                async with self._http.stream("POST", "/chat/completions", json=body) as resp:
+                path = "/completions" if "prompt" in body else "/chat/completions"
+                async with self._http.stream("POST", path, json=body) as resp:
                     if resp.status_code >= 400:
                         detail = (await resp.aread()).decode(errors="replace")[:200]
                         raise httpx.HTTPStatusError(

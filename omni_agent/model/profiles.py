@@ -29,6 +29,9 @@ class BackendProfile(BaseModel):
     prefix_cache: bool = False
     """The server reuses a cached prompt prefix across requests (llama.cpp, vLLM with
     prefix caching): the agent then pre-reads the prompt while the person speaks."""
+    reply_prefill: bool = False
+    """The server takes a raw ChatML prompt with a grammar (/v1/completions): the reply's
+    fixed JSON opening is written into the prompt rather than generated (model/prefill.py)."""
     max_images: int = 4
     extra_body: dict[str, Any] = Field(default_factory=dict)
     """Fields added to every request (e.g. vllm-omni's modalities)."""
@@ -45,6 +48,16 @@ PROFILES: dict[str, BackendProfile] = {
             actions="json_schema",
             schema_field="json_object",
             prefix_cache=True,
+        ),
+        # The embedded brain: llama.cpp with a Qwen (ChatML) model, whose replies start
+        # speaking with the first generated token.
+        BackendProfile(
+            name="llama-cpp-chatml",
+            content_parts=False,
+            actions="json_schema",
+            schema_field="json_object",
+            prefix_cache=True,
+            reply_prefill=True,
         ),
         # vLLM serving the Qwen2.5/3-Omni thinker: hears and sees, answers in text. Needs
         # --enable-auto-tool-choice --tool-call-parser hermes for tool calls.

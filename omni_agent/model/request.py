@@ -1,7 +1,8 @@
 """Building chat-completions requests: the one place a request body is made.
 
-The backend profile decides the content format (parts or flattened text) and how actions
-are asked for (tools, or a JSON schema for the whole reply).
+The backend profile decides the content format (parts or flattened text), how actions
+are asked for (tools, or a JSON schema for the whole reply), and whether the reply's
+opening is written into a completion prompt (`model/prefill.py`).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from omni_agent.actions import reply_schema, tool_definitions
 from omni_agent.config import ModelConfig
 from omni_agent.media import png_bytes
 from omni_agent.messages import ImageFrame
+from omni_agent.model.prefill import prefilled_body
 from omni_agent.model.profiles import BackendProfile
 
 
@@ -73,6 +75,8 @@ def build_request(
             body["tools"] = tools
             body["tool_choice"] = "auto"
     body.update(profile.extra_body)
+    if profile.reply_prefill:
+        return prefilled_body(body, allowed_skills)
     return body
 
 

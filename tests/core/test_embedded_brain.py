@@ -22,6 +22,7 @@ from omni_agent.config import Config, load_config
 from omni_agent.events import read_episode
 from omni_agent.messages import UserUtterance
 from omni_agent.model.client import ModelClient, TextDelta
+from omni_agent.model.prefill import REPLY_OPENING, chatml, reply_opening
 from omni_agent.model.profiles import get_profile
 from omni_agent.model.reply import ReplyAssembler
 from omni_agent.model.request import UserInput, build_request
@@ -66,9 +67,9 @@ def server(model_path: Path) -> Iterator[EmbeddedServer]:
         server.stop()
 
 
-def nav_request(text: str) -> dict[str, object]:
+def nav_request(text: str, profile: str = "llama-cpp") -> dict[str, object]:
     return build_request(
-        get_profile("llama-cpp"),
+        get_profile(profile),
         CONFIG.model,
         system_prompt("Robbie", PLACES, 0.5),
         example_turns("Robbie", PLACES),
@@ -77,13 +78,16 @@ def nav_request(text: str) -> dict[str, object]:
     )
 
 
+@pytest.mark.parametrize("profile", ["llama-cpp", "llama-cpp-chatml"])
 async def test_the_real_server_streams_a_schema_valid_reply_with_actions(
-    server: EmbeddedServer,
+    server: EmbeddedServer, profile: str
 ) -> None:
     client = ModelClient(server.base_url, CONFIG.model)
     assembler = ReplyAssembler("json_schema")
+    body = nav_request("Please go to the kitchen.", profile)
+    assembler.feed(TextDelta(reply_opening(body)))
     deltas = 0
-    async for event in client.stream(nav_request("Please go to the kitchen.")):
+    async for event in client.stream(body):
         if isinstance(event, TextDelta):
             deltas += 1
         assembler.feed(event)
@@ -111,7 +115,7 @@ async def test_a_server_killed_mid_stream_safe_stops_the_robot_then_recovery_whe
         client = ModelClient(server.base_url, CONFIG.model)
         done = asyncio.Event()
         agent = Agent(
-            CONFIG, bus, robot, client, get_profile("llama-cpp"), site=world.site_map(),
+            CONFIG, bus, robot, client, get_profile("llama-cpp-chatml"), site=world.site_map(),
             on_event=lambda e: done.set() if e.kind == "turn" else None,
         )  # fmt: skip
         loop = asyncio.create_task(agent.run())
@@ -193,3 +197,24 @@ async def test_an_unreachable_model_url_is_reported_not_hung(
     )
     async with open_brain(config) as brain:
         assert not await brain.client.ready()
+
+
+def test_the_prefilled_prompt_is_the_models_own_chat_template(model_path: Path) -> None:
+    """Byte for byte what the server renders for chat requests, so the prompt cache filled
+    by chat-format requests (and the model's training format) still match."""
+    from llama_cpp import Llama
+    from llama_cpp.llama_chat_format import Jinja2ChatFormatter
+
+    model = Llama(str(model_path), vocab_only=True, verbose=False)
+    formatter = Jinja2ChatFormatter(
+        template=model.metadata["tokenizer.chat_template"],
+        eos_token="<|im_end|>",
+        bos_token="",
+    )
+    body = nav_request("Please go to the kitchen.")
+    messages = body["messages"]
+    assert isinstance(messages, list)
+    rendered = formatter(messages=messages).prompt
+    assert chatml(messages) == rendered
+    prefilled = nav_request("Please go to the kitchen.", "llama-cpp-chatml")
+    assert prefilled["prompt"] == rendered + REPLY_OPENING
