@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
+import hmac
 import json
 import logging
 import threading
@@ -21,22 +23,32 @@ from typing import Any
 import numpy as np
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from serve.engines import SPEECH_RATE, AudioPiece, Engine, Finished, Piece, TextPiece
+from serve.engines import (
+    SPEECH_RATE,
+    AudioPiece,
+    Engine,
+    Finished,
+    Piece,
+    TextPiece,
+    spoken_text,
+)
 from serve.protocol import ChatRequest, Generation, MediaLimits, RequestError, decode_request
 
 log = logging.getLogger(__name__)
+
+QUEUE_POLL_S = 0.05
 
 
 class ServeSettings(BaseModel):
     model_config = ConfigDict(arbitrary_types_allowed=True)
 
-    concurrency: int = 1
-    """Generations running at once (transformers engines do not batch across requests)."""
-    max_queue: int = 32
-    max_tokens: int = 1024
-    max_body_mb: float = 64.0
+    concurrency: int = Field(1, ge=1)
+    """Generations running at once, up to what the engine allows (`max_concurrency`)."""
+    max_queue: int = Field(32, ge=0)
+    max_tokens: int = Field(1024, ge=1)
+    max_body_mb: float = Field(64.0, gt=0)
     api_key: str | None = None
     limits: MediaLimits = MediaLimits()
 
@@ -54,13 +66,18 @@ class Scheduler:
     async def run(
         self, generation: Generation, cancel: threading.Event
     ) -> AsyncGenerator[Piece, None]:
-        if self.waiting >= self.max_queue:
+        if self.slots.locked() and self.waiting >= self.max_queue:
             raise RequestError(
                 f"server busy: {self.waiting} requests already waiting; retry later", status=503
             )
         self.waiting += 1
         try:
-            await self.slots.acquire()
+            while True:  # wait for a slot, but leave the queue as soon as the client does
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self.slots.acquire(), QUEUE_POLL_S)
+                    break
+                if cancel.is_set():
+                    return
         finally:
             self.waiting -= 1
         loop = asyncio.get_running_loop()
@@ -81,8 +98,6 @@ class Scheduler:
         self.running += 1
         started = False
         try:
-            if cancel.is_set():  # the client left while queued
-                return
             threading.Thread(target=work, name="engine", daemon=True).start()
             started = True
             while (item := await pieces.get()) is not None:
@@ -114,7 +129,10 @@ def wav_b64(samples: np.ndarray, rate: int = SPEECH_RATE) -> str:
 
 def create_app(engine: Engine, settings: ServeSettings | None = None) -> FastAPI:
     settings = settings or ServeSettings()
-    scheduler = Scheduler(engine, settings.concurrency, settings.max_queue)
+    concurrency = min(settings.concurrency, engine.max_concurrency)
+    if concurrency < settings.concurrency:
+        log.warning("%s runs %d generation(s) at a time", engine.name, concurrency)
+    scheduler = Scheduler(engine, concurrency, settings.max_queue)
     app = FastAPI(title="omni-agent serve", version="1")
     app.state.scheduler = scheduler
 
@@ -122,7 +140,8 @@ def create_app(engine: Engine, settings: ServeSettings | None = None) -> FastAPI
         """Auth and size checks. (Not a middleware: Starlette's HTTP middleware hides
         client disconnects from streaming responses, and cancellation depends on them.)"""
         key = settings.api_key
-        if key and request.headers.get("authorization") != f"Bearer {key}":
+        given = request.headers.get("authorization", "")
+        if key and not hmac.compare_digest(given.encode(), f"Bearer {key}".encode()):
             return error_response(401, "missing or wrong API key (Authorization: Bearer)")
         length = int(request.headers.get("content-length") or 0)
         if length > settings.max_body_mb * 1e6:
@@ -165,19 +184,31 @@ def create_app(engine: Engine, settings: ServeSettings | None = None) -> FastAPI
     async def chat(request: Request) -> Response:
         if (refusal := refused(request)) is not None:
             return refusal
+        cap = settings.max_body_mb * 1e6
+        raw = bytearray()
+        async for chunk in request.stream():  # also bounds uploads without a Content-Length
+            raw += chunk
+            if len(raw) > cap:
+                return error_response(413, f"request is over {settings.max_body_mb:.0f} MB")
         try:
-            body = await request.json()
+            body = json.loads(raw)
         except ValueError:
             return error_response(400, "request body is not JSON")
         try:
             chat_request = ChatRequest.model_validate(body)
-            generation = decode_request(chat_request, settings.limits, settings.max_tokens)
+            # Media decoding takes a while: off the event loop, which serves every stream.
+            generation = await asyncio.to_thread(
+                decode_request, chat_request, settings.limits, settings.max_tokens
+            )
         except ValidationError as exc:
             problem = exc.errors()[0]
             where = ".".join(str(p) for p in problem["loc"])
             return error_response(400, f"{where}: {problem['msg']}", param=where)
         except RequestError as exc:
             return error_response(exc.status, str(exc), exc.param)
+        if generation.audio_out and generation.voice not in (None, *engine.voices):
+            known = ", ".join(engine.voices) or "none: this model does not speak"
+            return error_response(400, f"unknown voice {generation.voice!r} (voices: {known})")
         cancel = threading.Event()
         watcher = asyncio.create_task(_watch_disconnect(request, cancel))
         stream = scheduler.run(generation, cancel)
@@ -190,14 +221,14 @@ def create_app(engine: Engine, settings: ServeSettings | None = None) -> FastAPI
         except Exception as exc:
             watcher.cancel()
             log.exception("generation failed")
-            return error_response(500, f"generation failed: {exc}")
+            return error_response(500, f"generation failed: {_one_line(exc)}")
         if not chat_request.stream:
             try:
                 pieces = [first] if first is not None else []
                 pieces += [piece async for piece in stream]
             except Exception as exc:
                 log.exception("generation failed")
-                return error_response(500, f"generation failed: {exc}")
+                return error_response(500, f"generation failed: {_one_line(exc)}")
             finally:
                 watcher.cancel()
             return JSONResponse(reply.whole(pieces))
@@ -215,7 +246,8 @@ def create_app(engine: Engine, settings: ServeSettings | None = None) -> FastAPI
                     yield _sse(reply.usage_chunk())
             except Exception as exc:
                 log.exception("generation failed mid-stream")
-                yield _sse({"error": {"message": f"generation failed: {exc}", "code": 500}})
+                failure = f"generation failed: {_one_line(exc)}"
+                yield _sse({"error": {"message": failure, "code": 500}})
             finally:
                 await stream.aclose()
             yield "data: [DONE]\n\n"
@@ -250,6 +282,11 @@ async def _watch_disconnect(request: Request, cancel: threading.Event) -> None:
             cancel.set()
             return
         await asyncio.sleep(0.05)
+
+
+def _one_line(exc: BaseException) -> str:
+    lines = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {lines[0]}" if lines else type(exc).__name__
 
 
 def _sse(chunk: dict[str, Any]) -> str:
@@ -320,6 +357,7 @@ class _Reply:
                 "data": wav_b64(np.concatenate(audio)),
                 "format": "wav",
                 "expires_at": 0,
+                "transcript": spoken_text(text, self.generation.json_schema),
             }
             choices.append(
                 {

@@ -9,13 +9,16 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import httpx
 
@@ -100,19 +103,7 @@ def cmd_bench_serve(args: argparse.Namespace) -> int:
     from rich.table import Table
 
     console = Console()
-    server = None
-    url = args.url
-    if url is None:
-        port = free_port()
-        console.print("[dim]starting omni-agent serve --tiny (random weights, CPU)...[/]")
-        server = subprocess.Popen(
-            [sys.executable, "-m", "omni_agent.cli", "serve", "--tiny", "--device", "cpu",
-             "--port", str(port), "--max-speech-s", "1", "--concurrency", "4",
-             "--max-queue", "64"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-        )  # fmt: skip
-        url = f"http://127.0.0.1:{port}/v1"
-        _wait_ready(url, server)
+    tiny = args.url is None
     body = {
         "messages": [
             {"role": "system", "content": "You are Robbie, a home robot."},
@@ -123,14 +114,12 @@ def cmd_bench_serve(args: argparse.Namespace) -> int:
         "max_tokens": args.max_tokens,
         "modalities": ["text"] if args.text_only else ["text", "audio"],
     }
-    try:
+    if tiny:
+        console.print("[dim]starting omni-agent serve --tiny (random weights, CPU)...[/]")
+    with _tiny_server() if tiny else contextlib.nullcontext(args.url) as url:
         rows = [asyncio.run(_level(url, c, args.requests, body)) for c in args.concurrency]
-    finally:
-        if server is not None:
-            server.terminate()
-            server.wait(10)
     table = Table(
-        title=f"bench serve: {url} ({'tiny random model, CPU' if server else 'given server'})"
+        title=f"bench serve: {url} ({'tiny random model, CPU' if tiny else 'given server'})"
     )
     for column in (
         "concurrency",
@@ -149,18 +138,36 @@ def cmd_bench_serve(args: argparse.Namespace) -> int:
         )  # fmt: skip
     console.print(table)
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(
-        json.dumps({"url": url, "tiny": server is not None, "levels": rows}, indent=2)
-    )
+    args.out.write_text(json.dumps({"url": url, "tiny": tiny, "levels": rows}, indent=2))
     console.print(f"[dim]written to {args.out}[/]")
     return 0
 
 
-def _wait_ready(url: str, server: subprocess.Popen[str]) -> None:
+@contextlib.contextmanager
+def _tiny_server() -> Iterator[str]:
+    port = free_port()
+    url = f"http://127.0.0.1:{port}/v1"
+    with tempfile.TemporaryFile("w+") as log:  # read back only if the server fails to start
+        server = subprocess.Popen(
+            [sys.executable, "-m", "omni_agent.cli", "serve", "--tiny", "--device", "cpu",
+             "--port", str(port), "--max-speech-s", "1", "--max-queue", "64"],
+            stdout=subprocess.DEVNULL, stderr=log, text=True,
+        )  # fmt: skip
+        try:
+            _wait_ready(url, server, log)
+            yield url
+        finally:
+            server.terminate()
+            server.wait(10)
+
+
+def _wait_ready(url: str, server: subprocess.Popen[str], log: IO[str]) -> None:
     deadline = time.monotonic() + 300
     while time.monotonic() < deadline:
         if server.poll() is not None:
-            reason = server.stderr.read().strip() if server.stderr else ""
+            log.seek(0)
+            lines = log.read().strip().splitlines()
+            reason = lines[-1] if lines else "no output"
             raise UserError(f"omni-agent serve --tiny exited: {reason}")
         try:
             if httpx.get(url.removesuffix("/v1") + "/ready", timeout=2).status_code == 200:

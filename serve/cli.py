@@ -40,6 +40,7 @@ def register(commands: Any) -> None:
     serve.add_argument("--concurrency", type=int, default=1, help="generations at once")
     serve.add_argument("--max-queue", type=int, default=32, help="waiting requests before 503")
     serve.add_argument("--max-tokens", type=int, default=1024, help="cap on reply tokens")
+    serve.add_argument("--max-body-mb", type=float, default=64.0, help="largest request body")
     serve.add_argument(
         "--max-speech-s", type=float, default=60.0, help="cap on one spoken answer (seconds)"
     )
@@ -79,6 +80,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
         if args.engine != "qwen2.5-omni":
             raise UserError("--tiny builds a Qwen2.5-Omni; use --engine qwen2.5-omni")
         args.model = build(Path(tempfile.mkdtemp(prefix="omni-tiny-")) / "tiny-qwen2.5-omni")
+    if args.concurrency < 1 or args.max_queue < 0:
+        raise UserError("--concurrency must be at least 1 and --max-queue at least 0")
     try:
         engine = load_engine(args.engine, args.model, args.device, args.dtype, args.max_speech_s)
     except RequestError as exc:
@@ -87,6 +90,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         concurrency=args.concurrency,
         max_queue=args.max_queue,
         max_tokens=args.max_tokens,
+        max_body_mb=args.max_body_mb,
         api_key=os.environ.get("OMNI_AGENT_API_KEY") or None,
         limits=MediaLimits(allowed_local_path=args.allowed_local_media_path),
     )

@@ -11,9 +11,10 @@ import base64
 import binascii
 import io
 import wave
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import unquote, urlparse
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
@@ -42,6 +43,7 @@ class MediaLimits:
     max_image_pixels: int = 4096 * 4096
     max_audio_s: float = 60.0
     max_video_frames: int = 32
+    max_file_mb: float = 64.0
     allowed_local_path: Path | None = None
     """Directory whose files may be named by file:// URLs; None refuses local files."""
 
@@ -92,7 +94,7 @@ class ChatRequest(BaseModel):
     max_completion_tokens: int | None = Field(default=None, ge=1)
     temperature: float = Field(default=0.0, ge=0.0, le=2.0)
     top_p: float = Field(default=1.0, gt=0.0, le=1.0)
-    seed: int | None = None
+    seed: int | None = Field(default=None, ge=0, le=2**32 - 1)
     modalities: list[Literal["text", "audio"]] = ["text"]
     audio: AudioOutput | None = None
     response_format: ResponseFormat | None = None
@@ -148,7 +150,6 @@ class Generation:
     json_schema: dict[str, Any] | None = None
     """Set when the client asked for JSON; engines without constrained decoding put the
     schema in the instructions and the reply is checked by the client."""
-    media: dict[str, int] = field(default_factory=dict)
 
 
 def decode_request(request: ChatRequest, limits: MediaLimits, max_tokens: int) -> Generation:
@@ -187,7 +188,6 @@ def decode_request(request: ChatRequest, limits: MediaLimits, max_tokens: int) -
         audio_out="audio" in request.modalities,
         voice=request.audio.voice if request.audio else None,
         json_schema=schema,
-        media=counts,
     )
 
 
@@ -228,23 +228,24 @@ def _decode_part(where: str, part: dict[str, Any], limits: MediaLimits) -> Part:
         if kind == "text":
             return TextPart(str(part["text"]))
         if kind == "image_url":
-            data, _ = _fetch(_url(part, "image_url"), limits)
-            return ImagePart(decode_image(data, limits))
+            return ImagePart(decode_image(_fetch(_url(part, "image_url"), limits), limits))
         if kind == "input_audio":
             spec = part["input_audio"]
             if spec.get("format", "wav") != "wav":
                 raise RequestError(f"{where}: input_audio format must be 'wav'", param=where)
             return AudioPart(decode_wav(_b64(spec["data"]), limits))
         if kind == "audio_url":
-            data, _ = _fetch(_url(part, "audio_url"), limits)
-            return AudioPart(decode_wav(data, limits))
+            return AudioPart(decode_wav(_fetch(_url(part, "audio_url"), limits), limits))
         if kind == "video_url":
-            data, _ = _fetch(_url(part, "video_url"), limits)
-            frames = int(part["video_url"].get("num_frames") or 8)
-            return VideoPart(decode_video(data, min(frames, limits.max_video_frames)))
+            spec = part["video_url"]
+            wanted = spec.get("num_frames") if isinstance(spec, dict) else None
+            frames = min(int(wanted or 8), limits.max_video_frames)
+            if frames < 1:
+                raise RequestError("num_frames must be at least 1")
+            return VideoPart(decode_video(_fetch(_url(part, "video_url"), limits), frames))
     except RequestError as exc:
         raise RequestError(f"{where}: {exc}", exc.status, param=where) from None
-    except (KeyError, TypeError, AttributeError):
+    except (KeyError, TypeError, AttributeError, ValueError, ArithmeticError):
         raise RequestError(f"{where}: malformed {kind} part", param=where) from None
     raise RequestError(
         f"{where}: part type {kind!r} is not supported "
@@ -259,30 +260,40 @@ def _url(part: dict[str, Any], key: str) -> str:
 
 
 def _b64(data: str) -> bytes:
+    if not isinstance(data, str):
+        raise RequestError("base64 data must be a string")
     try:
         return base64.b64decode(data, validate=True)
     except (binascii.Error, ValueError):
         raise RequestError("invalid base64 data") from None
 
 
-def _fetch(url: str, limits: MediaLimits) -> tuple[bytes, str]:
-    """Bytes and MIME type of a data: or file:// URL; remote URLs are never fetched."""
+def _fetch(url: str, limits: MediaLimits) -> bytes:
+    """The bytes of a data: or file:// URL; remote URLs are never fetched."""
     if url.startswith("data:"):
         header, _, payload = url.partition(",")
         if not header.endswith(";base64"):
             raise RequestError("data URLs must be base64 (data:<mime>;base64,...)")
-        return _b64(payload), header[5:].removesuffix(";base64")
-    if url.startswith("file://"):
+        return _b64(payload)
+    if url.startswith("file:"):
+        parsed = urlparse(url)
         root = limits.allowed_local_path
-        path = Path(url[7:]).resolve()
-        if root is None or not path.is_relative_to(root.resolve()):
+        if root is None:
             raise RequestError(
                 "local files are refused; start the server with --allowed-local-media-path",
                 status=403,
             )
+        if parsed.netloc not in ("", "localhost") or not parsed.path.startswith("/"):
+            raise RequestError("file URLs must name an absolute local path (file:///...)")
+        # resolve() follows symlinks and '..', so the check is on the real location
+        path = Path(unquote(parsed.path)).resolve()
+        if not path.is_relative_to(root.resolve()):
+            raise RequestError(f"{path} is outside the allowed media path {root}", status=403)
         if not path.is_file():
             raise RequestError(f"no such file: {path}", status=404)
-        return path.read_bytes(), ""
+        if path.stat().st_size > limits.max_file_mb * 1e6:
+            raise RequestError(f"{path} is over {limits.max_file_mb:.0f} MB", status=413)
+        return path.read_bytes()
     raise RequestError("only data: and file:// URLs are accepted; send media as a data URL")
 
 
@@ -308,9 +319,13 @@ def decode_wav(data: bytes, limits: MediaLimits) -> np.ndarray:
             if w.getsampwidth() != 2:
                 raise RequestError(f"audio must be 16-bit PCM WAV, got {8 * w.getsampwidth()}-bit")
             rate, channels = w.getframerate(), w.getnchannels()
-            pcm = np.frombuffer(w.readframes(w.getnframes()), "<i2")
+            raw = w.readframes(w.getnframes())
     except (wave.Error, EOFError):
         raise RequestError("audio is not a WAV file") from None
+    if rate <= 0 or channels <= 0:
+        raise RequestError(f"WAV header is invalid (rate {rate}, channels {channels})")
+    frame = 2 * channels
+    pcm = np.frombuffer(raw[: len(raw) // frame * frame], "<i2")  # whole frames only
     samples = pcm.reshape(-1, channels).mean(axis=1).astype(np.float32) / 32768.0
     seconds = len(samples) / rate
     if seconds > limits.max_audio_s:
@@ -326,7 +341,7 @@ def decode_wav(data: bytes, limits: MediaLimits) -> np.ndarray:
 
 
 def decode_video(data: bytes, num_frames: int) -> np.ndarray:
-    """`num_frames` RGB frames spread evenly over the clip."""
+    """`num_frames` RGB frames spread evenly over the clip; only those frames are decoded."""
     import tempfile
 
     import cv2
@@ -335,16 +350,21 @@ def decode_video(data: bytes, num_frames: int) -> np.ndarray:
         f.write(data)
         f.flush()
         capture = cv2.VideoCapture(f.name)
+        total = int(capture.get(cv2.CAP_PROP_FRAME_COUNT))
+        # Qwen-style vision encoders pair frames in time, so keep an even count.
+        count = max(2, min(num_frames, max(total, 1)) // 2 * 2)
+        picks = set(np.linspace(0, max(total - 1, 0), count).round().astype(int).tolist())
         frames = []
-        while True:
-            ok, bgr = capture.read()
-            if not ok:
+        for index in range(total):
+            if not capture.grab():
                 break
-            frames.append(bgr[:, :, ::-1])
+            if index in picks:
+                ok, bgr = capture.retrieve()
+                if ok:
+                    frames.append(bgr[:, :, ::-1])
         capture.release()
     if not frames:
         raise RequestError("video could not be decoded (MP4/H.264, WebM, AVI)")
-    # Qwen-style vision encoders pair frames in time, so keep an even count.
-    count = max(2, min(num_frames, len(frames)) // 2 * 2)
-    picks = np.linspace(0, len(frames) - 1, count).round().astype(int)
-    return np.stack([frames[i] for i in picks])
+    if len(frames) % 2:  # keep the count even
+        frames.append(frames[-1])
+    return np.stack(frames)

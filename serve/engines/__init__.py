@@ -46,6 +46,9 @@ class Engine(Protocol):
     name: str
     model_id: str
     voices: list[str]
+    max_concurrency: int
+    """Generations it can run at once. transformers models keep per-call state on the
+    model (Qwen's rope offsets, the global seed), so theirs is 1."""
 
     def generate(self, request: Generation, cancel: threading.Event) -> Iterator[Piece]:
         """Text pieces as they are decoded, then audio pieces when asked for, then one

@@ -55,6 +55,7 @@ DEFAULT_VOICE = "default"
 
 class InteractiveOmniEngine:
     name = "interactive-omni"
+    max_concurrency = 1
 
     def __init__(self, path: Path, device: str = "auto", dtype: str = "auto") -> None:
         from transformers import AutoModel, AutoTokenizer

@@ -60,6 +60,7 @@ class _Cancelled:
 
 class QwenOmniEngine:
     name = "qwen2.5-omni"
+    max_concurrency = 1
 
     def __init__(
         self, path: Path, device: str = "auto", dtype: str = "auto", max_speech_s: float = 60.0

@@ -3,6 +3,7 @@ vLLM launch profiles' agreement with the agent's client profiles."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
@@ -40,11 +41,10 @@ def test_the_sim_talks_to_the_robot_through_omni_agent_serve(tmp_path: Path) -> 
         while True:
             assert server.poll() is None, server.stdout.read() if server.stdout else ""
             assert time.monotonic() < deadline, "omni-agent serve did not become ready"
-            try:
+            with contextlib.suppress(httpx.TransportError):
                 if httpx.get(f"http://127.0.0.1:{port}/ready").status_code == 200:
                     break
-            except httpx.TransportError:
-                time.sleep(0.2)
+            time.sleep(0.2)
         result = omni_agent(
             "--model-url", url, "--profile", "omni-agent-serve", "sim", "--quiet", "--strict",
             "--scenario", "sim/scenarios/greeting.yaml", "--out", str(tmp_path / "runs"),

@@ -3,14 +3,13 @@ and the serving behaviour (cancellation, queueing) that any engine gets."""
 
 from __future__ import annotations
 
-import base64
+import contextlib
 import json
 import threading
 import time
 from pathlib import Path
 
 import httpx
-import numpy as np
 
 from omni_agent.media import wav_bytes
 from serve.engines import load_engine
@@ -143,4 +142,32 @@ def test_api_key_is_required_when_set(double_dir: Path) -> None:
         assert httpx.get(url.removesuffix("/v1") + "/health").status_code == 200
 
 
-__all__ = ["base64", "np"]
+def test_a_client_that_hangs_up_while_queued_leaves_the_queue(tmp_path: Path) -> None:
+    engine = load_engine(
+        "interactive-omni",
+        build_double(tmp_path / "m", reply="word " * 100, delay_s=0.01),
+        device="cpu",
+    )
+    with serving(engine, max_queue=1) as url:
+        ready = url.removesuffix("/v1") + "/ready"
+        body = {"messages": user(TEXT), "stream": True}
+        with httpx.stream("POST", f"{url}/chat/completions", json=body, timeout=30) as running:
+            lines = running.iter_lines()  # kept: dropping the iterator closes the stream
+            next(lines)  # the first request holds the only slot
+
+            def wait_in_queue() -> None:
+                with contextlib.suppress(httpx.HTTPError):
+                    httpx.post(
+                        f"{url}/chat/completions", json={"messages": user(TEXT)}, timeout=0.5
+                    )
+
+            waiter = threading.Thread(target=wait_in_queue)
+            waiter.start()
+            waiter.join()  # it gave up after 0.5 s, while still queued
+            deadline = time.monotonic() + 3
+            while httpx.get(ready).json()["waiting"]:
+                assert time.monotonic() < deadline, "the abandoned request stayed queued"
+                time.sleep(0.02)
+            # the queue has room again for a live request
+            assert httpx.get(ready).status_code == 200
+    assert len(engine.model.calls) == 1  # type: ignore[attr-defined]

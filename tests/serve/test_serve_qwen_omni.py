@@ -17,6 +17,9 @@ import pytest
 from omni_agent.config import ModelConfig
 from omni_agent.media import wav_bytes
 from omni_agent.model.client import AudioDelta, Finish, ModelClient, TextDelta
+from serve.engines import Engine
+from serve.protocol import MediaLimits
+from tests.serve.conftest import serving
 
 
 def png_url(size: int = 56) -> str:
@@ -58,6 +61,8 @@ TEXT = {"type": "text", "text": "What do you see and hear?"}
 IMAGE = {"type": "image_url", "image_url": {"url": png_url()}}
 AUDIO = {"type": "input_audio", "input_audio": {"data": wav_b64(), "format": "wav"}}
 BAD_PNG = "data:image/png;base64,AAAA"
+_WAV = wav_bytes(b"\x01\x00" * 10, 16_000)
+ZERO_RATE_WAV = base64.b64encode(_WAV[:24] + bytes(4) + _WAV[28:]).decode()  # header: rate 0
 VIDEO = {"type": "video_url", "video_url": {"url": mp4_url()}}
 
 
@@ -183,6 +188,14 @@ async def test_the_agents_client_hears_the_speech(qwen_url: str) -> None:
         ({"messages": user(TEXT), "modalities": ["text", "audio"], "audio": {"voice": "Bob"}}, 400,
          "unknown voice 'Bob'"),
         ({"messages": user(TEXT), "temperature": 9}, 400, "temperature"),
+        ({"messages": user({"type": "input_audio", "input_audio": {"data": 7}})}, 400,
+         "must be a string"),
+        ({"messages": user({"type": "input_audio", "input_audio": {"data": ZERO_RATE_WAV}})}, 400,
+         "WAV header is invalid"),
+        ({"messages": user({"type": "video_url", "video_url": {"url": "x", "num_frames": "a"}})},
+         400, "malformed video_url part"),
+        ({"messages": user({"type": "image_url", "image_url": {"url": "file:///etc/passwd"}})},
+         403, "--allowed-local-media-path"),
     ],
 )  # fmt: skip
 def test_bad_requests_get_a_status_and_a_reason(
@@ -198,3 +211,30 @@ def test_a_body_that_is_not_json_is_refused(qwen_url: str) -> None:
     response = httpx.post(f"{qwen_url}/chat/completions", content=b"{nope", timeout=10)
     assert response.status_code == 400
     assert response.json()["error"]["message"] == "request body is not JSON"
+
+
+def test_local_files_are_read_only_under_the_allowed_path(
+    qwen_engine: Engine, tmp_path: Path
+) -> None:
+    import cv2
+
+    allowed = tmp_path / "media"
+    allowed.mkdir()
+    cv2.imwrite(str(allowed / "frame one.png"), np.zeros((56, 56, 3), np.uint8))
+    (tmp_path / "secret.png").write_bytes((allowed / "frame one.png").read_bytes())
+    (allowed / "link.png").symlink_to(tmp_path / "secret.png")
+    limits = MediaLimits(allowed_local_path=allowed)
+
+    def ask(url: str) -> httpx.Response:
+        image = {"type": "image_url", "image_url": {"url": url}}
+        body = {"messages": user(image, TEXT), "max_tokens": 1}
+        return httpx.post(f"{base}/chat/completions", json=body, timeout=60)
+
+    with serving(qwen_engine, limits=limits) as base:
+        assert ask(f"file://{allowed}/frame%20one.png").status_code == 200
+        for escape in (f"file://{allowed}/../secret.png", f"file://{allowed}/link.png"):
+            refused = ask(escape)
+            assert refused.status_code == 403
+            assert "outside the allowed media path" in refused.json()["error"]["message"]
+        assert ask(f"file://{allowed}/missing.png").status_code == 404
+        assert ask("file:relative.png").status_code == 400
