@@ -96,6 +96,39 @@ def spoken_text(text: str, schema: dict[str, Any] | None) -> str:
     return say if isinstance(say, str) else ""
 
 
+def say_exactly(say: str) -> str:
+    """The instruction for the second, speech-only pass over a JSON reply's `say`."""
+    return f"Say exactly this and nothing else: {say}"
+
+
+class StopOnCancel:
+    """A transformers stopping criterion that ends generation once the client has gone."""
+
+    def __init__(self, cancel: threading.Event) -> None:
+        self.cancel = cancel
+
+    def __call__(self, input_ids: Any, scores: Any, **kwargs: Any) -> Any:
+        import torch
+
+        return torch.full((input_ids.shape[0],), self.cancel.is_set(), dtype=torch.bool)
+
+
+def ending(
+    wav: Any, cancel: threading.Event, prompt_tokens: int, tokens: int, max_tokens: int
+) -> Iterator[Piece]:
+    """The speech in one-second chunks (unless cancelled), then `Finished`."""
+    if wav is not None and not cancel.is_set():
+        if hasattr(wav, "detach"):  # a torch tensor
+            wav = wav.detach().float().cpu().numpy()
+        samples = np.asarray(wav, dtype=np.float32).reshape(-1)
+        for start in range(0, len(samples), SPEECH_RATE):
+            yield AudioPiece(samples[start : start + SPEECH_RATE])
+    reason = "cancelled" if cancel.is_set() else "stop"
+    if reason == "stop" and tokens >= max_tokens:
+        reason = "length"
+    yield Finished(reason, prompt_tokens, tokens)
+
+
 def torch_dtype(dtype: str, device: str) -> Any:
     import torch
 

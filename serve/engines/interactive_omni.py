@@ -20,17 +20,16 @@ from typing import Any
 import numpy as np
 
 from serve.engines import (
-    SPEECH_RATE,
-    AudioPiece,
-    Finished,
     Piece,
+    StopOnCancel,
     TextPiece,
+    ending,
     pick_device,
+    say_exactly,
     schema_instruction,
     spoken_text,
     torch_dtype,
 )
-from serve.engines.qwen_omni import _Cancelled
 from serve.protocol import (
     AUDIO_RATE,
     AudioPart,
@@ -83,19 +82,13 @@ class InteractiveOmniEngine:
                 if say:
                     again = [
                         {"role": "system", "content": SPEECH_SYSTEM_PROMPT},
-                        {"role": "user", "content": f"Say exactly this and nothing else: {say}"},
+                        {"role": "user", "content": say_exactly(say)},
                     ]
                     _, wav, _ = yield from self._chat(
                         again, request, cancel, voice, True, stream_text=False
                     )
-        if wav is not None and not cancel.is_set():
-            samples = _as_samples(wav)
-            for start in range(0, len(samples), SPEECH_RATE):
-                yield AudioPiece(samples[start : start + SPEECH_RATE])
-        reason = "cancelled" if cancel.is_set() else "stop"
-        if reason == "stop" and tokens >= request.max_tokens:
-            reason = "length"
-        yield Finished(reason, 0, tokens)
+        # chat() does not report its prompt's length
+        yield from ending(wav, cancel, 0, tokens, request.max_tokens)
 
     def _speaker(self, request: Generation) -> Any:
         name = request.voice or DEFAULT_VOICE
@@ -125,7 +118,7 @@ class InteractiveOmniEngine:
         config: dict[str, Any] = {
             "max_new_tokens": request.max_tokens,
             "do_sample": request.temperature > 0,
-            "stopping_criteria": StoppingCriteriaList([_Cancelled(cancel)]),
+            "stopping_criteria": StoppingCriteriaList([StopOnCancel(cancel)]),
             "streamer": streamer,
         }
         if request.temperature > 0:
@@ -202,9 +195,3 @@ def _part(part: TextPart | ImagePart | AudioPart | VideoPart, stem: Path) -> dic
         writer.write(np.ascontiguousarray(frame[:, :, ::-1]))
     writer.release()
     return {"type": "video", "video": str(path)}
-
-
-def _as_samples(wav: Any) -> np.ndarray:
-    if hasattr(wav, "detach"):
-        wav = wav.detach().float().cpu().numpy()
-    return np.asarray(wav, dtype=np.float32).reshape(-1)

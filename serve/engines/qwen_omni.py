@@ -13,14 +13,13 @@ from collections.abc import Generator, Iterator
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from serve.engines import (
-    AudioPiece,
-    Finished,
     Piece,
+    StopOnCancel,
     TextPiece,
+    ending,
     pick_device,
+    say_exactly,
     schema_instruction,
     spoken_text,
     torch_dtype,
@@ -41,21 +40,8 @@ SPEECH_SYSTEM_PROMPT = (
 )
 """The talker was trained under this exact system prompt; speech needs it first."""
 
-CHUNK_S = 1.0
 CODEC_HZ = 50
 """Talker codec tokens per second of speech: bounds how long one answer can speak."""
-
-
-class _Cancelled:
-    """A stopping criterion that ends generation once the client has gone."""
-
-    def __init__(self, cancel: threading.Event) -> None:
-        self.cancel = cancel
-
-    def __call__(self, input_ids: Any, scores: Any, **kwargs: Any) -> Any:
-        import torch
-
-        return torch.full((input_ids.shape[0],), self.cancel.is_set(), dtype=torch.bool)
 
 
 class QwenOmniEngine:
@@ -91,15 +77,7 @@ class QwenOmniEngine:
             say = spoken_text(text, request.json_schema)
             if say:
                 wav = yield from self._speak(say, request, cancel, voice)
-        if wav is not None and not cancel.is_set():
-            samples = wav.reshape(-1).float().cpu().numpy().astype(np.float32)
-            step = int(24_000 * CHUNK_S)
-            for start in range(0, len(samples), step):
-                yield AudioPiece(samples[start : start + step])
-        reason = "cancelled" if cancel.is_set() else "stop"
-        if reason == "stop" and completion >= request.max_tokens:
-            reason = "length"
-        yield Finished(reason, prompt_len, completion)
+        yield from ending(wav, cancel, prompt_len, completion, request.max_tokens)
 
     def _voice(self, request: Generation) -> str:
         if not request.audio_out:
@@ -114,7 +92,7 @@ class QwenOmniEngine:
     def _speak(
         self, say: str, request: Generation, cancel: threading.Event, voice: str
     ) -> Generator[Piece, None, Any]:
-        messages = [Message("user", [TextPart(f"Say exactly this and nothing else: {say}")])]
+        messages = [Message("user", [TextPart(say_exactly(say))])]
         plain = Generation(
             messages=messages,
             max_tokens=request.max_tokens,
@@ -167,7 +145,7 @@ class QwenOmniEngine:
             skip_prompt=True,
             skip_special_tokens=True,
         )
-        stop = StoppingCriteriaList([_Cancelled(cancel)])
+        stop = StoppingCriteriaList([StopOnCancel(cancel)])
         sampling: dict[str, Any] = {"thinker_do_sample": request.temperature > 0}
         if request.temperature > 0:
             sampling |= {"thinker_temperature": request.temperature, "thinker_top_p": request.top_p}
