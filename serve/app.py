@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import contextlib
 import hmac
 import json
 import logging
@@ -25,6 +24,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from omni_agent.speech.pcm import wav_bytes
 from serve.engines import (
     SPEECH_RATE,
     AudioPiece,
@@ -34,7 +34,7 @@ from serve.engines import (
     TextPiece,
     spoken_text,
 )
-from serve.protocol import ChatRequest, Generation, MediaLimits, RequestError, decode_request
+from serve.protocol import ChatRequest, Generation, MediaLimits, RequestError, decode_request, pcm16
 
 log = logging.getLogger(__name__)
 
@@ -63,23 +63,32 @@ class Scheduler:
         self.waiting = 0
         self.running = 0
 
+    @property
+    def full(self) -> bool:
+        return self.slots.locked() and self.waiting >= self.max_queue
+
     async def run(
         self, generation: Generation, cancel: threading.Event
     ) -> AsyncGenerator[Piece, None]:
-        if self.slots.locked() and self.waiting >= self.max_queue:
+        if self.full:
             raise RequestError(
                 f"server busy: {self.waiting} requests already waiting; retry later", status=503
             )
+        # Wait for a slot in arrival order, but leave the queue as soon as the client does.
+        acquire = asyncio.ensure_future(self.slots.acquire())
         self.waiting += 1
         try:
-            while True:  # wait for a slot, but leave the queue as soon as the client does
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self.slots.acquire(), QUEUE_POLL_S)
-                    break
-                if cancel.is_set():
-                    return
+            while not acquire.done() and not cancel.is_set():
+                await asyncio.wait([acquire], timeout=QUEUE_POLL_S)
         finally:
             self.waiting -= 1
+            if not acquire.done():
+                acquire.cancel()  # the semaphore passes a slot granted meanwhile on
+        if not acquire.done() or acquire.cancelled():
+            return
+        if cancel.is_set():
+            self.slots.release()
+            return
         loop = asyncio.get_running_loop()
         pieces: asyncio.Queue[Piece | BaseException | None] = asyncio.Queue()
 
@@ -96,18 +105,14 @@ class Scheduler:
                 loop.call_soon_threadsafe(self._release)
 
         self.running += 1
-        started = False
+        threading.Thread(target=work, name="engine", daemon=True).start()
         try:
-            threading.Thread(target=work, name="engine", daemon=True).start()
-            started = True
             while (item := await pieces.get()) is not None:
                 if isinstance(item, BaseException):
                     raise item
                 yield item
         finally:
-            cancel.set()
-            if not started:
-                self._release()
+            cancel.set()  # a consumer that stops early (a hang-up) stops the engine
 
     def _release(self) -> None:
         self.running -= 1
@@ -121,10 +126,7 @@ def error_response(status: int, message: str, param: str | None = None) -> JSONR
 
 
 def wav_b64(samples: np.ndarray, rate: int = SPEECH_RATE) -> str:
-    from omni_agent.media import wav_bytes
-
-    pcm = (np.clip(samples, -1.0, 1.0) * 32767).astype("<i2").tobytes()
-    return base64.b64encode(wav_bytes(pcm, rate)).decode()
+    return base64.b64encode(wav_bytes(pcm16(samples), rate)).decode()
 
 
 def create_app(engine: Engine, settings: ServeSettings | None = None) -> FastAPI:
@@ -134,20 +136,14 @@ def create_app(engine: Engine, settings: ServeSettings | None = None) -> FastAPI
         log.warning("%s runs %d generation(s) at a time", engine.name, concurrency)
     scheduler = Scheduler(engine, concurrency, settings.max_queue)
     app = FastAPI(title="omni-agent serve", version="1")
-    app.state.scheduler = scheduler
 
-    def refused(request: Request) -> JSONResponse | None:
-        """Auth and size checks. (Not a middleware: Starlette's HTTP middleware hides
-        client disconnects from streaming responses, and cancellation depends on them.)"""
+    def unauthorized(request: Request) -> JSONResponse | None:
+        """The API-key check. (Not a middleware: Starlette's HTTP middleware hides client
+        disconnects from streaming responses, and cancellation depends on them.)"""
         key = settings.api_key
         given = request.headers.get("authorization", "")
         if key and not hmac.compare_digest(given.encode(), f"Bearer {key}".encode()):
             return error_response(401, "missing or wrong API key (Authorization: Bearer)")
-        length = int(request.headers.get("content-length") or 0)
-        if length > settings.max_body_mb * 1e6:
-            return error_response(
-                413, f"request of {length / 1e6:.1f} MB is over {settings.max_body_mb:.0f} MB"
-            )
         return None
 
     @app.get("/health")
@@ -162,13 +158,13 @@ def create_app(engine: Engine, settings: ServeSettings | None = None) -> FastAPI
             "running": scheduler.running,
             "waiting": scheduler.waiting,
         }
-        if scheduler.waiting >= scheduler.max_queue:
+        if scheduler.full:
             return JSONResponse({"status": "busy", **body}, status_code=503)
         return JSONResponse({"status": "ready", **body})
 
     @app.get("/v1/models")
     async def models(request: Request) -> Response:
-        if (refusal := refused(request)) is not None:
+        if (refusal := unauthorized(request)) is not None:
             return refusal
         model = {
             "id": engine.model_id,
@@ -182,7 +178,7 @@ def create_app(engine: Engine, settings: ServeSettings | None = None) -> FastAPI
 
     @app.post("/v1/chat/completions")
     async def chat(request: Request) -> Response:
-        if (refusal := refused(request)) is not None:
+        if (refusal := unauthorized(request)) is not None:
             return refusal
         cap = settings.max_body_mb * 1e6
         raw = bytearray()
@@ -237,11 +233,9 @@ def create_app(engine: Engine, settings: ServeSettings | None = None) -> FastAPI
             watcher.cancel()  # from here on the response itself watches for a hang-up
             try:
                 if first is not None:
-                    for chunk in reply.chunks(first):
-                        yield _sse(chunk)
+                    yield _sse(reply.chunk(first))
                 async for piece in stream:
-                    for chunk in reply.chunks(piece):
-                        yield _sse(chunk)
+                    yield _sse(reply.chunk(piece))
                 if chat_request.stream_options and chat_request.stream_options.include_usage:
                     yield _sse(reply.usage_chunk())
             except Exception as exc:
@@ -313,16 +307,16 @@ class _Reply:
             "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
         }
 
-    def chunks(self, piece: Piece) -> list[dict[str, Any]]:
+    def chunk(self, piece: Piece) -> dict[str, Any]:
         head: dict[str, Any] = {} if self.started else {"role": "assistant"}
         self.started = True
         if isinstance(piece, TextPiece):
-            return [self._chunk({**head, "content": piece.text})]
+            return self._chunk({**head, "content": piece.text})
         if isinstance(piece, AudioPiece):
             audio = {"id": f"audio-{self.id}", "data": wav_b64(piece.samples), "format": "wav"}
-            return [self._chunk({**head, "audio": audio})]
+            return self._chunk({**head, "audio": audio})
         self.finished = piece
-        return [self._chunk(head, _finish_reason(piece))]
+        return self._chunk(head, _finish_reason(piece))
 
     def usage(self) -> dict[str, int]:
         done = self.finished or Finished("stop", 0, 0)

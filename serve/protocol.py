@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import io
 import wave
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +17,8 @@ from urllib.parse import unquote, urlparse
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
+
+from omni_agent.speech.pcm import read_wav, resample, to_int16
 
 AUDIO_RATE = 16_000
 """Both engines' audio encoders (Whisper) take 16 kHz mono."""
@@ -313,31 +314,27 @@ def decode_image(data: bytes, limits: MediaLimits) -> np.ndarray:
 
 
 def decode_wav(data: bytes, limits: MediaLimits) -> np.ndarray:
-    """A 16-bit PCM WAV as float32 mono at 16 kHz (channels averaged, resampled)."""
+    """A 16-bit PCM WAV as float32 mono at 16 kHz (channels mixed down, resampled)."""
     try:
-        with wave.open(io.BytesIO(data), "rb") as w:
-            if w.getsampwidth() != 2:
-                raise RequestError(f"audio must be 16-bit PCM WAV, got {8 * w.getsampwidth()}-bit")
-            rate, channels = w.getframerate(), w.getnchannels()
-            raw = w.readframes(w.getnframes())
+        pcm, rate = read_wav(data)
     except (wave.Error, EOFError):
         raise RequestError("audio is not a WAV file") from None
-    if rate <= 0 or channels <= 0:
-        raise RequestError(f"WAV header is invalid (rate {rate}, channels {channels})")
-    frame = 2 * channels
-    pcm = np.frombuffer(raw[: len(raw) // frame * frame], "<i2")  # whole frames only
-    samples = pcm.reshape(-1, channels).mean(axis=1).astype(np.float32) / 32768.0
-    seconds = len(samples) / rate
+    except ValueError as exc:
+        raise RequestError(f"unusable WAV: {exc}") from None
+    if rate <= 0:
+        raise RequestError(f"WAV header is invalid (sample rate {rate})")
+    pcm = pcm[: len(pcm) // 2 * 2]
+    seconds = len(pcm) / 2 / rate
     if seconds > limits.max_audio_s:
         raise RequestError(
             f"audio of {seconds:.1f} s is over the limit of {limits.max_audio_s:.0f} s", status=413
         )
-    if rate != AUDIO_RATE and len(samples):
-        n = round(len(samples) * AUDIO_RATE / rate)
-        samples = np.interp(
-            np.linspace(0, len(samples) - 1, n), np.arange(len(samples)), samples
-        ).astype(np.float32)
-    return samples
+    return np.frombuffer(resample(pcm, rate, AUDIO_RATE), "<i2").astype(np.float32) / 32768.0
+
+
+def pcm16(samples: np.ndarray) -> bytes:
+    """Float samples in [-1, 1] as 16-bit PCM bytes."""
+    return to_int16(np.clip(samples, -1.0, 1.0) * 32767.0).tobytes()
 
 
 def decode_video(data: bytes, num_frames: int) -> np.ndarray:

@@ -84,6 +84,15 @@ def schema_instruction(schema: dict[str, Any]) -> str:
     )
 
 
+def instructions(request: Generation, speech_prompt: str | None = None) -> str:
+    """The request's system text, with the model's speech prompt first when it must speak
+    and the JSON instruction last when it must answer in JSON."""
+    system = [m.text() for m in request.messages if m.role == "system"]
+    if request.json_schema is not None:
+        system.append(schema_instruction(request.json_schema))
+    return "\n\n".join(s for s in (speech_prompt, *system) if s)
+
+
 def spoken_text(text: str, schema: dict[str, Any] | None) -> str:
     """What to speak of a reply: for a JSON reply with a `say` field, only that field."""
     if schema is None:

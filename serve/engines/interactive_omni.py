@@ -12,21 +12,21 @@ from __future__ import annotations
 
 import tempfile
 import threading
-import wave
 from collections.abc import Generator, Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from omni_agent.speech.pcm import wav_bytes
 from serve.engines import (
     Piece,
     StopOnCancel,
     TextPiece,
     ending,
+    instructions,
     pick_device,
     say_exactly,
-    schema_instruction,
     spoken_text,
     torch_dtype,
 )
@@ -38,6 +38,7 @@ from serve.protocol import (
     RequestError,
     TextPart,
     VideoPart,
+    pcm16,
 )
 
 SPEECH_SYSTEM_PROMPT = (
@@ -158,11 +159,7 @@ class InteractiveOmniEngine:
         return text, wav, len(self.tokenizer(text)["input_ids"]) if text else 0
 
     def _messages(self, request: Generation, media_dir: Path, speech: bool) -> list[dict[str, Any]]:
-        system = "\n\n".join(m.text() for m in request.messages if m.role == "system")
-        if request.json_schema is not None:
-            system = "\n\n".join(s for s in (system, schema_instruction(request.json_schema)) if s)
-        if speech:
-            system = "\n\n".join(s for s in (SPEECH_SYSTEM_PROMPT, system) if s)
+        system = instructions(request, SPEECH_SYSTEM_PROMPT if speech else None)
         out: list[dict[str, Any]] = [{"role": "system", "content": system}] if system else []
         for i, message in enumerate(m for m in request.messages if m.role != "system"):
             parts = [_part(p, media_dir / f"{i}-{j}") for j, p in enumerate(message.parts)]
@@ -182,11 +179,7 @@ def _part(part: TextPart | ImagePart | AudioPart | VideoPart, stem: Path) -> dic
         return {"type": "image", "image": str(path)}
     if isinstance(part, AudioPart):
         path = stem.with_suffix(".wav")
-        with wave.open(str(path), "wb") as w:
-            w.setnchannels(1)
-            w.setsampwidth(2)
-            w.setframerate(AUDIO_RATE)
-            w.writeframes((np.clip(part.samples, -1, 1) * 32767).astype("<i2").tobytes())
+        path.write_bytes(wav_bytes(pcm16(part.samples), AUDIO_RATE))
         return {"type": "audio", "audio": str(path)}
     path = stem.with_suffix(".mp4")
     height, width = part.frames.shape[1:3]

@@ -18,9 +18,9 @@ from serve.engines import (
     StopOnCancel,
     TextPiece,
     ending,
+    instructions,
     pick_device,
     say_exactly,
-    schema_instruction,
     spoken_text,
     torch_dtype,
 )
@@ -66,7 +66,7 @@ class QwenOmniEngine:
         voice = self._voice(request)
         speak_reply = request.audio_out and request.json_schema is None
         sequences, wav, prompt_len = yield from self._run(
-            request.messages, request, cancel, return_audio=speak_reply, voice=voice
+            request, cancel, return_audio=speak_reply, voice=voice
         )
         completion = int(sequences.shape[1]) - prompt_len
         if request.audio_out and not speak_reply and not cancel.is_set():
@@ -92,9 +92,8 @@ class QwenOmniEngine:
     def _speak(
         self, say: str, request: Generation, cancel: threading.Event, voice: str
     ) -> Generator[Piece, None, Any]:
-        messages = [Message("user", [TextPart(say_exactly(say))])]
         plain = Generation(
-            messages=messages,
+            messages=[Message("user", [TextPart(say_exactly(say))])],
             max_tokens=request.max_tokens,
             temperature=0.0,
             top_p=1.0,
@@ -103,13 +102,12 @@ class QwenOmniEngine:
             voice=voice,
         )
         _, wav, _ = yield from self._run(
-            messages, plain, cancel, return_audio=True, voice=voice, stream_text=False
+            plain, cancel, return_audio=True, voice=voice, stream_text=False
         )
         return wav
 
     def _run(
         self,
-        messages: list[Message],
         request: Generation,
         cancel: threading.Event,
         return_audio: bool,
@@ -121,11 +119,11 @@ class QwenOmniEngine:
         import torch
         from transformers import StoppingCriteriaList, TextIteratorStreamer
 
-        conversation = self._conversation(messages, request, speech=return_audio)
+        conversation = self._conversation(request, speech=return_audio)
         prompt = self.processor.apply_chat_template(
             conversation, add_generation_prompt=True, tokenize=False
         )
-        media = [p for m in messages for p in m.parts]
+        media = [p for m in request.messages for p in m.parts]
         images = [p.rgb for p in media if isinstance(p, ImagePart)]
         audios = [p.samples for p in media if isinstance(p, AudioPart)]
         videos = [list(p.frames) for p in media if isinstance(p, VideoPart)]
@@ -184,18 +182,14 @@ class QwenOmniEngine:
             sequences = sequences.sequences
         return sequences, wav, int(inputs["input_ids"].shape[1])
 
-    def _conversation(
-        self, messages: list[Message], request: Generation, speech: bool
-    ) -> list[dict[str, Any]]:
-        system = "\n\n".join(m.text() for m in messages if m.role == "system")
-        if request.json_schema is not None:
-            system = "\n\n".join(s for s in (system, schema_instruction(request.json_schema)) if s)
+    def _conversation(self, request: Generation, speech: bool) -> list[dict[str, Any]]:
+        system = instructions(request)
         conversation: list[dict[str, Any]] = []
         if speech:
             conversation.append(_text_message("system", SPEECH_SYSTEM_PROMPT))
         if system:
             conversation.append(_text_message("system", system))
-        for message in messages:
+        for message in request.messages:
             if message.role != "system":
                 conversation.append(
                     {"role": message.role, "content": [_part(p) for p in message.parts]}
