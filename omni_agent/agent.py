@@ -35,7 +35,7 @@ from omni_agent.messages import (
     VoiceActivity,
     now,
 )
-from omni_agent.model.client import AudioDelta, ModelClient, ModelError, TextDelta
+from omni_agent.model.client import AudioDelta, ModelClient, ModelError
 from omni_agent.model.prefill import reply_opening
 from omni_agent.model.profiles import BackendProfile
 from omni_agent.model.reply import InvalidModelOutput, ModelReply, ReplyAssembler
@@ -304,9 +304,7 @@ class Agent:
         body = self._request(
             UserInput(text=text, audio_wav=utt.audio_wav, images=utt.keyframes), self._history()
         )
-        assembler = ReplyAssembler(self.profile.actions)
-        if opening := reply_opening(body):
-            assembler.feed(TextDelta(opening))  # written into the prompt, part of the reply
+        assembler = ReplyAssembler(self.profile.actions, reply_opening(body))
         record.trace.request_sent = now()
         async for event in self.client.stream(body):
             if record.trace.first_token is None:

@@ -49,7 +49,6 @@ def _rest_of_reply(allowed: tuple[str, ...]) -> str:
 def prefilled_body(body: dict[str, Any], allowed_skills: list[str]) -> dict[str, Any]:
     """A chat-completions body turned into a completion that continues the reply's opening."""
     messages = body.pop("messages")
-    body.pop("response_format", None)
     return {
         **body,
         "prompt": chatml(messages) + REPLY_OPENING,

@@ -95,11 +95,15 @@ class ModelReply:
 class ReplyAssembler:
     """Feed stream events in; get speakable text out as it arrives; `finish()` the reply."""
 
-    def __init__(self, mode: Literal["tool_calls", "json_schema"]) -> None:
+    def __init__(self, mode: Literal["tool_calls", "json_schema"], opening: str = "") -> None:
+        """`opening`: the start of the reply that the request wrote into its prompt
+        (model/prefill.py); it is part of the reply though the server never sends it."""
         self.mode = mode
         self.reply = ModelReply()
         self._say = SayExtractor()
         self._calls: dict[int, dict[str, str]] = {}
+        if opening:
+            self.feed(TextDelta(opening))
 
     @property
     def say_complete(self) -> bool:

@@ -60,6 +60,8 @@ def build_request(
     messages += [{"role": t.role, "content": t.text} for t in history]
     messages.append({"role": "user", "content": _user_content(profile, user)})
     body = _body(config, messages, config.max_tokens)
+    if profile.reply_prefill:
+        return prefilled_body(body, allowed_skills)
     if profile.actions == "json_schema":
         schema = reply_schema(allowed_skills)
         if profile.schema_field == "json_object":
@@ -75,8 +77,6 @@ def build_request(
             body["tools"] = tools
             body["tool_choice"] = "auto"
     body.update(profile.extra_body)
-    if profile.reply_prefill:
-        return prefilled_body(body, allowed_skills)
     return body
 
 

@@ -83,9 +83,8 @@ async def test_the_real_server_streams_a_schema_valid_reply_with_actions(
     server: EmbeddedServer, profile: str
 ) -> None:
     client = ModelClient(server.base_url, CONFIG.model)
-    assembler = ReplyAssembler("json_schema")
     body = nav_request("Please go to the kitchen.", profile)
-    assembler.feed(TextDelta(reply_opening(body)))
+    assembler = ReplyAssembler("json_schema", reply_opening(body))
     deltas = 0
     async for event in client.stream(body):
         if isinstance(event, TextDelta):
