@@ -72,6 +72,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from serve.app import ServeSettings, create_app
     from serve.engines import load_engine
 
+    if args.concurrency < 1 or args.max_queue < 0:
+        raise UserError("--concurrency must be at least 1 and --max-queue at least 0")
     if args.tiny == (args.model is not None):
         raise UserError("give either --model DIR or --tiny")
     if args.tiny:
@@ -80,8 +82,6 @@ def cmd_serve(args: argparse.Namespace) -> int:
         if args.engine != "qwen2.5-omni":
             raise UserError("--tiny builds a Qwen2.5-Omni; use --engine qwen2.5-omni")
         args.model = build(Path(tempfile.mkdtemp(prefix="omni-tiny-")) / "tiny-qwen2.5-omni")
-    if args.concurrency < 1 or args.max_queue < 0:
-        raise UserError("--concurrency must be at least 1 and --max-queue at least 0")
     try:
         engine = load_engine(args.engine, args.model, args.device, args.dtype, args.max_speech_s)
     except RequestError as exc:
