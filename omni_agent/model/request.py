@@ -41,7 +41,9 @@ def _user_content(profile: BackendProfile, user: UserInput) -> str | list[dict[s
     if profile.audio_in and user.audio_wav is not None:
         data = base64.b64encode(user.audio_wav).decode()
         parts.append({"type": "input_audio", "input_audio": {"data": data, "format": "wav"}})
-    elif user.text:
+    # the text part carries the situation and the remembered evidence even when the
+    # model hears the words themselves: memory must reach every backend
+    if user.text:
         parts.append({"type": "text", "text": user.text})
     if not profile.content_parts:
         return "\n".join(p["text"] for p in parts if p["type"] == "text")
