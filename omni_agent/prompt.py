@@ -68,12 +68,21 @@ def example_turns(name: str, places: list[str]) -> list[ChatTurn]:
     return turns
 
 
-def user_message(situation: str, speaker: str | None, text: str, memory: str = "") -> str:
+HEARD = "speaks in the audio."
+"""Stands in for the quoted words when the model hears them itself (an audio part)."""
+
+
+def user_message(
+    situation: str, speaker: str | None, text: str | None, memory: str = ""
+) -> str:
     """The latest user message: the situation, the words, then what is remembered.
 
-    Memories come last so that the same message without them (kept in the conversation
-    window) is a prefix of what was sent, and stays in the server's prompt cache.
+    `text=None` means the backend hears the words in the request's audio part, so the
+    text part says who speaks instead of quoting them. Memories come last so that the same
+    message without them (kept in the conversation window) is a prefix of what was sent,
+    and stays in the server's prompt cache.
     """
     who = speaker or "Person"
-    message = f'[{situation}]\n{who} says: "{text}"'
+    words = f"{who} {HEARD}" if text is None else f'{who} says: "{text}"'
+    message = f"[{situation}]\n{words}"
     return f"{message}\n[You remember:\n{memory}]" if memory else message
