@@ -1,21 +1,21 @@
 """The agent loop: from a finished user utterance to speech and safe robot actions.
 
 One turn: THINKING (request streamed to the model) -> SPEAKING (speech starts with the
-first words) -> ACTING (each action validated, then executed) -> IDLE. E-stop and a
-failing model server force SAFE_STOP from any state; user speech during a reply
-(barge-in) stops playback and generation at once.
+first words) -> ACTING (each action validated, then executed) -> IDLE once everything
+scheduled has been heard. The state machine is the only authority on interaction state:
+every path (barge-in, a cough, e-stop, a model or controller error, a second utterance)
+ends in a legal state through a logged transition with a reason. Every robot utterance
+goes through one speech scheduler, so a barge-in silences all of them at once.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
-from dataclasses import asdict, dataclass, field
+from collections.abc import Coroutine
+from dataclasses import dataclass, field
 from typing import Any, Protocol
-
-from transitions import MachineError
 
 from omni_agent.actions import (
     ActionRejected,
@@ -25,7 +25,20 @@ from omni_agent.actions import (
     parse_action,
 )
 from omni_agent.config import Config
-from omni_agent.events import AgentEvent, EventFanout, EventSink
+from omni_agent.conversation import Conversation, UserTurn
+from omni_agent.events import (
+    ActionDone,
+    ActionRejectedEvent,
+    AgentEvent,
+    EventFanout,
+    EventSink,
+    Note,
+    Recalled,
+    RobotSaid,
+    StateChanged,
+    TurnEnded,
+    UserSaid,
+)
 from omni_agent.messages import (
     EStop,
     Pose2D,
@@ -39,16 +52,28 @@ from omni_agent.model.client import AudioDelta, ModelClient, ModelError
 from omni_agent.model.prefill import reply_opening
 from omni_agent.model.profiles import BackendProfile
 from omni_agent.model.reply import InvalidModelOutput, ModelReply, ReplyAssembler
-from omni_agent.model.request import ChatTurn, UserInput, build_request
-from omni_agent.prompt import example_turns, system_prompt, user_message
+from omni_agent.prompt import user_message
 from omni_agent.safety import SafetyEnvelope, SiteMap
 from omni_agent.speech.handle import SpeechHandle, SpeechOutput, TextSpeechOutput
+from omni_agent.speech.scheduler import SpeechScheduler
 from omni_agent.state import InteractionMachine, State, Transition
-from omni_agent.transport import ESTOP, SCENE, STATE, USER_TEXT, VOICE, Bus, Subscription
+from omni_agent.transport import (
+    ESTOP,
+    SCENE,
+    STATE,
+    USER_TEXT,
+    USER_TRANSCRIPT,
+    VOICE,
+    Bus,
+    Subscription,
+)
 
 log = logging.getLogger(__name__)
 
 RECOVERY_POLL_S = 1.0
+REJECTION_NOTICE = " I can't do that safely, so I won't."
+TURNS_KEPT = 256
+"""Finished turns kept in `Agent.turns` (memory keeps them all; a robot runs for months)."""
 
 
 class TurnMemory(Protocol):
@@ -103,6 +128,9 @@ class TurnRecord:
     index: int
     person: str | None
     user_text: str
+    """What the person said: typed text, or the transcript of their speech."""
+    heard: bool = False
+    """The model heard the words itself (an audio part)."""
     say: str = ""
     spoken: str = ""
     reply_raw: str = ""
@@ -114,9 +142,41 @@ class TurnRecord:
     place: str | None = None
     seen: str = ""
     """What the camera's semantic channel showed when the person spoke."""
+    situation: str = ""
     prompt: str = ""
     """The user message as the conversation window keeps it (without recalled memories)."""
     trace: TurnTrace = field(default_factory=TurnTrace)
+
+
+class Transcripts:
+    """Transcripts of heard utterances, which follow the utterance on /user/transcript.
+
+    Keyed by the utterance's end of speech; a turn waits for its own a bounded time.
+    """
+
+    def __init__(self, keep: int = 32) -> None:
+        self._texts: dict[float, str] = {}
+        self._arrived: dict[float, asyncio.Event] = {}
+        self._keep = keep
+
+    def add(self, utt: UserUtterance) -> None:
+        if utt.speech_end is None:
+            return
+        self._texts[utt.speech_end] = utt.text
+        self._event(utt.speech_end).set()
+        for stale in list(self._texts)[: -self._keep]:
+            self._texts.pop(stale, None)
+            self._arrived.pop(stale, None)
+
+    async def wait(self, key: float | None, timeout: float) -> str | None:
+        if key is None:
+            return None
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(self._event(key).wait(), timeout)
+        return self._texts.get(key)
+
+    def _event(self, key: float) -> asyncio.Event:
+        return self._arrived.setdefault(key, asyncio.Event())
 
 
 class Agent:
@@ -139,43 +199,42 @@ class Agent:
         self.robot = robot
         self.client = client
         self.profile = profile
-        self.speech = speech or TextSpeechOutput(bus)
+        self.speech = SpeechScheduler(speech or TextSpeechOutput(bus))
         self.memory = memory or NoMemory()
-        self.window: list[tuple[int, ChatTurn, ChatTurn]] = []
-        """The conversation so far as (turn index, user, reply) chat messages."""
         site = site or SiteMap()
         site.places = {**config.robot.places, **site.places}
         self.places = site.places
         self.safety = SafetyEnvelope(config.safety, site)
+        self.conversation = Conversation(config, profile, sorted(self.places))
         self.events = EventFanout(on_event) if on_event else EventFanout()
         self.resume_after_false_interruption = resume_after_false_interruption
         self.turns: list[TurnRecord] = []
+        """The latest turns, oldest first (at most TURNS_KEPT)."""
+        self.transcripts = Transcripts()
+        self._next_index = 0
         self._backend_ok = True
         self._turn_task: asyncio.Task[TurnRecord] | None = None
-        self._speaking: SpeechHandle | None = None
         self._interrupted: TurnRecord | None = None
-        self._feedback: list[str] = []
+        """The turn a barge-in cut, until the speech proves real (or a cough)."""
         self._background: set[asyncio.Task[Any]] = set()
         self._recovering: asyncio.Task[None] | None = None
         self._prefilling: asyncio.Task[None] | None = None
         self.ready = asyncio.Event()
         """Set once run() is subscribed to its topics."""
         self.machine = InteractionMachine(self._on_transition, lambda: self._backend_ok)
-        self._system = system_prompt(
-            config.robot.name, sorted(self.places), config.safety.max_linear_speed
-        )
-        self._examples = example_turns(config.robot.name, sorted(self.places))
 
     # ------------------------------------------------------------------ running
     async def run(self) -> None:
-        """Serve utterances, e-stop and voice activity from the bus until cancelled."""
+        """Serve utterances, transcripts, e-stop and voice activity until cancelled."""
         # subscribe before anything else runs, so no message published after
         # `ready` is set can be missed
         utterances = self.bus.subscribe(USER_TEXT)
+        transcripts = self.bus.subscribe(USER_TRANSCRIPT)
         estops = self.bus.subscribe(ESTOP)
         voices = self.bus.subscribe(VOICE)
         tasks = [
             asyncio.create_task(self._serve_utterances(utterances)),
+            asyncio.create_task(self._collect_transcripts(transcripts)),
             asyncio.create_task(self._watch_estop(estops)),
             asyncio.create_task(self._watch_voice(voices)),
         ]
@@ -186,26 +245,43 @@ class Agent:
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
-            for sub in (utterances, estops, voices):
+            for sub in (utterances, transcripts, estops, voices):
                 sub.close()
             self.ready.clear()
 
     async def warm_up(self) -> None:
         """Send the static prompt once so the server caches its prefix before the first turn."""
-        body = self._request(UserInput(text=user_message("You are ready.", None, "Hello")))
-        body["max_tokens"] = 1
-        with contextlib.suppress(ModelError):
-            async for _ in self.client.stream(body):
-                pass
+        await self._discard(self.conversation.warmup_request())
+
+    async def drain(self) -> None:
+        """Wait for memory writes still running in the background."""
+        while self._background:
+            await asyncio.gather(*list(self._background), return_exceptions=True)
+
+    @property
+    def turn_count(self) -> int:
+        """Turns started since this agent was made (the next turn's index)."""
+        return self._next_index
 
     async def _serve_utterances(self, utterances: Subscription[UserUtterance]) -> None:
         async for utt in utterances:
             await self.respond(utt)
 
+    async def _collect_transcripts(self, transcripts: Subscription[UserUtterance]) -> None:
+        async for utt in transcripts:
+            self.transcripts.add(utt)
+
     async def respond(self, utt: UserUtterance) -> TurnRecord | None:
-        """Run one turn to its end (or its interruption); None if it could not start."""
+        """Run one turn to its end (or its interruption); None if it could not start.
+
+        Turns never overlap: utterances are served one after another, and a barge-in
+        ends the running turn before the next one starts.
+        """
         if self.machine.state in (State.SAFE_STOP, State.ERROR):
-            self._emit("note", text=f"ignored while {self.machine.state.value}: {utt.text!r}")
+            self._emit(Note(f"ignored while {self.machine.state.value}: {utt.text!r}"))
+            return None
+        if not utt.text.strip() and not (self.profile.audio_in and utt.audio_wav):
+            await self.machine.move("give_up", "nothing was understood")
             return None
         task = asyncio.create_task(self._turn(utt))
         self._turn_task = task
@@ -216,48 +292,62 @@ class Agent:
             raise
         finally:
             self._turn_task = None
+            await self._settle()
         return None if task.cancelled() else task.result()
+
+    async def _settle(self) -> None:
+        """After a turn, whatever ended it: never leave the machine in a turn's state."""
+        if not self.machine.in_turn:
+            return
+        if self.speech.audible:
+            await self.machine.move("speak", "turn over, still speaking")
+            self._in_background(self._finish_when_quiet("turn over, speech played out"))
+        else:
+            await self.machine.move("finish", "turn over")
 
     # ------------------------------------------------------------------ one turn
     async def _turn(self, utt: UserUtterance) -> TurnRecord:
-        record = TurnRecord(len(self.turns), utt.person, utt.text)
+        record = TurnRecord(self._next_index, utt.person, utt.text)
+        self._next_index += 1
         record.trace = TurnTrace(speech_end=utt.speech_end, utterance=utt.stamp)
         record.pose = self.robot.pose
         record.place = self._place_of(record.pose)
         record.seen = self._seen()
+        user = UserTurn(utt.person, utt.text, utt.audio_wav, list(utt.keyframes))
+        record.heard = self.conversation.hears(user)
         self.turns.append(record)
-        self._emit("user", person=utt.person, text=utt.text)
-        await self.machine.think(reason=f"turn {record.index}")
-        handle = self.speech.start()
-        self._speaking = handle
+        del self.turns[:-TURNS_KEPT]
+        self._emit(UserSaid(utt.person, utt.text, record.heard))
+        if self.machine.state == State.SPEAKING:  # speech left outside a turn (a resumed
+            self.speech.interrupt()  # reply) yields to the new turn
+            await self.machine.move("finish", "a new turn starts")
+        if not await self.machine.move("think", f"turn {record.index}"):
+            record.interrupted = True
+            record.error = f"could not start in {self.machine.state.value}"
+            self._finish_record(record)
+            return record
+        handle = self.speech.open()
         try:
-            reply = await self._generate(utt, record, handle)
-            await self._act(reply, record, handle)
-            await handle.wait_for_playout()
-            await self.machine.finish(reason=f"turn {record.index} done")
+            reply = await self._generate(user, record, handle)
+            await self._act(reply, record)
+            await self.speech.wait_quiet()
+            await self.machine.move("finish", f"turn {record.index} done")
         except ModelError as exc:
-            handle.interrupt()
+            self.speech.interrupt()
             record.error = str(exc)
             await self._enter_safe_stop(str(exc))
         except asyncio.CancelledError:
-            handle.interrupt()
+            self.speech.interrupt()
             record.interrupted = True
             raise
-        except Exception as exc:
-            handle.interrupt()
-            if isinstance(exc, MachineError) and self.machine.state == State.SAFE_STOP:
-                # stopped under us (e-stop): the machine refused the turn's next step, which
-                # is the point; the cancellation is on its way
-                record.interrupted = True
-            else:  # a controller bug must not leave the robot moving
-                record.error = f"{type(exc).__name__}: {exc}"
-                log.exception("turn %d failed", record.index)
-                await self.robot.halt()
-                if self.machine.can("fail"):
-                    await self.machine.fail(reason=record.error)
-                    await self.machine.reset(reason="turn abandoned")
+        except Exception as exc:  # a controller bug must not leave the robot moving
+            self.speech.interrupt()
+            record.error = f"{type(exc).__name__}: {exc}"
+            log.exception("turn %d failed", record.index)
+            await self.robot.halt()
+            if await self.machine.move("fail", record.error):
+                await self.machine.move("reset", "turn abandoned")
         finally:
-            self._speaking = None
             record.spoken = handle.spoken_text
             record.interrupted = record.interrupted or handle.interrupted
             record.trace.first_speech = handle.first_audio_at
@@ -265,45 +355,20 @@ class Agent:
             self._finish_record(record)
         return record
 
-    def _history(self) -> list[ChatTurn]:
-        return [m for _, user, reply in self.window for m in (user, reply)]
-
-    async def _prefill(self) -> None:
-        """While the person is still speaking, have the server read everything that comes
-        before their words (history, situation), so that at the endpoint only the words
-        themselves are left to process. Prefix caching makes this pay off; the reply to
-        the empty question is never used."""
-        person = self.turns[-1].person if self.turns else None
-        text = user_message(self._situation(), person, "")
-        body = self._request(UserInput(text=text), self._history())
-        for constraint in ("response_format", "grammar", "tools"):
-            body.pop(constraint, None)  # no grammar to build for one throwaway token
-        body["max_tokens"] = 1
-        with contextlib.suppress(ModelError):
-            async for _ in self.client.stream(body):
-                pass
-
-    def _request(self, user: UserInput, history: list[ChatTurn] | None = None) -> dict[str, Any]:
-        return build_request(
-            self.profile,
-            self.config.model,
-            self._system,
-            self._examples + (history or []),
-            user,
-            list(self.config.safety.allowed_skills),
-        )
-
     async def _generate(
-        self, utt: UserUtterance, record: TurnRecord, handle: SpeechHandle
+        self, user: UserTurn, record: TurnRecord, handle: SpeechHandle
     ) -> ModelReply:
-        remembered = self.memory.recall(utt.text, utt.person, {i for i, *_ in self.window})
-        situation = self._situation()
-        self._feedback.clear()
-        record.prompt = user_message(situation, utt.person, utt.text)
-        text = user_message(situation, utt.person, utt.text, remembered)
-        body = self._request(
-            UserInput(text=text, audio_wav=utt.audio_wav, images=utt.keyframes), self._history()
-        )
+        if record.heard and not user.words:
+            # the transcript follows the audio; it is usually ready at the endpoint
+            # (speculative ASR), and the turn goes ahead without it if it is late
+            wait = self.config.memory.transcript_wait_s
+            user.words = await self.transcripts.wait(record.trace.speech_end, wait) or ""
+            record.user_text = user.words
+        evidence = self.memory.recall(user.words, user.person, self.conversation.shown)
+        if evidence:
+            self._emit(Recalled(record.index, user.words, evidence))
+        record.situation = self.conversation.situate(self._situation())
+        body = self.conversation.reply_request(record.situation, user, evidence)
         assembler = ReplyAssembler(self.profile.actions, reply_opening(body))
         record.trace.request_sent = now()
         async for event in self.client.stream(body):
@@ -324,18 +389,18 @@ class Agent:
             reply = assembler.finish()
         except InvalidModelOutput as exc:
             record.rejected.append(f"reply: {exc}")
-            self._emit("rejected", skill="reply", reason=str(exc))
+            self._emit(ActionRejectedEvent("reply", str(exc)))
         record.say, record.reply_raw = reply.say, reply.raw
-        self._emit("robot", text=reply.say)
+        self._emit(RobotSaid(reply.say))
         for rejected in reply.rejected:
             self._reject(record, rejected)
         return reply
 
     async def _start_speaking(self) -> None:
         if self.machine.state == State.THINKING:
-            await self.machine.speak(reason="first words")
+            await self.machine.move("speak", "first words")
 
-    async def _act(self, reply: ModelReply, record: TurnRecord, handle: SpeechHandle) -> None:
+    async def _act(self, reply: ModelReply, record: TurnRecord) -> None:
         for raw in reply.actions:
             try:
                 action = parse_action(raw)
@@ -344,78 +409,80 @@ class Agent:
                 self._reject(record, exc)
                 break  # later actions may depend on this one: do none of them
             if isinstance(action, Say):
-                extra = self.speech.start()
-                extra.push_text(action.text)
-                extra.end_input()
-                await extra.wait_for_playout()
+                await self._start_speaking()
+                await self.speech.say(action.text)
                 continue
-            if self.machine.state != State.ACTING:
-                await self.machine.act(reason=action.skill)
+            # the machine refuses `act` once stopped (e-stop): the robot never moves then
+            if self.machine.state != State.ACTING and not await self.machine.move(
+                "act", action.skill
+            ):
+                record.rejected.append(f"{action.skill}: not executed in {self.machine.state}")
+                break
             result = await self.robot.execute(action)
             record.executed.append(result)
-            self._emit("action", ok=result.ok, action=result.action, detail=result.detail)
+            self._emit(ActionDone(result.ok, result.action, result.detail))
         if record.rejected and not record.interrupted:
-            notice = self.speech.start()
-            notice.push_text(" I can't do that safely, so I won't.")
-            notice.end_input()
-            await notice.wait_for_playout()
-        if self.machine.state == State.ACTING and not handle.done:
-            await self.machine.speak(reason="actions done, still speaking")
+            await self._start_speaking()
+            await self.speech.say(REJECTION_NOTICE)
+        if self.machine.state == State.ACTING and self.speech.audible:
+            await self.machine.move("speak", "actions done, still speaking")
 
     def _reject(self, record: TurnRecord, exc: ActionRejected) -> None:
         reason = f"{exc.skill}: {exc.reason}"
         record.rejected.append(reason)
-        self._feedback.append(f"(Your last action was rejected, robot did not move: {reason}.)")
-        self._emit("rejected", skill=exc.skill, reason=exc.reason)
+        self.conversation.reject(reason)
+        self._emit(ActionRejectedEvent(exc.skill, exc.reason))
         log.info("action rejected: %s", reason)
 
     def _finish_record(self, record: TurnRecord) -> None:
         self._emit(
-            "turn",
-            index=record.index,
-            person=record.person,
-            user=record.user_text,
-            say=record.say,
-            spoken=record.spoken,
-            interrupted=record.interrupted,
-            executed=[r.action for r in record.executed if r.ok],
-            rejected=record.rejected,
-            error=record.error,
-            latency_ms=record.trace.stages_ms(),
+            TurnEnded(
+                index=record.index,
+                person=record.person,
+                user=record.user_text,
+                say=record.say,
+                spoken=record.spoken,
+                interrupted=record.interrupted,
+                executed=[r.action for r in record.executed if r.ok],
+                rejected=record.rejected,
+                error=record.error,
+                latency_ms=record.trace.stages_ms(),
+            )
         )
-        if record.error is None:
-            self._extend_window(record)
-            # memory is written off the critical path: the next turn never waits for it
-            task = asyncio.create_task(self.memory.remember(record))
-            self._background.add(task)
-            task.add_done_callback(self._background.discard)
+        if record.error is not None:
+            return
+        record.prompt = user_message(record.situation, record.person, record.user_text)
+        cut = record.interrupted or bool(record.rejected)
+        executed = [r.action for r in record.executed if r.ok]
+        reply = self.conversation.reply_for(record.reply_raw, record.spoken, executed, cut=cut)
+        self.conversation.add(record.index, record.prompt, reply)
+        # memory is written off the critical path: the next turn never waits for it
+        self._in_background(self._remember(record))
 
-    def _extend_window(self, record: TurnRecord) -> None:
-        # the model's own words, byte for byte, keep the server's prompt cache valid; an
-        # interrupted reply is kept as far as it was actually spoken, and rejected actions
-        # are left out so the model does not learn from its own unsafe proposals
-        said = record.reply_raw
-        if record.interrupted or record.rejected or not said:
-            said = record.spoken
-            if self.profile.actions == "json_schema":
-                actions = [r.action for r in record.executed if r.ok]
-                said = json.dumps({"say": said, "actions": actions})
-        user = ChatTurn("user", record.prompt)
-        self.window.append((record.index, user, ChatTurn("assistant", said)))
-        # Servers cache the prompt prefix, and the window only grows between cuts, so most
-        # turns reuse it; cutting back to half at the cap keeps the prompt bounded.
-        cap = self.config.memory.window_turns
-        if len(self.window) > cap:
-            del self.window[: len(self.window) - cap // 2]
+    async def _remember(self, record: TurnRecord) -> None:
+        if record.heard and not record.user_text:  # the transcript was late: wait for it
+            late = await self.transcripts.wait(record.trace.speech_end, timeout=10.0)
+            record.user_text = late or ""
+        try:
+            await self.memory.remember(record)
+        except Exception:  # memory must never take the conversation down
+            log.exception("turn %d was not written to memory", record.index)
+
+    async def _discard(self, body: dict[str, Any]) -> None:
+        """Stream a request whose answer is not used (warm-up, prefill)."""
+        with contextlib.suppress(ModelError):
+            async for _ in self.client.stream(body):
+                pass
 
     # ------------------------------------------------------------------ safety paths
     async def _watch_estop(self, estops: Subscription[EStop]) -> None:
         async for msg in estops:
             if msg.engaged:
+                # the state first: from here no turn can start and no action can run
                 self.machine.estop_engaged = True
-                self._cancel_turn()
+                await self.machine.move("safe_stop", "e-stop")
+                await self._cancel_turn()
                 await self.robot.halt()
-                await self.machine.safe_stop(reason="e-stop")
             else:
                 self.machine.estop_engaged = False
                 await self._try_recover("e-stop released")
@@ -423,7 +490,7 @@ class Agent:
     async def _enter_safe_stop(self, reason: str) -> None:
         await self.robot.halt()
         self._backend_ok = False
-        await self.machine.safe_stop(reason=reason)
+        await self.machine.move("safe_stop", reason)
         if self._recovering is None or self._recovering.done():
             self._recovering = asyncio.create_task(self._wait_for_backend())
 
@@ -435,13 +502,15 @@ class Agent:
 
     async def _try_recover(self, reason: str) -> None:
         if self.machine.state == State.SAFE_STOP:
-            await self.machine.recover(reason=reason)
+            await self.machine.move("recover", reason)
 
-    def _cancel_turn(self) -> None:
-        if self._speaking is not None:
-            self._speaking.interrupt()
-        if self._turn_task is not None and not self._turn_task.done():
-            self._turn_task.cancel()
+    async def _cancel_turn(self) -> None:
+        """Silence everything and end the running turn; returns once it has unwound."""
+        self.speech.interrupt()
+        task = self._turn_task
+        if task is not None and not task.done():
+            task.cancel()
+            await asyncio.wait({task})
 
     # ------------------------------------------------------------------ barge-in
     async def _watch_voice(self, voices: Subscription[VoiceActivity]) -> None:
@@ -450,44 +519,65 @@ class Agent:
 
     async def _on_voice(self, activity: VoiceActivity) -> None:
         if activity.speaking:
-            if self._turn_task is not None and self.machine.state in (
-                State.THINKING,
-                State.SPEAKING,
-            ):
-                self._interrupted = self.turns[-1] if self.turns else None
-                self._cancel_turn()  # stops playback now and closes the model stream
-                self._emit("note", text="barge-in: robot stopped speaking")
-            if self.machine.can("hear"):
-                await self.machine.hear(reason="user speaking")
+            if self.machine.state in (State.SAFE_STOP, State.ERROR):
+                return
+            running = self._turn_task is not None and not self._turn_task.done()
+            # LISTENING first: the cut turn can take no further step while it unwinds
+            await self.machine.move("hear", "barge-in" if running else "user speaking")
+            if running or self.speech.audible:
+                self._interrupted = self.turns[-1] if running and self.turns else None
+                await self._cancel_turn()  # playback stops now; the model stream closes
+                if running:
+                    await self.robot.halt()  # a motion of the cut turn stops with it
+                self._emit(Note("barge-in: robot stopped speaking"))
             if self.profile.prefix_cache and (self._prefilling is None or self._prefilling.done()):
                 self._prefilling = asyncio.create_task(self._prefill())
         elif not activity.utterance and self.machine.state == State.LISTENING:
             await self._false_interruption()
 
+    async def _prefill(self) -> None:
+        """While the person is still speaking, have the server read everything that comes
+        before their words (history, situation), so that at the endpoint only the words
+        themselves are left to process. Prefix caching makes this pay off."""
+        person = self.turns[-1].person if self.turns else None
+        await self._discard(self.conversation.prefill_request(self._situation(), person))
+
     async def _false_interruption(self) -> None:
         """Speech too short to be an utterance (a cough): back to IDLE, maybe resume."""
-        await self.machine.give_up(reason="false interruption")
+        await self.machine.move("give_up", "false interruption")
         turn, self._interrupted = self._interrupted, None
         if turn is None or not self.resume_after_false_interruption:
             return
         rest = turn.say[len(turn.spoken) :].strip() if turn.say.startswith(turn.spoken) else ""
-        if rest:
-            self._emit("note", text="false interruption: resuming the reply")
-            handle = self.speech.start()
-            handle.push_text(rest)
-            handle.end_input()
-            await handle.wait_for_playout()
+        if rest and self.machine.state == State.IDLE:
+            self._emit(Note("false interruption: resuming the reply"))
+            await self.machine.move("speak", "resuming the reply")
+            # no event watcher ever waits for playout: the resumed reply plays on its own
+            self._in_background(self._speak_outside_turn(rest, "resumed reply played out"))
+
+    async def _speak_outside_turn(self, text: str, reason: str) -> None:
+        await self.speech.say(text)
+        await self._finish_when_quiet(reason)
+
+    async def _finish_when_quiet(self, reason: str) -> None:
+        """Speech outside a turn: back to IDLE once it has all been heard."""
+        await self.speech.wait_quiet()
+        if self.machine.state == State.SPEAKING and self._turn_task is None:
+            await self.machine.move("finish", reason)
+
+    def _in_background(self, work: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.create_task(work)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
 
     # ------------------------------------------------------------------ helpers
     def _situation(self) -> str:
-        """Where the robot is and what it sees, plus feedback on rejected actions."""
+        """Where the robot is and what it sees."""
         scene = self.bus.latest(SCENE)
         if isinstance(scene, SceneDescription):
-            situation = scene.as_text()
-        else:
-            place = self._place_of(self.robot.pose)
-            situation = f"You are in the {place}." if place else "You are somewhere in the home."
-        return " ".join([situation, *self._feedback])
+            return scene.as_text()
+        place = self._place_of(self.robot.pose)
+        return f"You are in the {place}." if place else "You are somewhere in the home."
 
     def _seen(self) -> str:
         scene = self.bus.latest(SCENE)
@@ -502,7 +592,7 @@ class Agent:
     def _on_transition(self, t: Transition) -> None:
         msg = StateChange(state=t.dest, previous=t.source, trigger=t.trigger, reason=t.reason)
         self.bus.publish(STATE, msg)
-        self._emit("state", **asdict(t))
+        self._emit(StateChanged(t.trigger, t.source, t.dest, t.reason, stamp=t.stamp))
 
-    def _emit(self, kind: str, **data: Any) -> None:
-        self.events(AgentEvent(kind, data))
+    def _emit(self, event: AgentEvent) -> None:
+        self.events(event)

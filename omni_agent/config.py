@@ -112,6 +112,10 @@ class MemoryConfig(Section):
     turn, so it is never in the server's prompt cache."""
     window_turns: int = Field(8, ge=2)
     """Exchanges of the current conversation kept in full as chat messages."""
+    transcript_wait_s: float = Field(0.5, ge=0)
+    """When the model hears the person itself, how long a turn waits for the transcript
+    (the retrieval query) before it goes ahead with recent turns only. Speculative ASR
+    usually has it ready at the endpoint."""
 
 
 class SimConfig(Section):

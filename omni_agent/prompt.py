@@ -72,9 +72,7 @@ HEARD = "speaks in the audio."
 """Stands in for the quoted words when the model hears them itself (an audio part)."""
 
 
-def user_message(
-    situation: str, speaker: str | None, text: str | None, memory: str = ""
-) -> str:
+def user_message(situation: str, speaker: str | None, text: str | None, memory: str = "") -> str:
     """The latest user message: the situation, the words, then what is remembered.
 
     `text=None` means the backend hears the words in the request's audio part, so the

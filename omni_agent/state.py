@@ -2,12 +2,15 @@
 
 Built on `transitions`' asyncio machine. Every transition is recorded with a monotonic
 timestamp, so per-turn latency breakdowns and replays come from this log alone.
-Illegal transitions raise `transitions.MachineError`; guards are conditions, not flags.
+Every step goes through `move()`, one at a time; a step that is not legal in the current
+state is refused and logged (the caller acts on the refusal). Guards are conditions.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import Enum
@@ -31,16 +34,20 @@ class State(str, Enum):
 
 
 ACTIVE = [State.IDLE, State.LISTENING, State.THINKING, State.SPEAKING, State.ACTING]
+IN_TURN = [State.THINKING, State.SPEAKING, State.ACTING]
 
-# (trigger, sources, dest, guard method names)
+# Every path out of a turn is a transition here: the agent never leaves a state behind.
 TRANSITIONS: list[dict[str, Any]] = [
-    {"trigger": "hear", "source": [State.IDLE, State.SPEAKING], "dest": State.LISTENING},
+    # the person starts speaking: from rest, or over the robot (barge-in cancels the turn)
+    {"trigger": "hear", "source": [State.IDLE, *IN_TURN], "dest": State.LISTENING},
     {"trigger": "think", "source": [State.IDLE, State.LISTENING], "dest": State.THINKING},
-    {"trigger": "speak", "source": State.THINKING, "dest": State.SPEAKING},
+    # SPEAKING whenever something is audible and no action runs; from IDLE for speech
+    # outside a turn (a resumed reply)
+    {"trigger": "speak", "source": [State.IDLE, State.THINKING, State.ACTING],
+     "dest": State.SPEAKING},
     {"trigger": "act", "source": [State.THINKING, State.SPEAKING], "dest": State.ACTING},
-    {"trigger": "speak", "source": State.ACTING, "dest": State.SPEAKING},
-    {"trigger": "finish", "source": [State.THINKING, State.SPEAKING, State.ACTING],
-     "dest": State.IDLE},
+    {"trigger": "finish", "source": IN_TURN, "dest": State.IDLE},
+    # a noise too short to be an utterance (a cough), or an utterance with nothing in it
     {"trigger": "give_up", "source": State.LISTENING, "dest": State.IDLE},
     # e-stop and a failing model server both halt the robot, from any state
     {"trigger": "safe_stop", "source": "*", "dest": State.SAFE_STOP},
@@ -69,8 +76,11 @@ class InteractionMachine:
         self,
         on_transition: Callable[[Transition], None] | None = None,
         backend_ready: Callable[[], bool] = lambda: True,
+        log_size: int = 1000,
     ) -> None:
-        self.log: list[Transition] = []
+        self.log: deque[Transition] = deque(maxlen=log_size)
+        """The latest transitions (bounded: a robot runs for months)."""
+        self._lock = asyncio.Lock()
         self.estop_engaged = False
         self._backend_ready = backend_ready
         self._on_transition = on_transition
@@ -110,6 +120,25 @@ class InteractionMachine:
     def can(self, trigger: str) -> bool:
         """Whether `trigger` is legal from the current state (guards not evaluated)."""
         return trigger in self._machine.get_triggers(self.state)
+
+    async def move(self, trigger: str, reason: str) -> bool:
+        """Fire `trigger` if it is legal now and its guards pass; False (logged) if not.
+
+        The agent's paths race each other (a barge-in, an e-stop, a turn's next step), so
+        a step that is no longer legal is an outcome to act on, never an exception.
+        """
+        # One trigger at a time: transitions' AsyncMachine cancels the task of a trigger
+        # still in flight when another one fires, which would cancel a caller, not a step.
+        async with self._lock:
+            if not self.can(trigger):
+                log.debug("%s refused in %s (%s)", trigger, self.state.value, reason)
+                return False
+            moved: bool = await getattr(self, trigger)(reason=reason)
+            return moved
+
+    @property
+    def in_turn(self) -> bool:
+        return self.state in IN_TURN
 
     if TYPE_CHECKING:  # trigger methods are bound by transitions at runtime
 

@@ -19,7 +19,7 @@ from typing import Any, Protocol, runtime_checkable
 from omni_agent.agent import Agent, TurnMemory, TurnRecord
 from omni_agent.brain import Brain
 from omni_agent.config import Config
-from omni_agent.events import AgentEvent, EpisodeLog, EventSink
+from omni_agent.events import AgentEvent, EpisodeLog, EventSink, SimEvent
 from omni_agent.messages import UserUtterance, VoiceActivity
 from omni_agent.speech.handle import SpeechOutput
 from omni_agent.transport import USER_TEXT, VOICE, Bus
@@ -306,7 +306,7 @@ async def run_episode(
         progress.set()
 
     def note(text: str, **data: Any) -> None:
-        observe(AgentEvent("sim", {"text": text, "sim_t": round(clock.t, 3), **data}))
+        observe(SimEvent(text, {"sim_t": round(clock.t, 3), **data}))
 
     line_turns: list[TurnRecord | None] = []
     all_turns: list[TurnRecord] = []
@@ -359,7 +359,7 @@ async def run_episode(
 
     def say_text(line: Line, person: str, interrupting: bool) -> tuple[int, int]:
         assert agent is not None
-        mark = (len(agent.turns), len(events))
+        mark = (agent.turn_count, len(events))
         if interrupting:  # what the listener publishes when someone starts talking
             bus.publish(VOICE, VoiceActivity(speaking=True))
             bus.publish(VOICE, VoiceActivity(speaking=False))
@@ -370,7 +370,7 @@ async def run_episode(
 
     def speak_line(idx: int, line: Line, person: str) -> tuple[int, int]:
         assert agent is not None and voice is not None
-        mark = (len(agent.turns), len(events))
+        mark = (agent.turn_count, len(events))
         done = asyncio.Event()
         task = asyncio.create_task(
             voice.say(bus, line.text, person, done, noise_dbfs=line.noise_dbfs, seed=idx)

@@ -46,14 +46,14 @@ def _rest_of_reply(allowed: tuple[str, ...]) -> str:
     )
 
 
-def prefilled_body(body: dict[str, Any], allowed_skills: list[str]) -> dict[str, Any]:
-    """A chat-completions body turned into a completion that continues the reply's opening."""
+def prefilled_body(body: dict[str, Any], allowed_skills: list[str] | None) -> dict[str, Any]:
+    """A chat-completions body turned into a completion that continues the reply's opening;
+    `allowed_skills=None` sends no grammar (a request whose answer is not used)."""
     messages = body.pop("messages")
-    return {
-        **body,
-        "prompt": chatml(messages) + REPLY_OPENING,
-        "grammar": _rest_of_reply(tuple(allowed_skills)),
-    }
+    prefilled = {**body, "prompt": chatml(messages) + REPLY_OPENING}
+    if allowed_skills is not None:
+        prefilled["grammar"] = _rest_of_reply(tuple(allowed_skills))
+    return prefilled
 
 
 def reply_opening(body: dict[str, Any]) -> str:

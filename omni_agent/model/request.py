@@ -57,14 +57,19 @@ def build_request(
     history: list[ChatTurn],
     user: UserInput,
     allowed_skills: list[str],
+    *,
+    max_tokens: int | None = None,
+    constrained: bool = True,
 ) -> dict[str, Any]:
+    """`constrained=False` leaves out the reply's schema, grammar or tools: a request whose
+    answer is thrown away (warm-up, prefill) then costs the server no grammar build."""
     messages: list[dict[str, Any]] = [{"role": "system", "content": system}]
     messages += [{"role": t.role, "content": t.text} for t in history]
     messages.append({"role": "user", "content": _user_content(profile, user)})
-    body = _body(config, messages, config.max_tokens)
+    body = _body(config, messages, max_tokens or config.max_tokens)
     if profile.reply_prefill:
-        return prefilled_body(body, allowed_skills)
-    if profile.actions == "json_schema":
+        return prefilled_body(body, allowed_skills if constrained else None)
+    if constrained and profile.actions == "json_schema":
         schema = reply_schema(allowed_skills)
         if profile.schema_field == "json_object":
             body["response_format"] = {"type": "json_object", "schema": schema}
@@ -73,11 +78,9 @@ def build_request(
                 "type": "json_schema",
                 "json_schema": {"name": "robot_reply", "schema": schema},
             }
-    else:
-        tools = tool_definitions(allowed_skills)
-        if tools:
-            body["tools"] = tools
-            body["tool_choice"] = "auto"
+    elif constrained and (tools := tool_definitions(allowed_skills)):
+        body["tools"] = tools
+        body["tool_choice"] = "auto"
     body.update(profile.extra_body)
     return body
 

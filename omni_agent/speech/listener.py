@@ -166,7 +166,11 @@ class Listener:
 
     def _on_end(self, event: SpeechEnded) -> None:
         endpoint = now()
-        self._bus.publish(VOICE, VoiceActivity(speaking=False, speech_start=event.start))
+        # a noise too short to be speech (a cough) is a false interruption for the agent
+        self._bus.publish(
+            VOICE,
+            VoiceActivity(speaking=False, speech_start=event.start, utterance=event.is_speech),
+        )
         transcriber, self._transcriber = self._transcriber, None
         if not event.is_speech:
             self.false_starts += 1

@@ -147,7 +147,7 @@ async def test_a_false_interruption_returns_to_idle_and_resumes_the_reply(make_h
     # replay the end of a turn that was cut short, then a cough that is not an utterance
     turn.spoken = "Hello!"
     h.agent._interrupted = turn
-    await h.agent.machine.hear()
+    await h.agent.machine.move("hear", "user speaking")
     h.bus.publish(VOICE, VoiceActivity(speaking=False, utterance=False))
     for _ in range(100):
         if h.speech and h.speech[-1].text == "I am Robbie, nice to meet you today.":

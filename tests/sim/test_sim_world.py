@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from omni_agent.actions import Move, NavigateTo, Turn
-from omni_agent.events import AgentEvent
+from omni_agent.events import ActionDone, UserSaid
 from omni_agent.messages import Pose2D
 from omni_agent.transport import CAMERA, Bus
 from sim.clock import SimClock
@@ -130,8 +130,8 @@ def test_view_gif_is_written(world: World, tmp_path: Path) -> None:
     robot = SimRobot(world, Bus())
     view = EpisodeView(tmp_path / "episode.gif", "test")
     view.attach(robot, SimClock())
-    view(AgentEvent("user", {"person": "Alice", "text": "go to the kitchen"}))
+    view(UserSaid("Alice", "go to the kitchen"))
     asyncio.run(robot.execute(NavigateTo(place="kitchen")))
-    view(AgentEvent("action", {"ok": True, "action": {"skill": "navigate_to"}, "detail": "ok"}))
+    view(ActionDone(True, {"skill": "navigate_to"}, "ok"))
     path = view.close()
     assert path.exists() and path.stat().st_size > 1000

@@ -1,0 +1,72 @@
+"""One place through which every robot utterance is scheduled, in the spirit of LiveKit's
+SpeechHandle queue.
+
+The reply, a `say` action, the notice after a rejected action and a resumed reply are all
+handles from here: they play one after another in the order they were scheduled, and a
+barge-in (`interrupt()`) silences whatever is playing and everything still queued, so no
+sentence of an interrupted turn is ever heard afterwards. Nothing here waits for playout
+on behalf of a caller: callers that need it await `wait_quiet()` themselves.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+from omni_agent.speech.handle import SpeechHandle, SpeechOutput
+
+
+class SpeechScheduler:
+    def __init__(self, output: SpeechOutput) -> None:
+        self.output = output
+        self._live: list[SpeechHandle] = []
+        self._epoch = 0
+        """Counts interruptions: an utterance queued before one never starts after it."""
+
+    @property
+    def audible(self) -> bool:
+        """Something is playing or waiting to play."""
+        self._live = [h for h in self._live if not h.done]
+        return bool(self._live)
+
+    def open(self) -> SpeechHandle:
+        """A streamed utterance that starts at once (the turn's reply); text and backend
+        audio are pushed into it as they arrive."""
+        handle = self.output.start()
+        self._live.append(handle)
+        return handle
+
+    async def say(self, text: str) -> SpeechHandle:
+        """Speak `text` after everything scheduled before it has played out.
+
+        Returns the handle once it has started (await its `wait_for_playout()` for the
+        end). Interrupted while waiting for its turn, it never plays: the returned handle
+        is then already interrupted and empty.
+        """
+        epoch = self._epoch
+        await self.wait_quiet()
+        handle = self.output.start()
+        if epoch != self._epoch:
+            handle.interrupt()
+            return handle
+        self._live.append(handle)
+        handle.push_text(text)
+        handle.end_input()
+        return handle
+
+    def interrupt(self) -> bool:
+        """Barge-in: stop what is playing and drop what is queued. True if anything was."""
+        self._epoch += 1
+        live = [h for h in self._live if not h.done]
+        self._live = []
+        for handle in live:
+            handle.interrupt()
+        return bool(live)
+
+    async def wait_quiet(self) -> None:
+        """Until everything scheduled so far has played out (or been interrupted)."""
+        while live := [h for h in self._live if not h.done]:
+            await asyncio.wait([asyncio.ensure_future(h.wait_for_playout()) for h in live])
+
+    async def close(self) -> None:
+        self.interrupt()
+        await self.output.close()
