@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Coroutine
+from collections.abc import Awaitable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -247,6 +247,9 @@ class Agent:
             await asyncio.gather(*tasks, return_exceptions=True)
             for sub in (utterances, transcripts, estops, voices):
                 sub.close()
+            for helper in (self._prefilling, self._recovering):
+                if helper is not None:
+                    helper.cancel()
             self.ready.clear()
 
     async def warm_up(self) -> None:
@@ -524,9 +527,10 @@ class Agent:
             running = self._turn_task is not None and not self._turn_task.done()
             # LISTENING first: the cut turn can take no further step while it unwinds
             await self.machine.move("hear", "barge-in" if running else "user speaking")
-            if running or self.speech.audible:
+            # everything playing or scheduled stops, including speech not yet started
+            if self.speech.interrupt() or running:
                 self._interrupted = self.turns[-1] if running and self.turns else None
-                await self._cancel_turn()  # playback stops now; the model stream closes
+                await self._cancel_turn()  # the model stream closes with the turn
                 if running:
                     await self.robot.halt()  # a motion of the cut turn stops with it
                 self._emit(Note("barge-in: robot stopped speaking"))
@@ -553,10 +557,11 @@ class Agent:
             self._emit(Note("false interruption: resuming the reply"))
             await self.machine.move("speak", "resuming the reply")
             # no event watcher ever waits for playout: the resumed reply plays on its own
-            self._in_background(self._speak_outside_turn(rest, "resumed reply played out"))
+            started = self.speech.say(rest)  # scheduled now: a barge-in from here cancels it
+            self._in_background(self._speak_outside_turn(started, "resumed reply played out"))
 
-    async def _speak_outside_turn(self, text: str, reason: str) -> None:
-        await self.speech.say(text)
+    async def _speak_outside_turn(self, started: Awaitable[SpeechHandle], reason: str) -> None:
+        await started
         await self._finish_when_quiet(reason)
 
     async def _finish_when_quiet(self, reason: str) -> None:

@@ -137,6 +137,11 @@ class InteractionMachine:
             return moved
 
     @property
+    def stepping(self) -> bool:
+        """A step is in flight (the state may have moved before its log entry is written)."""
+        return self._lock.locked()
+
+    @property
     def in_turn(self) -> bool:
         return self.state in IN_TURN
 

@@ -35,14 +35,16 @@ class SpeechScheduler:
         self._live.append(handle)
         return handle
 
-    async def say(self, text: str) -> SpeechHandle:
+    def say(self, text: str) -> asyncio.Future[SpeechHandle]:
         """Speak `text` after everything scheduled before it has played out.
 
-        Returns the handle once it has started (await its `wait_for_playout()` for the
-        end). Interrupted while waiting for its turn, it never plays: the returned handle
-        is then already interrupted and empty.
+        The future gives the handle once it has started (await its `wait_for_playout()`
+        for the end). An interruption after this call, even before the utterance's turn
+        comes, means it never plays: the handle is then already interrupted and empty.
         """
-        epoch = self._epoch
+        return asyncio.ensure_future(self._say_when_quiet(text, self._epoch))
+
+    async def _say_when_quiet(self, text: str, epoch: int) -> SpeechHandle:
         await self.wait_quiet()
         handle = self.output.start()
         if epoch != self._epoch:

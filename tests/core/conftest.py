@@ -11,11 +11,12 @@ import pytest
 
 from omni_agent.agent import Agent, TurnRecord
 from omni_agent.config import Config
-from omni_agent.events import AgentEvent
+from omni_agent.events import AgentEvent, TurnEnded
 from omni_agent.messages import SpeechText, UserUtterance
 from omni_agent.model.client import ModelClient
 from omni_agent.model.profiles import get_profile
 from omni_agent.model.scripted import Script, ScriptedBackend
+from omni_agent.state import State
 from omni_agent.transport import SPEECH_TEXT, USER_TEXT, Bus
 from sim.robot import SimRobot
 from sim.world import World
@@ -30,6 +31,8 @@ class Harness:
     events: list[AgentEvent] = field(default_factory=list)
     speech: list[SpeechText] = field(default_factory=list)
     turn_done: asyncio.Event = field(default_factory=asyncio.Event)
+    changed: asyncio.Event = field(default_factory=asyncio.Event)
+    """Set on every agent event: what `until` waits on."""
 
     async def say(self, text: str, person: str = "Alice") -> TurnRecord:
         self.turn_done.clear()
@@ -41,6 +44,17 @@ class Harness:
 
     def kinds(self, kind: str) -> list[AgentEvent]:
         return [e for e in self.events if e.kind == kind]
+
+    async def until(self, condition: Callable[[], bool], timeout: float = 5.0) -> None:
+        """Wait, event by event, until `condition` holds (TimeoutError after `timeout`)."""
+        deadline = asyncio.get_running_loop().time() + timeout
+        while not condition():
+            self.changed.clear()
+            left = deadline - asyncio.get_running_loop().time()
+            await asyncio.wait_for(self.changed.wait(), max(left, 0))
+
+    async def until_state(self, state: State, timeout: float = 5.0) -> None:
+        await self.until(lambda: self.agent.machine.state == state, timeout)
 
 
 HarnessFactory = Callable[..., "asyncio.Future[Harness]"]
@@ -62,7 +76,8 @@ async def make_harness() -> AsyncIterator[Callable[..., object]]:
 
         def observe(event: AgentEvent) -> None:
             harness.events.append(event)
-            if event.kind == "turn":
+            harness.changed.set()
+            if isinstance(event, TurnEnded):
                 harness.turn_done.set()
 
         harness.agent = Agent(
@@ -74,6 +89,7 @@ async def make_harness() -> AsyncIterator[Callable[..., object]]:
         async def drain() -> None:
             async for msg in speech:
                 harness.speech.append(msg)
+                harness.changed.set()
 
         tasks.append(asyncio.create_task(harness.agent.run()))
         tasks.append(asyncio.create_task(drain()))
