@@ -20,7 +20,7 @@ from omni_agent.brain import Brain
 from omni_agent.config import Config
 from omni_agent.model.client import ModelClient
 from omni_agent.model.profiles import get_profile
-from omni_agent.model.scripted import ScriptedBackend, ScriptedReply
+from omni_agent.testing.scripted import ScriptedBackend, ScriptedReply
 from omni_agent.prompt import EXAMPLES
 
 UNSAFE = (
