@@ -379,8 +379,10 @@ async def run_episode(
         return mark
 
     async def talk_over(idx: int, line: Line, seen: int) -> tuple[int, int]:
+        assert voice is not None
         await wait_for(lambda: "SPEAKING" in states[seen:], LINE_TIMEOUT_S)
-        await asyncio.sleep(line.interrupt_after_s or 0.0)  # speech runs in real time
+        # speech runs on the real clock, at the voice's pace
+        await asyncio.sleep((line.interrupt_after_s or 0.0) / voice.speed)
         note(f"{line.person or scenario.person} interrupts the robot")
         return speak_line(idx, line, line.person or scenario.person)
 
