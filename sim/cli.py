@@ -86,8 +86,14 @@ def run_sim(config: Config, args: argparse.Namespace, console: Console) -> int:
 
 
 async def _run_all(config: Config, args: argparse.Namespace, console: Console, speed: float) -> int:
-    from sim.library import load_library, omni_double_brains, print_library_report, run_library
-    from sim.library import scripted_brains
+    from sim.library import (
+        SPOKEN_VOICE_SPEED,
+        load_library,
+        omni_double_brains,
+        print_library_report,
+        run_library,
+        scripted_brains,
+    )
     from sim.library import shared as shared_brain
 
     scenarios = load_library()
@@ -109,7 +115,7 @@ async def _run_all(config: Config, args: argparse.Namespace, console: Console, s
         brains = omni_double_brains(config) if spoken else scripted_brains(config)
         results = await run_library(
             config, scenarios, brains, out_dir, parallel=args.parallel, speed=speed,
-            console=console, episode_hook=hook, spoken=spoken,
+            console=console, episode_hook=hook, spoken=spoken, voice_speed=SPOKEN_VOICE_SPEED,
         )  # fmt: skip
     else:
         async with chosen_brain(config, None) as brain:

@@ -23,9 +23,9 @@ from omni_agent.brain import Brain
 from omni_agent.config import Config
 from omni_agent.model.client import ModelClient
 from omni_agent.model.profiles import get_profile
+from omni_agent.prompt import EXAMPLES
 from omni_agent.testing.omni_double import OmniDouble
 from omni_agent.testing.scripted import ScriptedBackend, ScriptedReply
-from omni_agent.prompt import EXAMPLES
 
 UNSAFE = (
     "full speed", "as fast as", "fast as you can", "top speed", "ignore your rules",
@@ -184,7 +184,7 @@ async def omni_double_brain(
         yield InstantBrain(
             client,
             get_profile(profile),
-            f"omni double ({profile}): hears with whisper, instant brain's rules, speaks with piper",
+            f"omni double ({profile}): whisper hears, the instant brain's rules, piper speaks",
             backend=backend,
         )
     finally:

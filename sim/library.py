@@ -31,6 +31,11 @@ from sim.scenario import SCENARIOS_DIR, Scenario
 
 BrainFactory = Callable[[], AbstractAsyncContextManager[Brain]]
 
+SPOKEN_VOICE_SPEED = 3.0
+"""Spoken library episodes play people's and the robot's audio at 3x real time:
+endpointing counts samples, so the agent hears the same words and pauses, in a third of
+the wall time."""
+
 
 def library_paths(directory: Path = SCENARIOS_DIR) -> list[Path]:
     return sorted(directory.glob("*.yaml"))
@@ -73,7 +78,9 @@ async def run_scenario(
             wav = out_dir / f"{scenario.name}.robot.wav"
             profile = brain.profile
             voice = await stack.enter_async_context(
-                sim_voice(bus, wav, profile.audio_in, audio_out=profile.audio_out, speed=voice_speed)
+                sim_voice(
+                    bus, wav, profile.audio_in, audio_out=profile.audio_out, speed=voice_speed
+                )
             )
         return await run_episode(
             config, scenario, brain, memory=memory, clock=clock, on_event=on_event,

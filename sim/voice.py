@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import importlib.util
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -81,14 +81,18 @@ class SimVoice:
         *,
         noise_dbfs: float | None = None,
         seed: int = 0,
+        on_said: Callable[[], None] | None = None,
     ) -> None:
         """Speak one line into the mic (over background noise at `noise_dbfs`, if given),
-        then keep the room quiet, or as noisy, until the turn is done."""
+        call `on_said` once all of it is in, then keep the room quiet, or as noisy, until
+        the turn is done."""
         from omni_agent.speech.voices import feed_mic, silence
 
         self.listener.config.person = person  # the sim knows who speaks; no speaker id yet
         pcm = self.person.say(text, noise_dbfs=noise_dbfs, seed=seed)
         await feed_mic(bus, pcm, speed=self.speed)
+        if on_said is not None:
+            on_said()
         while not done.is_set():
             quiet = asyncio.create_task(
                 feed_mic(bus, silence(0.2, noise_dbfs, seed), speed=self.speed)
@@ -119,7 +123,7 @@ async def sim_voice(
     from omni_agent.speech.asr import WhisperAsr
     from omni_agent.speech.listener import Listener, ListenerConfig
     from omni_agent.speech.outputs import TtsOutputConfig, TtsSpeechOutput
-    from omni_agent.speech.sinks import TopicSink, WavSink
+    from omni_agent.speech.sinks import AudioSink, TopicSink, WavSink
     from omni_agent.speech.vad import VadConfig
     from omni_agent.speech.voices import PersonVoice
 
@@ -140,7 +144,7 @@ async def sim_voice(
             speed=speed, first_clause_min_chars=whole_reply, max_piece_chars=whole_reply
         )
     )
-    sinks = [TopicSink(bus), WavSink(robot_wav)]
+    sinks: list[AudioSink] = [TopicSink(bus), WavSink(robot_wav)]
     tts = NoRobotVoice() if audio_out else None
     output = TtsSpeechOutput(sinks, tts, bus=bus, config=tts_config)
     person = await asyncio.to_thread(PersonVoice, deterministic=True)

@@ -38,7 +38,9 @@ def audio_request(text_part: str | None) -> dict[str, Any]:
     ]
     if text_part is not None:
         content.append({"type": "text", "text": text_part})
-    return {"messages": [{"role": "system", "content": "sys"}, {"role": "user", "content": content}]}
+    return {
+        "messages": [{"role": "system", "content": "sys"}, {"role": "user", "content": content}]
+    }
 
 
 def test_the_heard_words_replace_the_speaker_line_and_keep_the_memory() -> None:
@@ -61,9 +63,7 @@ def test_the_heard_words_replace_the_speaker_line_and_keep_the_memory() -> None:
         (None, 'Person says: "Hello there."'),
     ],
 )
-def test_every_form_of_an_audio_turn_is_read_as_heard(
-    text_part: str | None, expected: str
-) -> None:
+def test_every_form_of_an_audio_turn_is_read_as_heard(text_part: str | None, expected: str) -> None:
     assert last_user_text(as_heard(audio_request(text_part), "Hello there.")) == expected
 
 
@@ -106,7 +106,9 @@ async def test_the_double_hears_answers_in_json_and_speaks_at_24_khz(rig: Rig) -
 
     entry = double.log[-1]
     assert entry.body == body and entry.spoke
-    assert entry.heard is not None and word_error_rate("Please go to the kitchen.", entry.heard) < 0.2
+    assert (
+        entry.heard is not None and word_error_rate("Please go to the kitchen.", entry.heard) < 0.2
+    )
     reply = json.loads("".join(e.text for e in events if isinstance(e, TextDelta)))
     assert reply["actions"] == [{"skill": "navigate_to", "place": "kitchen"}]
     audio = [e for e in events if isinstance(e, AudioDelta)]
