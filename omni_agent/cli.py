@@ -72,8 +72,9 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument("--all", action="store_true", help="run the whole scenario library")
     sim.add_argument("--parallel", type=int, default=1, metavar="N", help="episodes at once")
     sim.add_argument(
-        "--brain", choices=["embedded", "scripted"], default=None,
-        help="scripted: an instant rule-based brain (default: --model-url or embedded)",
+        "--brain", choices=["embedded", "scripted", "omni-double"], default=None,
+        help="scripted: an instant rule-based brain; omni-double: the same rules behind a "
+        "double of an omni server that hears and speaks (default: --model-url or embedded)",
     )  # fmt: skip
     sim.add_argument(
         "--speed", type=float, default=None, metavar="X",

@@ -30,6 +30,12 @@ async def chosen_brain(config: Config, kind: str | None) -> AsyncIterator[Brain]
 
         async with instant_brain(config) as brain:
             yield brain
+    elif kind == "omni-double":
+        from sim.instant_brain import omni_double_brain
+
+        _check_speech_for_omni_double()
+        async with omni_double_brain(config) as brain:
+            yield brain
     else:
         async with open_brain(config) as brain:
             if config.model.url and not await brain.client.ready():
@@ -38,6 +44,13 @@ async def chosen_brain(config: Config, kind: str | None) -> AsyncIterator[Brain]
                     "is it running, and does --model-url end in /v1?"
                 )
             yield brain
+
+
+def _check_speech_for_omni_double() -> None:
+    from sim.voice import speech_unavailable
+
+    if (why := speech_unavailable()) is not None:
+        raise UserError(f"--brain omni-double hears and speaks with the speech models: {why}")
 
 
 def _episode_sinks(
@@ -73,7 +86,14 @@ def run_sim(config: Config, args: argparse.Namespace, console: Console) -> int:
 
 
 async def _run_all(config: Config, args: argparse.Namespace, console: Console, speed: float) -> int:
-    from sim.library import load_library, print_library_report, run_library, scripted_brains
+    from sim.library import (
+        SPOKEN_VOICE_SPEED,
+        load_library,
+        omni_double_brains,
+        print_library_report,
+        run_library,
+        scripted_brains,
+    )
     from sim.library import shared as shared_brain
 
     scenarios = load_library()
@@ -85,12 +105,17 @@ async def _run_all(config: Config, args: argparse.Namespace, console: Console, s
         all_sinks.extend(sinks)
         return sinks
 
-    console.print(f"[bold]Scenario library:[/] {len(scenarios)} scenarios, text mode")
+    spoken = args.brain == "omni-double"  # the omni path: people speak, the double hears
+    mode = "speech (people speak, the omni double hears and speaks)" if spoken else "text mode"
+    console.print(f"[bold]Scenario library:[/] {len(scenarios)} scenarios, {mode}")
     started = time.perf_counter()
-    if args.brain == "scripted":
+    if args.brain in ("scripted", "omni-double"):
+        if spoken:
+            _check_speech_for_omni_double()
+        brains = omni_double_brains(config) if spoken else scripted_brains(config)
         results = await run_library(
-            config, scenarios, scripted_brains(config), out_dir,
-            parallel=args.parallel, speed=speed, console=console, episode_hook=hook,
+            config, scenarios, brains, out_dir, parallel=args.parallel, speed=speed,
+            console=console, episode_hook=hook, spoken=spoken, voice_speed=SPOKEN_VOICE_SPEED,
         )  # fmt: skip
     else:
         async with chosen_brain(config, None) as brain:
@@ -124,7 +149,7 @@ async def _run_one(config: Config, args: argparse.Namespace, console: Console, s
     elif args.brain == "scripted":
         no_speech = "the scripted brain runs typed lines"
     else:
-        no_speech = speech_unavailable()
+        no_speech = speech_unavailable()  # the omni double refuses to start without it
     sinks = _episode_sinks(
         args, scenario, log_path.parent / log_path.stem, log_path.with_suffix(".gif")
     )
@@ -133,7 +158,9 @@ async def _run_one(config: Config, args: argparse.Namespace, console: Console, s
     async with chosen_brain(config, args.brain) as brain, contextlib.AsyncExitStack() as stack:
         console.print(f"[dim]brain: {brain.description}[/]")
         summarizer = (
-            None if args.brain == "scripted" else ModelSummarizer(brain.client, config.model)
+            None
+            if args.brain in ("scripted", "omni-double")
+            else ModelSummarizer(brain.client, config.model)
         )
         memory = LongTermMemory.open(
             config.memory, log_path.with_suffix(".memory.db"), clock=clock.wall_time,
@@ -143,7 +170,10 @@ async def _run_one(config: Config, args: argparse.Namespace, console: Console, s
         voice = None
         if no_speech is None:
             wav = log_path.with_suffix(".robot.wav")
-            voice = await stack.enter_async_context(sim_voice(bus, wav, brain.profile.audio_in))
+            profile = brain.profile
+            voice = await stack.enter_async_context(
+                sim_voice(bus, wav, profile.audio_in, audio_out=profile.audio_out)
+            )
             console.print(f"[dim]speech: people speak, robot voice -> {wav}[/]")
         else:
             console.print(f"[dim]speech off: {no_speech}[/]")

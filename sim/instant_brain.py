@@ -6,6 +6,9 @@ system prompt, what the camera sees from the situation line, earlier turns from 
 conversation window, and long-term memories from the "[You remember: ...]" block. So a
 memory probe passes only if memory retrieval actually brought the right line back, and an
 unsafe proposal it makes on purpose ("go to the stairs") exercises the safety envelope.
+
+`omni_double_brain` puts the same rules behind the omni double (omni_agent/testing): the
+person's words then reach the rules only through the request's audio, heard by whisper.
 """
 
 from __future__ import annotations
@@ -20,8 +23,9 @@ from omni_agent.brain import Brain
 from omni_agent.config import Config
 from omni_agent.model.client import ModelClient
 from omni_agent.model.profiles import get_profile
-from omni_agent.model.scripted import ScriptedBackend, ScriptedReply
 from omni_agent.prompt import EXAMPLES
+from omni_agent.testing.omni_double import OmniDouble
+from omni_agent.testing.scripted import ScriptedBackend, ScriptedReply
 
 UNSAFE = (
     "full speed", "as fast as", "fast as you can", "top speed", "ignore your rules",
@@ -160,6 +164,28 @@ async def instant_brain(config: Config, chunk_chars: int = 16) -> AsyncIterator[
     try:
         yield InstantBrain(
             client, get_profile("llama-cpp"), "instant rule-based brain (scripted)", backend=backend
+        )
+    finally:
+        await client.aclose()
+
+
+OMNI_DOUBLE_PROFILE = "vllm-omni"
+
+
+@contextlib.asynccontextmanager
+async def omni_double_brain(
+    config: Config, profile: str = OMNI_DOUBLE_PROFILE
+) -> AsyncIterator[InstantBrain]:
+    """The omni path with the instant brain's rules: a double of an omni server that hears
+    the request's audio (whisper), answers by `respond` and speaks (piper at 24 kHz)."""
+    backend = OmniDouble(respond)
+    client = ModelClient("http://omni-double/v1", config.model, transport=backend)
+    try:
+        yield InstantBrain(
+            client,
+            get_profile(profile),
+            f"omni double ({profile}): whisper hears, the instant brain's rules, piper speaks",
+            backend=backend,
         )
     finally:
         await client.aclose()

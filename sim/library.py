@@ -1,8 +1,9 @@
 """The scenario library: run every scenario (side by side if asked) and report a table.
 
 Each episode gets its own simulated clock and its own memory file, so episodes never see
-each other. With the instant brain each episode also gets its own scripted server (a
-server failure in one episode must not break another's stream); a real brain is shared.
+each other. With the instant brain (or the omni double) each episode also gets its own
+scripted server (a server failure in one episode must not break another's stream); a real
+brain is shared. Spoken episodes (the omni double's path) get their own speech stack too.
 """
 
 from __future__ import annotations
@@ -23,11 +24,17 @@ from omni_agent.brain import Brain
 from omni_agent.config import Config
 from omni_agent.events import EventSink
 from omni_agent.recall import LongTermMemory
+from omni_agent.transport import Bus
 from sim.clock import SimClock
 from sim.runner import EpisodeResult, run_episode
 from sim.scenario import SCENARIOS_DIR, Scenario
 
 BrainFactory = Callable[[], AbstractAsyncContextManager[Brain]]
+
+SPOKEN_VOICE_SPEED = 3.0
+"""Spoken library episodes play people's and the robot's audio at 3x real time:
+endpointing counts samples, so the agent hears the same words and pauses, in a third of
+the wall time."""
 
 
 def library_paths(directory: Path = SCENARIOS_DIR) -> list[Path]:
@@ -50,21 +57,36 @@ async def run_scenario(
     on_event: EventSink | None = None,
     sinks: list[EventSink] | None = None,
     log: bool = True,
+    spoken: bool = False,
+    voice_speed: float = 1.0,
 ) -> EpisodeResult:
-    """One episode with a fresh memory file under `out_dir` and a fresh clock."""
+    """One episode with a fresh memory file under `out_dir` and a fresh clock; `spoken`:
+    people speak into the mic and the robot is heard (sim/voice.py), at `voice_speed`."""
     out_dir.mkdir(parents=True, exist_ok=True)
     db = out_dir / f"{scenario.name}.memory.db"
     for stale in out_dir.glob(f"{scenario.name}.memory.db*"):
         stale.unlink()
     clock = SimClock(speed)
     memory = LongTermMemory.open(config.memory, db, clock=clock.wall_time)
-    try:
+    async with contextlib.AsyncExitStack() as stack:
+        stack.callback(memory.close)
+        bus, voice = None, None
+        if spoken:
+            from sim.voice import sim_voice
+
+            bus = Bus()
+            wav = out_dir / f"{scenario.name}.robot.wav"
+            profile = brain.profile
+            voice = await stack.enter_async_context(
+                sim_voice(
+                    bus, wav, profile.audio_in, audio_out=profile.audio_out, speed=voice_speed
+                )
+            )
         return await run_episode(
             config, scenario, brain, memory=memory, clock=clock, on_event=on_event,
             sinks=sinks, log_path=out_dir / f"{scenario.name}.jsonl" if log else None,
+            voice=voice, bus=bus,
         )  # fmt: skip
-    finally:
-        memory.close()
 
 
 async def run_library(
@@ -77,8 +99,11 @@ async def run_library(
     speed: float = float("inf"),
     console: Console | None = None,
     episode_hook: Callable[[Scenario], list[EventSink]] | None = None,
+    spoken: bool = False,
+    voice_speed: float = 1.0,
 ) -> list[EpisodeResult]:
-    """Run the scenarios, `parallel` at a time, in one event loop; results in input order."""
+    """Run the scenarios, `parallel` at a time, in one event loop; results in input order.
+    `spoken` and `voice_speed`: as for run_scenario."""
     gate = asyncio.Semaphore(max(1, parallel))
     results: dict[int, EpisodeResult] = {}
     progress = Progress(
@@ -91,8 +116,9 @@ async def run_library(
         async with gate, brains() as brain:
             sinks = episode_hook(scenario) if episode_hook else None
             results[i] = await run_scenario(
-                config, scenario, brain, out_dir, speed=speed, sinks=sinks
-            )
+                config, scenario, brain, out_dir, speed=speed, sinks=sinks,
+                spoken=spoken, voice_speed=voice_speed,
+            )  # fmt: skip
         progress.update(task, advance=1, description=scenario.name)
 
     with progress:
@@ -182,5 +208,15 @@ def scripted_brains(config: Config) -> BrainFactory:
 
     def factory() -> AbstractAsyncContextManager[Brain]:
         return instant_brain(config)
+
+    return factory
+
+
+def omni_double_brains(config: Config) -> BrainFactory:
+    """An omni double per episode, like the instant brain's scripted servers."""
+    from sim.instant_brain import omni_double_brain
+
+    def factory() -> AbstractAsyncContextManager[Brain]:
+        return omni_double_brain(config)
 
     return factory

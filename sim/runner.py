@@ -367,20 +367,39 @@ async def run_episode(
         return mark
 
     spoken: dict[int, tuple[asyncio.Task[None], asyncio.Event]] = {}
+    said: dict[int, tuple[int, int]] = {}
+    """Spoken lines whose audio is all in the mic: where the agent stood at that moment.
+    A person who pauses mid-line is heard as two utterances, and the first one's turn (cut
+    short by the rest of the line) is not the answer: the answer is the turn that starts
+    after the whole line was said."""
 
     def speak_line(idx: int, line: Line, person: str) -> tuple[int, int]:
         assert agent is not None and voice is not None
         mark = (agent.turn_count, len(events))
+
+        def all_said() -> None:
+            assert agent is not None
+            said[idx] = (agent.turn_count, len(events))
+            progress.set()
+
         done = asyncio.Event()
-        task = asyncio.create_task(
-            voice.say(bus, line.text, person, done, noise_dbfs=line.noise_dbfs, seed=idx)
+        saying = voice.say(
+            bus, line.text, person, done, noise_dbfs=line.noise_dbfs, seed=idx, on_said=all_said
         )
+        task = asyncio.create_task(saying)
         spoken[idx] = (task, done)
         return mark
 
+    def line_answered(idx: int, mark: tuple[int, int]) -> Any:
+        if idx not in spoken:  # a typed line
+            return answered(*mark)
+        return lambda: idx in said and answered(*said[idx])()
+
     async def talk_over(idx: int, line: Line, seen: int) -> tuple[int, int]:
+        assert voice is not None
         await wait_for(lambda: "SPEAKING" in states[seen:], LINE_TIMEOUT_S)
-        await asyncio.sleep(line.interrupt_after_s or 0.0)  # speech runs in real time
+        # speech runs on the real clock, at the voice's pace
+        await asyncio.sleep((line.interrupt_after_s or 0.0) / voice.speed)
         note(f"{line.person or scenario.person} interrupts the robot")
         return speak_line(idx, line, line.person or scenario.person)
 
@@ -437,7 +456,8 @@ async def run_episode(
                 speech.arm_interruption(interrupter.interrupt_after_s or 0.0, fire)
             elif interrupter is not None:
                 talking_over[n + 1] = asyncio.create_task(talk_over(n + 1, interrupter, seen))
-            ok = await wait_for(answered(*mark), LINE_TIMEOUT_S)
+            ok = await wait_for(line_answered(n, mark), LINE_TIMEOUT_S)
+            mark = said.pop(n, mark)
             if isinstance(speech, SimSpeechOutput):
                 speech.disarm()
             if n in spoken:

@@ -2,7 +2,8 @@
 agent hears them through VAD and ASR, and answers through streaming TTS into a WAV file.
 
 The person's voice is pitched unlike the robot's, and the robot's voice goes to its own
-topic, so it can never trigger a barge-in in simulation.
+topic, so it can never trigger a barge-in in simulation. With a backend that speaks (an
+omni model) the robot has no voice of its own: only the backend's audio is played.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import importlib.util
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -41,6 +42,24 @@ def speech_unavailable() -> str | None:
     return None
 
 
+class NoRobotVoice:
+    """The robot's synthesizer when the backend speaks: silent, and it notes each ask.
+
+    An omni model's speech is played as it arrives; a robot that also synthesised the
+    reply's text would speak twice (or in another voice), so a test can assert that
+    `asked` stays empty."""
+
+    name = "none (the backend speaks)"
+    sample_rate = 22_050
+
+    def __init__(self) -> None:
+        self.asked: list[str] = []
+
+    def synthesize(self, text: str) -> bytes:
+        self.asked.append(text)
+        return b""
+
+
 @dataclass
 class SimVoice:
     """The speech stack of one spoken episode."""
@@ -49,6 +68,9 @@ class SimVoice:
     output: TtsSpeechOutput
     person: PersonVoice
     robot_wav: Path
+    speed: float = 1.0
+    """Audio time per real second, both ways: people talk and the robot plays this fast
+    (endpointing counts samples, so it hears the same at any speed)."""
 
     async def say(
         self,
@@ -59,15 +81,22 @@ class SimVoice:
         *,
         noise_dbfs: float | None = None,
         seed: int = 0,
+        on_said: Callable[[], None] | None = None,
     ) -> None:
         """Speak one line into the mic (over background noise at `noise_dbfs`, if given),
-        then keep the room quiet, or as noisy, until the turn is done."""
+        call `on_said` once all of it is in, then keep the room quiet, or as noisy, until
+        the turn is done."""
         from omni_agent.speech.voices import feed_mic, silence
 
         self.listener.config.person = person  # the sim knows who speaks; no speaker id yet
-        await feed_mic(bus, self.person.say(text, noise_dbfs=noise_dbfs, seed=seed))
+        pcm = self.person.say(text, noise_dbfs=noise_dbfs, seed=seed)
+        await feed_mic(bus, pcm, speed=self.speed)
+        if on_said is not None:
+            on_said()
         while not done.is_set():
-            quiet = asyncio.create_task(feed_mic(bus, silence(0.2, noise_dbfs, seed)))
+            quiet = asyncio.create_task(
+                feed_mic(bus, silence(0.2, noise_dbfs, seed), speed=self.speed)
+            )
             waiter = asyncio.create_task(done.wait())
             await asyncio.wait({quiet, waiter}, return_when=asyncio.FIRST_COMPLETED)
             quiet.cancel()
@@ -81,16 +110,20 @@ async def sim_voice(
     audio_in: bool,
     *,
     overlap: bool = True,
+    audio_out: bool = False,
+    speed: float = 1.0,
 ) -> AsyncIterator[SimVoice]:
     """Listener (VAD + whisper ASR) on the mic and a piper TTS output for the robot.
 
     `overlap=False` runs the stages one after another (ASR after the endpoint, speech after
-    the whole reply): the baseline the latency benchmark compares against.
+    the whole reply): the baseline the latency benchmark compares against. `audio_out`: the
+    backend speaks, and the robot's own TTS is replaced by a silent one (`NoRobotVoice`), so
+    all speech heard is the backend's.
     """
     from omni_agent.speech.asr import WhisperAsr
     from omni_agent.speech.listener import Listener, ListenerConfig
     from omni_agent.speech.outputs import TtsOutputConfig, TtsSpeechOutput
-    from omni_agent.speech.sinks import TopicSink, WavSink
+    from omni_agent.speech.sinks import AudioSink, TopicSink, WavSink
     from omni_agent.speech.vad import VadConfig
     from omni_agent.speech.voices import PersonVoice
 
@@ -105,15 +138,19 @@ async def sim_voice(
     )
     whole_reply = 10**6  # a clause limit no reply reaches: speak only once it is complete
     tts_config = (
-        TtsOutputConfig()
+        TtsOutputConfig(speed=speed)
         if overlap
-        else TtsOutputConfig(first_clause_min_chars=whole_reply, max_piece_chars=whole_reply)
+        else TtsOutputConfig(
+            speed=speed, first_clause_min_chars=whole_reply, max_piece_chars=whole_reply
+        )
     )
-    output = TtsSpeechOutput([TopicSink(bus), WavSink(robot_wav)], bus=bus, config=tts_config)
+    sinks: list[AudioSink] = [TopicSink(bus), WavSink(robot_wav)]
+    tts = NoRobotVoice() if audio_out else None
+    output = TtsSpeechOutput(sinks, tts, bus=bus, config=tts_config)
     person = await asyncio.to_thread(PersonVoice, deterministic=True)
     listener.start()
     try:
-        yield SimVoice(listener, output, person, robot_wav)
+        yield SimVoice(listener, output, person, robot_wav, speed)
     finally:
         await listener.close()
         await output.close()

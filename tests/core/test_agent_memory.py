@@ -8,8 +8,8 @@ from pathlib import Path
 from typing import Any
 
 from omni_agent.config import MemoryConfig
-from omni_agent.model.scripted import ScriptedReply, last_user_text
 from omni_agent.recall import LongTermMemory
+from omni_agent.testing.scripted import ScriptedReply, last_user_text
 
 
 def polite(body: dict[str, Any]) -> ScriptedReply:
@@ -65,8 +65,8 @@ async def test_the_conversation_window_is_sent_as_chat_and_not_repeated_as_memor
 async def test_consolidation_uses_the_model_and_steps_aside_for_a_conversation_turn() -> None:
     from omni_agent.config import ModelConfig
     from omni_agent.model.client import ModelClient
-    from omni_agent.model.scripted import ScriptedBackend
     from omni_agent.recall import ConversationFirst, ModelSummarizer
+    from omni_agent.testing.scripted import ScriptedBackend
 
     backend = ScriptedBackend(
         lambda body: ScriptedReply(say="Alice keeps her keys in the blue bowl."),

@@ -29,9 +29,9 @@ from omni_agent.events import AgentEvent, Note, StateChanged, TurnEnded, UserSai
 from omni_agent.messages import EStop, UserUtterance, VoiceActivity
 from omni_agent.model.client import ModelClient
 from omni_agent.model.profiles import get_profile
-from omni_agent.model.scripted import ScriptedBackend, ScriptedReply, last_user_text
 from omni_agent.speech.handle import SpeechHandle
 from omni_agent.state import State
+from omni_agent.testing.scripted import ScriptedBackend, ScriptedReply, last_user_text
 from omni_agent.transport import ESTOP, USER_TEXT, VOICE, Bus
 from sim.robot import SimRobot
 from sim.world import World

@@ -12,7 +12,7 @@ import asyncio
 import base64
 import json
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterable, AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -120,10 +120,21 @@ class ScriptedBackend(httpx.AsyncBaseTransport):
         return out
 
 
+async def _each(chunks: list[dict[str, Any]]) -> AsyncIterator[dict[str, Any]]:
+    for chunk in chunks:
+        yield chunk
+
+
 class _Stream(httpx.AsyncByteStream):
-    def __init__(self, backend: ScriptedBackend, chunks: list[dict[str, Any]]) -> None:
+    """The SSE body; `chunks` may be produced while streaming (a double that speaks)."""
+
+    def __init__(
+        self,
+        backend: ScriptedBackend,
+        chunks: list[dict[str, Any]] | AsyncIterable[dict[str, Any]],
+    ) -> None:
         self.backend = backend
-        self.chunks = chunks
+        self.chunks = _each(chunks) if isinstance(chunks, list) else chunks
         self.finished = False
 
     async def __aiter__(self) -> AsyncIterator[bytes]:
@@ -131,7 +142,9 @@ class _Stream(httpx.AsyncByteStream):
         if b.first_token_delay_s:
             await asyncio.sleep(b.first_token_delay_s)
             b.model_time_s += b.first_token_delay_s
-        for n, chunk in enumerate(self.chunks):
+        n = -1
+        async for chunk in self.chunks:
+            n += 1
             if b.die_after_chunks is not None and n >= b.die_after_chunks:
                 b.die_after_chunks = None
                 raise httpx.RemoteProtocolError("peer closed connection mid-stream")
