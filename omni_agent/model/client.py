@@ -112,7 +112,8 @@ class _Function(_Wire):
 
 
 class _ToolCall(_Wire):
-    index: int = Field(0, ge=0, le=_MAX_TOOL_INDEX)
+    index: int | None = Field(None, ge=0, le=_MAX_TOOL_INDEX)
+    """Streamed calls carry it; a whole message's calls are in order without one."""
     function: _Function | None = None
 
 
@@ -181,10 +182,11 @@ def parse_chunk(chunk: Any) -> list[StreamEvent]:
         text = part.content or choice.text  # chat, or a plain completion
         if text:
             events.append(TextDelta(clean_text(text)))
-        for call in part.tool_calls or []:
+        for position, call in enumerate(part.tool_calls or []):
             fn = call.function or _Function()
+            index = position if call.index is None else call.index
             name = clean_text(fn.name) if fn.name else None
-            events.append(ToolCallDelta(call.index, name, clean_text(fn.arguments or "")))
+            events.append(ToolCallDelta(index, name, clean_text(fn.arguments or "")))
         if part.audio is not None and part.audio.data:
             events.append(_audio_event(part.audio.data))
         if choice.finish_reason:

@@ -1,0 +1,5 @@
+"""Doubles that follow a real interface, shared by tests, sim and benches.
+
+Each one stands in for something that cannot run here (a GPU model server, a broken one)
+and speaks that thing's real protocol, so the code under test is the code that ships.
+"""
