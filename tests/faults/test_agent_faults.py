@@ -10,11 +10,15 @@ logs, and once the server is good again the agent leaves SAFE_STOP and answers.
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 
 import pytest
 
+from omni_agent.agent import TurnRecord
+from omni_agent.config import MemoryConfig
 from omni_agent.model.client import clean_text
 from omni_agent.model.profiles import PROFILES
+from omni_agent.recall import LongTermMemory
 from omni_agent.state import State
 from omni_agent.testing.hostile import CATALOGUE, Case
 from tests.faults.conftest import HANG_S, MakeDrill
@@ -74,3 +78,41 @@ async def test_warm_up_survives_every_hostile_server(
     await asyncio.wait_for(drill.agent.warm_up(), HANG_S)
     assert drill.agent.machine.state == State.IDLE
     assert not [r.getMessage() for r in caplog.records if r.exc_info]
+
+
+class Remembered:
+    """Long-term memory that says when each turn has been stored (a real SQLite file)."""
+
+    def __init__(self, inner: LongTermMemory) -> None:
+        self.inner = inner
+        self.stored: asyncio.Queue[TurnRecord] = asyncio.Queue()
+
+    def recall(self, query: str, person: str | None, skip: set[int]) -> str:
+        return self.inner.recall(query, person, skip)
+
+    async def remember(self, record: TurnRecord) -> None:
+        await self.inner.remember(record)
+        self.stored.put_nowait(record)
+
+
+@pytest.mark.parametrize("profile", ["vllm-omni", "vllm-omni-thinker"])
+@pytest.mark.parametrize(
+    "case", ["lone_surrogate", "surrogate_in_reply", "control_chars", "invalid_utf8"]
+)
+async def test_unclean_text_from_the_server_reaches_memory_clean_and_later_turns_work(
+    case: str, profile: str, make_drill: MakeDrill, tmp_path: Path
+) -> None:
+    memory = Remembered(LongTermMemory.open(MemoryConfig(path=tmp_path / "robot.db")))
+    drill = await make_drill(profile)
+    drill.agent.memory = memory
+    drill.server.case = case
+    first = await drill.turn("Tell me something odd.")
+    stored = await asyncio.wait_for(memory.stored.get(), HANG_S)  # stored, not dropped
+    assert stored is first and first.spoken and first.spoken == clean_text(first.spoken)
+    drill.server.case = "good"
+    for _ in range(2):  # the window and memory now hold the reply: later turns still work
+        later = await drill.turn("What did you say?")
+        assert (later.error, later.rejected) == (None, [])
+    recalled = memory.recall("stop right here odd", "Alice", set())
+    memory.inner.close()
+    assert "stop" in recalled and recalled == clean_text(recalled)
