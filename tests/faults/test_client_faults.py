@@ -8,10 +8,12 @@ import asyncio
 import contextlib
 import itertools
 import json
+from collections.abc import AsyncIterator
 from typing import Any
 
+import httpx
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from omni_agent.config import ModelConfig
@@ -29,7 +31,7 @@ from omni_agent.model.prefill import reply_opening
 from omni_agent.model.profiles import get_profile
 from omni_agent.model.reply import InvalidModelOutput, ReplyAssembler, SayExtractor, max_actions
 from omni_agent.model.request import UserInput, build_request
-from omni_agent.testing.hostile import CATALOGUE, Case, HostileServer, Outcome
+from omni_agent.testing.hostile import CATALOGUE, Case, HostileServer, Outcome, Reply, frames
 from tests.faults.conftest import FAULT_MODEL, HANG_S
 
 SKILLS = ["say", "move", "navigate_to", "turn", "look_at", "stop"]
@@ -251,3 +253,36 @@ def test_say_extraction_never_raises_and_speaks_only_clean_text(body: str, cuts:
 def test_any_json_chunk_is_events_or_a_stream_error(payload: Any) -> None:
     with contextlib.suppress(ModelStreamError):
         parse_chunk(payload)
+
+
+class SplitStream(httpx.AsyncByteStream):
+    def __init__(self, pieces: list[bytes]) -> None:
+        self.pieces = pieces
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        for piece in self.pieces:
+            yield piece
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    cuts=st.lists(st.integers(min_value=0, max_value=4000), max_size=12),
+    newline=st.sampled_from([b"\n", b"\r\n"]),
+)
+async def test_events_are_the_same_however_the_network_splits_the_bytes(
+    cuts: list[int], newline: bytes
+) -> None:
+    chunks = frames("json", Reply(say="Hello there, ünïcödé 😀 friend."), audio=True)
+    sse = b"".join(b"data: " + json.dumps(c).encode() + newline * 2 for c in chunks)
+    sse = b": keep-alive" + newline + sse + b"data: [DONE]" + newline * 2
+    points = sorted({min(c, len(sse)) for c in cuts} | {0, len(sse)})
+    pieces = [sse[a:b] for a, b in itertools.pairwise(points)]
+
+    def respond(request: httpx.Request) -> httpx.Response:
+        headers = {"content-type": "text/event-stream"}
+        return httpx.Response(200, headers=headers, stream=SplitStream(pieces))
+
+    client = ModelClient("http://split/v1", FAULT_MODEL, transport=httpx.MockTransport(respond))
+    events = [e async for e in client.stream({"messages": []})]
+    await client.aclose()
+    assert events == [e for c in chunks for e in parse_chunk(c)]
