@@ -85,6 +85,9 @@ class _SimSpeechHandle(SpeechHandle):
     async def _speak(self) -> None:
         elapsed = 0.0
         while True:
+            # cleared before the buffer is read, never after: text or end_input() that
+            # lands while a word is spoken sets it again, so the wait below cannot miss it
+            self._more.clear()
             words = self._buffer.split(" ")
             # the last piece may be half a word until the input is complete
             ready, self._buffer = (words, "") if self._input_done else (words[:-1], words[-1])
@@ -106,7 +109,6 @@ class _SimSpeechHandle(SpeechHandle):
                 elapsed += audio
             if self._input_done and not self._buffer:
                 break
-            self._more.clear()
             await self._more.wait()
         if not self.interrupted:
             self._out.bus.publish(SPEECH_TEXT, SpeechText(text=self.spoken_text))

@@ -4,26 +4,44 @@ Retries (with exponential backoff) only happen before the first streamed byte: o
 reply is streaming, a failure is reported, never silently replayed, because part of the
 answer may already have been spoken. Cancelling the consuming task closes the HTTP stream,
 which is how a barge-in stops generation on the server.
+
+The server is not trusted. Whatever it sends (an HTTP error, HTML, JSON of the wrong
+shape, nesting deep enough to exhaust the parser, undecodable audio, a stream that stalls,
+drips or ends early) comes out as one `ModelError` with a one-line reason, which the agent
+answers with SAFE_STOP; `total_timeout_s` is a wall-clock deadline on the whole reply,
+retries included, however slowly the bytes arrive. A reply is complete only when a finish
+reason and the closing `[DONE]` have arrived, so a cut-off reply never looks finished.
+Text is cleaned (`clean_text`) before anything downstream (tokenizer, memory, logs) sees it.
 """
 
 from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import json
 import logging
-import time
-from collections.abc import AsyncIterator
+import re
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
+import anyio
 import httpx
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from omni_agent.config import ModelConfig
 from omni_agent.errors import UserError
 from omni_agent.media import read_wav
 
 log = logging.getLogger(__name__)
+
+MAX_LINE_BYTES = 16 * 1024 * 1024
+"""The longest SSE line (or non-streamed body) read: a whole reply's speech as base64 WAV
+fits many times over; a server sending an endless line is cut off here."""
+_ERROR_BODY_BYTES = 2048
+_MAX_TOOL_INDEX = 1024
+_T = TypeVar("_T")
 
 
 class ModelError(UserError):
@@ -35,7 +53,7 @@ class ModelUnavailable(ModelError):
 
 
 class ModelStreamError(ModelError):
-    """The backend failed or stalled after the reply had started streaming."""
+    """The backend failed, stalled or sent something unreadable once the request was sent."""
 
 
 @dataclass(frozen=True)
@@ -64,35 +82,126 @@ class Finish:
 
 StreamEvent = TextDelta | ToolCallDelta | AudioDelta | Finish
 
+# Lone surrogates cannot be encoded as UTF-8 (SQLite, the next request's JSON body and log
+# files all fail on one); control characters other than tab and newline can rewrite a
+# terminal or log line and mean nothing to a tokenizer or a voice.
+_SURROGATE = re.compile("[\ud800-\udfff]")
+_CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 
-def _audio_event(audio: dict[str, Any]) -> AudioDelta | None:
-    data = audio.get("data")
-    if not data:
-        return None
-    pcm, rate = read_wav(base64.b64decode(data))
+
+def clean_text(text: str) -> str:
+    """Server text made safe to speak, store, log and send back: lone surrogates become
+    U+FFFD, control characters other than tab and newline are dropped."""
+    return _CONTROL.sub("", _SURROGATE.sub("\ufffd", text))
+
+
+def one_line(text: str, limit: int = 200) -> str:
+    """Server-supplied text for a one-line message: cleaned, newlines folded, cut short."""
+    return " ".join(clean_text(text).split())[:limit]
+
+
+# The wire format, as much of it as the client reads. Unknown fields are ignored (servers
+# add their own); a known field of the wrong type makes the whole chunk unreadable.
+class _Wire(BaseModel):
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+
+class _Function(_Wire):
+    name: str | None = None
+    arguments: str | None = None
+
+
+class _ToolCall(_Wire):
+    index: int | None = Field(None, ge=0, le=_MAX_TOOL_INDEX)
+    """Streamed calls carry it; a whole message's calls are in order without one."""
+    function: _Function | None = None
+
+
+class _Audio(_Wire):
+    data: str | None = None
+
+
+class _Delta(_Wire):
+    content: str | None = None
+    tool_calls: list[_ToolCall] | None = None
+    audio: _Audio | None = None
+
+
+class _Choice(_Wire):
+    delta: _Delta | None = None
+    message: _Delta | None = None
+    text: str | None = None
+    """A plain completion's text (/v1/completions)."""
+    finish_reason: str | None = None
+
+
+class _Chunk(_Wire):
+    choices: list[_Choice] | None = None
+    usage: dict[str, Any] | None = None
+    error: Any = None
+
+
+def _audio_event(data: str) -> AudioDelta:
+    try:
+        wav = base64.b64decode(data, validate=True)
+    except ValueError:
+        raise ModelStreamError("model sent audio that is not valid base64") from None
+    try:
+        pcm, rate = read_wav(wav)
+    except Exception as exc:  # the wave module raises several types on hostile headers
+        raise ModelStreamError(f"model sent audio that is not a usable WAV file: {exc}") from None
+    if not 0 < rate <= 384_000:
+        raise ModelStreamError(f"model sent audio at an impossible sample rate ({rate} Hz)")
     return AudioDelta(pcm=pcm, sample_rate=rate)
 
 
-def parse_chunk(chunk: dict[str, Any]) -> list[StreamEvent]:
-    """Events in one SSE chunk (or one whole non-streamed response)."""
+def _error_text(error: Any) -> str:
+    message = error.get("message") if isinstance(error, dict) else error
+    return one_line(message) if isinstance(message, str) else type(message).__name__
+
+
+def parse_chunk(chunk: Any) -> list[StreamEvent]:
+    """Events in one SSE chunk (or one whole non-streamed response), as decoded JSON.
+
+    Raises ModelStreamError for an error object or a chunk of the wrong shape."""
+    try:
+        parsed = _Chunk.model_validate(chunk)
+    except ValidationError as exc:
+        problem = exc.errors()[0]
+        where = ".".join(str(p) for p in problem["loc"]) or "chunk"
+        raise ModelStreamError(
+            f"model sent a reply of the wrong shape ({where}: {one_line(problem['msg'], 80)})"
+        ) from None
+    except RecursionError:
+        raise ModelStreamError("model sent a reply nested too deeply") from None
+    if parsed.error is not None:
+        raise ModelStreamError(f"model server error: {_error_text(parsed.error)}")
     events: list[StreamEvent] = []
-    for choice in chunk.get("choices") or []:
-        part = choice.get("delta") or choice.get("message") or {}
-        text = part.get("content") or choice.get("text")  # chat, or a plain completion
+    for choice in parsed.choices or []:
+        part = choice.delta or choice.message or _Delta()
+        text = part.content or choice.text  # chat, or a plain completion
         if text:
-            events.append(TextDelta(text))
-        for call in part.get("tool_calls") or []:
-            fn = call.get("function") or {}
-            events.append(
-                ToolCallDelta(call.get("index", 0), fn.get("name"), fn.get("arguments") or "")
-            )
-        if isinstance(part.get("audio"), dict):
-            audio = _audio_event(part["audio"])
-            if audio is not None:
-                events.append(audio)
-        if choice.get("finish_reason"):
-            events.append(Finish(choice["finish_reason"], chunk.get("usage")))
+            events.append(TextDelta(clean_text(text)))
+        for position, call in enumerate(part.tool_calls or []):
+            fn = call.function or _Function()
+            index = position if call.index is None else call.index
+            name = clean_text(fn.name) if fn.name else None
+            events.append(ToolCallDelta(index, name, clean_text(fn.arguments or "")))
+        if part.audio is not None and part.audio.data:
+            events.append(_audio_event(part.audio.data))
+        if choice.finish_reason:
+            events.append(Finish(one_line(choice.finish_reason, 40), parsed.usage))
     return events
+
+
+def _load_json(payload: str | bytes) -> Any:
+    try:
+        return json.loads(payload)
+    except RecursionError:
+        raise ModelStreamError("model sent JSON nested too deeply") from None
+    except ValueError:
+        shown = payload[:80].decode(errors="replace") if isinstance(payload, bytes) else payload
+        raise ModelStreamError(f"model sent malformed data: {one_line(shown, 80)!r}") from None
 
 
 class ModelClient:
@@ -125,9 +234,11 @@ class ModelClient:
 
     async def ready(self) -> bool:
         """Whether the backend answers its model list (used to leave SAFE_STOP)."""
+        limit = self.config.connect_timeout_s + self.config.first_token_timeout_s
         try:
-            resp = await self._http.get("/models", timeout=self.config.connect_timeout_s)
-        except httpx.HTTPError:
+            with anyio.fail_after(limit):  # a server that drips its answer is not ready
+                resp = await self._http.get("/models", timeout=self.config.connect_timeout_s)
+        except (httpx.HTTPError, OSError):  # TimeoutError is an OSError
             return False
         return resp.status_code == 200
 
@@ -135,31 +246,25 @@ class ModelClient:
         """Stream the reply's events; raises ModelUnavailable or ModelStreamError."""
         self.active_streams += 1
         try:
-            async for event in self._stream(body):
-                yield event
+            async with contextlib.aclosing(self._stream(body)) as events:
+                async for event in events:
+                    yield event
         finally:
             self.active_streams -= 1
 
-    async def _stream(self, body: dict[str, Any]) -> AsyncIterator[StreamEvent]:
-        deadline = time.monotonic() + self.config.total_timeout_s
+    async def _stream(self, body: dict[str, Any]) -> AsyncGenerator[StreamEvent, None]:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.config.total_timeout_s
         attempt = 0
         while True:
             started = False
             try:
-                path = "/completions" if "prompt" in body else "/chat/completions"
-                async with self._http.stream("POST", path, json=body) as resp:
-                    if resp.status_code >= 400:
-                        detail = (await resp.aread()).decode(errors="replace")[:200]
-                        raise httpx.HTTPStatusError(
-                            f"HTTP {resp.status_code}: {detail}",
-                            request=resp.request,
-                            response=resp,
-                        )
-                    async for event in self._events(resp, deadline):
+                async with contextlib.aclosing(self._attempt(body, deadline)) as events:
+                    async for event in events:
                         started = True
                         yield event
                 return
-            except (httpx.TransportError, httpx.HTTPStatusError) as exc:
+            except (httpx.HTTPError, OSError) as exc:
                 reason = _describe(exc)
                 if started:
                     raise ModelStreamError(f"model stream broke off: {reason}") from None
@@ -167,39 +272,117 @@ class ModelClient:
                 retryable = status == 0 or status == 429 or status >= 500
                 if not retryable:
                     raise ModelError(f"model server rejected the request: {reason}") from None
-                if attempt >= self.config.retries or time.monotonic() >= deadline:
+                delay = self.config.backoff_s * (2**attempt)
+                if attempt >= self.config.retries or loop.time() + delay >= deadline:
                     raise ModelUnavailable(
                         f"model server at {self.base_url} unavailable: {reason}"
                     ) from None
-                delay = self.config.backoff_s * (2**attempt)
                 attempt += 1
                 log.warning("model request failed (%s); retry %d in %.1fs", reason, attempt, delay)
                 await asyncio.sleep(delay)
 
-    async def _events(self, resp: httpx.Response, deadline: float) -> AsyncIterator[StreamEvent]:
-        if "text/event-stream" not in resp.headers.get("content-type", ""):
-            # a server that ignored stream=true: one whole JSON response
-            for event in parse_chunk(json.loads(await resp.aread())):
-                yield event
-            return
-        async for line in resp.aiter_lines():
-            if time.monotonic() > deadline:
-                raise ModelStreamError(
-                    f"model reply exceeded total_timeout_s={self.config.total_timeout_s:g}"
+    async def _within(self, deadline: float, step: Awaitable[_T]) -> _T:
+        """Await one step of the request, bounded by the reply's wall-clock deadline."""
+        try:
+            # anyio's scope, not asyncio.timeout: the same semantics on Python 3.10
+            with anyio.fail_after(deadline - asyncio.get_running_loop().time()):
+                return await step
+        except TimeoutError:
+            raise ModelStreamError(
+                f"model reply exceeded total_timeout_s={self.config.total_timeout_s:g}"
+            ) from None
+
+    async def _attempt(
+        self, body: dict[str, Any], deadline: float
+    ) -> AsyncGenerator[StreamEvent, None]:
+        path = "/completions" if "prompt" in body else "/chat/completions"
+        request = self._http.build_request("POST", path, json=body)
+        resp = await self._within(deadline, self._http.send(request, stream=True))
+        try:
+            if resp.status_code >= 400:
+                detail = await self._within(deadline, _error_detail(resp))
+                raise httpx.HTTPStatusError(
+                    f"HTTP {resp.status_code}: {detail}", request=request, response=resp
                 )
-            if not line.startswith("data:"):
-                continue
-            payload = line[5:].strip()
-            if payload == "[DONE]":
+            if "text/event-stream" not in resp.headers.get("content-type", ""):
+                # a server that ignored stream=true: one whole JSON response
+                whole = await self._within(deadline, _read_body(resp))
+                parsed = parse_chunk(_load_json(whole))
+                if not any(isinstance(e, Finish) for e in parsed):
+                    raise ModelStreamError("model reply ended without a finish reason")
+                for event in parsed:
+                    yield event
                 return
-            try:
-                chunk = json.loads(payload)
-            except json.JSONDecodeError:
-                raise ModelStreamError(f"model sent malformed SSE data: {payload[:80]!r}") from None
-            if "error" in chunk:
-                raise ModelStreamError(f"model server error: {str(chunk['error'])[:200]}")
-            for event in parse_chunk(chunk):
-                yield event
+            async with contextlib.aclosing(self._sse_events(resp, deadline)) as events:
+                async for event in events:
+                    yield event
+        finally:
+            await resp.aclose()
+
+    async def _sse_events(
+        self, resp: httpx.Response, deadline: float
+    ) -> AsyncGenerator[StreamEvent, None]:
+        finished = False
+        async with contextlib.aclosing(_lines(resp.aiter_bytes())) as lines:
+            while True:
+                line = await self._within(deadline, anext(lines, None))
+                if line is None:
+                    missing = "[DONE]" if finished else "finish reason"
+                    raise ModelStreamError(f"model stream ended early (no {missing})")
+                if not line.startswith("data:"):
+                    continue  # comments (keep-alives), event names, ids
+                payload = line[5:].strip()
+                if not payload:
+                    continue
+                if payload == "[DONE]":
+                    if not finished:
+                        raise ModelStreamError("model reply ended without a finish reason")
+                    return
+                for event in parse_chunk(_load_json(payload)):
+                    finished = finished or isinstance(event, Finish)
+                    yield event
+
+
+async def _lines(chunks: AsyncIterator[bytes]) -> AsyncGenerator[str, None]:
+    """SSE lines, whatever the network chunking; a line longer than MAX_LINE_BYTES is an error."""
+    partial = bytearray()
+    async for chunk in chunks:
+        *complete, rest = chunk.split(b"\n")
+        for i, line in enumerate(complete):
+            if i == 0 and partial:
+                line, partial = bytes(partial) + line, bytearray()
+            yield line.rstrip(b"\r").decode("utf-8", errors="replace")
+        partial += rest
+        if len(partial) > MAX_LINE_BYTES:
+            raise ModelStreamError(f"model sent a line longer than {MAX_LINE_BYTES >> 20} MiB")
+    if partial:
+        yield partial.rstrip(b"\r").decode("utf-8", errors="replace")
+
+
+async def _read_body(resp: httpx.Response, limit: int = MAX_LINE_BYTES) -> bytes:
+    body = bytearray()
+    async for chunk in resp.aiter_bytes():
+        body += chunk
+        if len(body) > limit:
+            raise ModelStreamError(f"model sent a reply longer than {limit >> 20} MiB")
+    return bytes(body)
+
+
+async def _error_detail(resp: httpx.Response) -> str:
+    """The server's own words for an HTTP error, read only as far as a line needs."""
+    body = bytearray()
+    async for chunk in resp.aiter_bytes():
+        body += chunk
+        if len(body) >= _ERROR_BODY_BYTES:
+            break
+    text = bytes(body[:_ERROR_BODY_BYTES]).decode("utf-8", errors="replace")
+    try:
+        data = json.loads(text)
+    except (ValueError, RecursionError):
+        return one_line(text)
+    if isinstance(data, dict) and "error" in data:
+        return _error_text(data["error"])
+    return one_line(text)
 
 
 def _describe(exc: Exception) -> str:
@@ -207,5 +390,5 @@ def _describe(exc: Exception) -> str:
         return "no data within first_token_timeout_s"
     if isinstance(exc, httpx.ConnectError):
         return "connection refused"
-    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-    return text[:200]
+    text = str(exc).strip()
+    return one_line(text.splitlines()[0]) if text else type(exc).__name__

@@ -2,16 +2,32 @@
 
 For JSON-schema backends the reply is `{"say": "...", "actions": [...]}`; the `say` string
 is decoded incrementally so speech can start before the JSON is complete.
+
+A reply's actions are taken all together or not at all. They were proposed as one plan,
+in which a later step may depend on an earlier one (the agent stops at the first action
+the envelope rejects for the same reason), so a reply that ended without a finish reason,
+proposes more actions than the reply schema allows (`max_actions`, the schema's
+`maxItems`), or holds a proposal that cannot be read, has all of them refused with one
+line saying why; what it said is still spoken.
 """
 
 from __future__ import annotations
 
+import functools
 import json
+import re
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from omni_agent.actions import ActionRejected
-from omni_agent.model.client import AudioDelta, Finish, StreamEvent, TextDelta, ToolCallDelta
+from omni_agent.actions import ActionRejected, reply_schema
+from omni_agent.model.client import (
+    AudioDelta,
+    Finish,
+    StreamEvent,
+    TextDelta,
+    ToolCallDelta,
+    clean_text,
+)
 
 
 class InvalidModelOutput(Exception):
@@ -19,10 +35,18 @@ class InvalidModelOutput(Exception):
 
 
 _ESCAPES = {'"': '"', "\\": "\\", "/": "/", "b": "\b", "f": "\f", "n": "\n", "r": "\r", "t": "\t"}
+_HEX4 = re.compile("[0-9a-fA-F]{4}")
+
+
+def _hex4(text: str) -> int | None:
+    return int(text, 16) if _HEX4.fullmatch(text) else None
 
 
 class SayExtractor:
-    """Incrementally decodes the value of the top-level "say" string in streamed JSON."""
+    """Incrementally decodes the value of the top-level "say" string in streamed JSON.
+
+    It never raises: a broken escape (`\\uZZZZ`, a lone surrogate) becomes U+FFFD so speech
+    goes on; whether the reply as a whole is valid JSON is `ReplyAssembler.finish`'s call."""
 
     def __init__(self) -> None:
         self._buf = ""
@@ -51,30 +75,32 @@ class SayExtractor:
                 self.closed = True
                 i += 1
                 break
-            if ch == "\\":
-                if i + 1 >= len(buf):
-                    break  # wait for the rest of the escape
-                esc = buf[i + 1]
-                if esc == "u":
-                    if i + 6 > len(buf):
-                        break
-                    code = int(buf[i + 2 : i + 6], 16)
-                    if 0xD800 <= code < 0xDC00:  # a surrogate pair: wait for its second half
-                        if i + 12 > len(buf):
-                            break
-                        low = int(buf[i + 8 : i + 12], 16)
-                        code = 0x10000 + ((code - 0xD800) << 10) + (low - 0xDC00)
-                        i += 6
-                    out.append(chr(code))
-                    i += 6
-                    continue
-                out.append(_ESCAPES.get(esc, esc))
+            if ch != "\\":
+                out.append(ch)
+                i += 1
+                continue
+            if i + 1 >= len(buf):
+                break  # wait for the rest of the escape
+            if buf[i + 1] != "u":
+                out.append(_ESCAPES.get(buf[i + 1], "\ufffd"))
                 i += 2
                 continue
-            out.append(ch)
-            i += 1
+            if i + 6 > len(buf):
+                break
+            code = _hex4(buf[i + 2 : i + 6])
+            if code is not None and 0xD800 <= code < 0xDC00:  # the first half of a pair
+                rest = buf[i + 6 : i + 12]
+                if len(rest) < 6 and "\\u".startswith(rest[:2]):
+                    break  # wait for the second half
+                low = _hex4(rest[2:6]) if rest.startswith("\\u") else None
+                if low is not None and 0xDC00 <= low < 0xE000:
+                    code = 0x10000 + ((code - 0xD800) << 10) + (low - 0xDC00)
+                    i += 6
+            # a lone half stays a surrogate here and becomes U+FFFD in clean_text
+            out.append(chr(code) if code is not None else "\ufffd")
+            i += 6
         self._pos = i
-        return "".join(out)
+        return clean_text("".join(out))
 
     @property
     def raw(self) -> str:
@@ -114,15 +140,16 @@ class ReplyAssembler:
     def feed(self, event: StreamEvent) -> str:
         """Returns the new speakable text in this event ('' if none)."""
         if isinstance(event, TextDelta):
-            self.reply.raw += event.text
-            text = self._say.feed(event.text) if self.mode == "json_schema" else event.text
+            raw = clean_text(event.text)
+            self.reply.raw += raw
+            text = self._say.feed(raw) if self.mode == "json_schema" else raw
             self.reply.say += text
             return text
         if isinstance(event, ToolCallDelta):
             call = self._calls.setdefault(event.index, {"name": "", "arguments": ""})
             if event.name:
-                call["name"] = event.name
-            call["arguments"] += event.arguments
+                call["name"] = clean_text(event.name)
+            call["arguments"] += clean_text(event.arguments)
         elif isinstance(event, AudioDelta):
             self.reply.audio_chunks += 1
         elif isinstance(event, Finish):
@@ -130,39 +157,88 @@ class ReplyAssembler:
         return ""
 
     def finish(self) -> ModelReply:
-        """Parse the complete reply; raises InvalidModelOutput (reply.say stays valid)."""
-        if self.mode == "json_schema":
-            self._finish_json()
+        """Parse the complete reply; raises InvalidModelOutput (reply.say stays valid).
+
+        Actions are all or nothing: a reply that ended without a finish reason, proposes
+        more actions than the schema allows, or holds one it cannot read, leaves
+        `reply.actions` empty."""
+        if self.reply.finish_reason is None:
+            raise InvalidModelOutput("model reply ended without a finish reason; no action taken")
+        json_reply = self.mode == "json_schema"
+        actions, rejected = self._json_actions() if json_reply else self._tool_actions()
+        if len(actions) + len(rejected) > max_actions():
+            count = len(actions) + len(rejected)
+            reason = f"{count} actions in one reply, at most {max_actions()}; none taken"
+            self.reply.rejected = [ActionRejected("reply", reason)]
+        elif rejected:
+            self.reply.rejected = rejected
         else:
-            for index in sorted(self._calls):
-                name, arguments = self._calls[index]["name"], self._calls[index]["arguments"]
-                try:
-                    args = json.loads(arguments or "{}")
-                except json.JSONDecodeError:
-                    args = None
-                if isinstance(args, dict):
-                    self.reply.actions.append({**args, "skill": name})
-                else:
-                    self.reply.rejected.append(
-                        ActionRejected(name, "tool call arguments are not a JSON object")
-                    )
+            self.reply.actions = actions
         return self.reply
 
-    def _finish_json(self) -> None:
+    def _tool_actions(self) -> tuple[list[dict[str, Any]], list[ActionRejected]]:
+        actions, rejected = [], []
+        for index in sorted(self._calls):
+            name, arguments = self._calls[index]["name"], self._calls[index]["arguments"]
+            try:
+                args = _clean(json.loads(arguments or "{}"))
+            except (ValueError, RecursionError):  # not JSON, or nested too deeply
+                args = None
+            if isinstance(args, dict):
+                actions.append({**args, "skill": name})
+            else:
+                rejected.append(
+                    ActionRejected(name or "tool call", "arguments are not a readable JSON object")
+                )
+        return actions, rejected
+
+    def _json_actions(self) -> tuple[list[dict[str, Any]], list[ActionRejected]]:
         raw = self.reply.raw.strip()
         if not raw:
             raise InvalidModelOutput("model returned an empty reply")
         try:
-            data = json.loads(raw)
+            data = _clean(json.loads(raw))
         except json.JSONDecodeError as exc:
             cut = " (cut off by max_tokens)" if self.reply.finish_reason == "length" else ""
             raise InvalidModelOutput(f"model reply is not valid JSON{cut}: {exc.msg}") from None
+        except (ValueError, RecursionError):
+            raise InvalidModelOutput("model reply is nested too deeply") from None
         if not isinstance(data, dict):
             raise InvalidModelOutput("model reply is not a JSON object")
         say = data.get("say", "")
-        if isinstance(say, str) and not self.reply.say:
+        if not isinstance(say, str):
+            raise InvalidModelOutput("model reply's say is not a string")
+        if not self.reply.say:
             self.reply.say = say
         actions = data.get("actions", [])
         if not isinstance(actions, list):
             raise InvalidModelOutput("model reply's actions is not a list")
-        self.reply.actions = [a if isinstance(a, dict) else {"skill": repr(a)} for a in actions]
+        good = [a for a in actions if isinstance(a, dict)]
+        unreadable = ActionRejected("reply", "an action is not a JSON object")
+        bad = [unreadable] * (len(actions) - len(good))
+        return good, bad
+
+
+MAX_DEPTH = 8
+"""How deep a reply's JSON may nest. An action is an object of numbers and strings, so a
+valid reply is three levels deep; anything far deeper is garbage, refused before it
+reaches validation, logs or memory."""
+
+
+def _clean(value: Any, depth: int = 0) -> Any:
+    """Decoded JSON with every string cleaned; ValueError if it nests deeper than MAX_DEPTH."""
+    if depth > MAX_DEPTH:
+        raise ValueError("nested too deeply")
+    if isinstance(value, str):
+        return clean_text(value)
+    if isinstance(value, list):
+        return [_clean(v, depth + 1) for v in value]
+    if isinstance(value, dict):
+        return {clean_text(k): _clean(v, depth + 1) for k, v in value.items()}
+    return value
+
+
+@functools.cache
+def max_actions() -> int:
+    """The reply schema's cap on actions per reply (set once, in actions.reply_schema)."""
+    return int(reply_schema([])["properties"]["actions"]["maxItems"])
