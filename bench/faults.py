@@ -23,7 +23,6 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from omni_agent import agent as agent_module
 from omni_agent.agent import Agent
 from omni_agent.config import Config, ModelConfig
 from omni_agent.errors import UserError
@@ -76,16 +75,13 @@ class _Tracebacks(logging.Handler):
 
 @contextlib.contextmanager
 def _drill() -> Iterator[None]:
-    """Fast recovery polls, and no retry warnings over the table (each fault makes some)."""
-    saved = agent_module.RECOVERY_POLL_S
+    """No retry warnings over the table (each fault makes some)."""
     client_log = logging.getLogger("omni_agent.model.client")
     level = client_log.level
-    agent_module.RECOVERY_POLL_S = RECOVERY_POLL_S
     client_log.setLevel(logging.ERROR)
     try:
         yield
     finally:
-        agent_module.RECOVERY_POLL_S = saved
         client_log.setLevel(level)
 
 
@@ -93,6 +89,7 @@ def fault_model(deadline_s: float) -> ModelConfig:
     return ModelConfig(
         connect_timeout_s=min(1.0, deadline_s),
         first_token_timeout_s=deadline_s / 2,
+        recovery_poll_s=RECOVERY_POLL_S,
         total_timeout_s=deadline_s,
         retries=1,
         backoff_s=0.05,

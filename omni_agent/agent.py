@@ -70,7 +70,6 @@ from omni_agent.transport import (
 
 log = logging.getLogger(__name__)
 
-RECOVERY_POLL_S = 1.0
 REJECTION_NOTICE = " I can't do that safely, so I won't."
 TURNS_KEPT = 256
 """Finished turns kept in `Agent.turns` (memory keeps them all; a robot runs for months)."""
@@ -132,6 +131,8 @@ class TurnRecord:
     heard: bool = False
     """The model heard the words itself (an audio part)."""
     say: str = ""
+    backend_transcript: str = ""
+    """What a backend that speaks says its audio said (empty if it sends no transcript)."""
     spoken: str = ""
     reply_raw: str = ""
     interrupted: bool = False
@@ -351,8 +352,9 @@ class Agent:
             if await self.machine.move("fail", record.error):
                 await self.machine.move("reset", "turn abandoned")
         finally:
-            record.spoken = handle.spoken_text
             record.interrupted = record.interrupted or handle.interrupted
+            heard_whole = record.backend_transcript and not record.interrupted
+            record.spoken = record.backend_transcript if heard_whole else handle.spoken_text
             record.trace.first_speech = handle.first_audio_at
             record.trace.done = now()
             self._finish_record(record)
@@ -373,6 +375,7 @@ class Agent:
         record.situation = self.conversation.situate(self._situation())
         body = self.conversation.reply_request(record.situation, user, evidence)
         assembler = ReplyAssembler(self.profile.actions, reply_opening(body))
+        heard_from_backend: list[str] = []
         record.trace.request_sent = now()
         async for event in self.client.stream(body):
             if record.trace.first_token is None:
@@ -381,6 +384,7 @@ class Agent:
             if isinstance(event, AudioDelta):
                 await self._start_speaking()
                 handle.push_audio(event.pcm, event.sample_rate)
+                heard_from_backend.append(event.transcript)
             elif spoken:
                 await self._start_speaking()
                 handle.push_text(spoken)
@@ -394,7 +398,9 @@ class Agent:
             record.rejected.append(f"reply: {exc}")
             self._emit(ActionRejectedEvent("reply", str(exc)))
         record.say, record.reply_raw = reply.say, reply.raw
-        self._emit(RobotSaid(reply.say))
+        # a backend that speaks may say its own words: its transcript is the robot's text
+        record.backend_transcript = "".join(heard_from_backend).strip()
+        self._emit(RobotSaid(record.backend_transcript or reply.say))
         for rejected in reply.rejected:
             self._reject(record, rejected)
         return reply
@@ -499,7 +505,7 @@ class Agent:
 
     async def _wait_for_backend(self) -> None:
         while not await self.client.ready():
-            await asyncio.sleep(RECOVERY_POLL_S)
+            await asyncio.sleep(self.config.model.recovery_poll_s)
         self._backend_ok = True
         await self._try_recover("model server is back")
 

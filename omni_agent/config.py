@@ -45,6 +45,8 @@ class ModelConfig(Section):
     total_timeout_s: float = Field(90.0, gt=0)
     retries: int = Field(2, ge=0, le=10)
     backoff_s: float = Field(0.5, ge=0)
+    recovery_poll_s: float = Field(1.0, gt=0)
+    """In SAFE_STOP after a server failure: how often the agent asks whether it is back."""
     temperature: float = Field(0.0, ge=0, le=2)
     """0 is greedy decoding: the same scenario gets the same answers."""
     max_tokens: int = Field(160, gt=0)

@@ -23,7 +23,7 @@ import json
 import logging
 import re
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, TypeVar
 
 import anyio
@@ -72,6 +72,8 @@ class ToolCallDelta:
 class AudioDelta:
     pcm: bytes
     sample_rate: int
+    transcript: str = ""
+    """The backend's transcript of this audio, when it sends one."""
 
 
 @dataclass(frozen=True)
@@ -119,6 +121,8 @@ class _ToolCall(_Wire):
 
 class _Audio(_Wire):
     data: str | None = None
+    transcript: str | None = None
+    """What the backend's own speech says (vllm-omni, `omni-agent serve`)."""
 
 
 class _Delta(_Wire):
@@ -188,7 +192,10 @@ def parse_chunk(chunk: Any) -> list[StreamEvent]:
             name = clean_text(fn.name) if fn.name else None
             events.append(ToolCallDelta(index, name, clean_text(fn.arguments or "")))
         if part.audio is not None and part.audio.data:
-            events.append(_audio_event(part.audio.data))
+            audio = _audio_event(part.audio.data)
+            if part.audio.transcript:
+                audio = replace(audio, transcript=clean_text(part.audio.transcript))
+            events.append(audio)
         if choice.finish_reason:
             events.append(Finish(one_line(choice.finish_reason, 40), parsed.usage))
     return events

@@ -27,6 +27,8 @@ class ScriptedReply:
     actions: list[dict[str, Any]] = field(default_factory=list)
     audio_pcm: bytes | None = None
     """24 kHz speech to send back (for backends that speak)."""
+    audio_transcript: str | None = None
+    """Sent with the audio as `audio.transcript`, as vllm-omni does."""
     raw: str | None = None
     """Send this content verbatim instead (to play a model that breaks the format)."""
 
@@ -115,7 +117,10 @@ class ScriptedBackend(httpx.AsyncBaseTransport):
         out += [chunk({"tool_calls": [c]}) for c in calls]
         if reply.audio_pcm:
             data = base64.b64encode(wav_bytes(reply.audio_pcm, 24_000)).decode()
-            out.append(chunk({"audio": {"data": data}}))
+            audio: dict[str, Any] = {"data": data}
+            if reply.audio_transcript is not None:
+                audio["transcript"] = reply.audio_transcript
+            out.append(chunk({"audio": audio}))
         out.append(chunk({}, "tool_calls" if calls else "stop"))
         return out
 

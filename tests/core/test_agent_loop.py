@@ -8,7 +8,6 @@ from typing import Any
 
 import pytest
 
-from omni_agent import agent as agent_module
 from omni_agent.agent import NoMemory, TurnRecord
 from omni_agent.messages import EStop, UserUtterance, VoiceActivity
 from omni_agent.state import State
@@ -95,8 +94,8 @@ async def test_estop_stops_a_turn_from_any_state_and_blocks_until_released(
 async def test_a_server_failing_mid_stream_safe_stops_then_recovers_when_it_is_back(
     make_harness, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(agent_module, "RECOVERY_POLL_S", 0.01)
     h = await make_harness(reply_to)
+    h.agent.config.model.recovery_poll_s = 0.01
     h.backend.die_after_chunks = 3
 
     failed = await h.say("Please go to the kitchen")

@@ -12,7 +12,6 @@ from pathlib import Path
 
 import pytest
 
-from omni_agent import agent as agent_module
 from omni_agent import brain as brain_module
 from omni_agent.actions import parse_action
 from omni_agent.agent import Agent
@@ -103,7 +102,6 @@ async def test_the_real_server_streams_a_schema_valid_reply_with_actions(
 async def test_a_server_killed_mid_stream_safe_stops_the_robot_then_recovery_when_back(
     model_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(agent_module, "RECOVERY_POLL_S", 0.2)
     server = EmbeddedServer(model_path)
     server.start()
     try:
@@ -113,8 +111,10 @@ async def test_a_server_killed_mid_stream_safe_stops_the_robot_then_recovery_whe
         robot = SimRobot(world, bus)
         client = ModelClient(server.base_url, CONFIG.model)
         done = asyncio.Event()
+        config = CONFIG.model_copy(deep=True)
+        config.model.recovery_poll_s = 0.2
         agent = Agent(
-            CONFIG, bus, robot, client, get_profile("llama-cpp-chatml"), site=world.site_map(),
+            config, bus, robot, client, get_profile("llama-cpp-chatml"), site=world.site_map(),
             on_event=lambda e: done.set() if e.kind == "turn" else None,
         )  # fmt: skip
         loop = asyncio.create_task(agent.run())

@@ -106,3 +106,25 @@ async def test_a_text_backend_gets_the_transcript_quoted_and_no_audio(make_harne
     content = h.backend.requests[-1]["messages"][-1]["content"]
     assert isinstance(content, str)
     assert 'Alice says: "Where does my sister live?"' in content and EVIDENCE in content
+
+
+async def test_a_backend_that_speaks_gives_the_robot_text_by_its_own_transcript(
+    make_harness,
+) -> None:
+    def speaks(body: dict[str, Any]) -> ScriptedReply:
+        return ScriptedReply(
+            say="Your sister lives in Lisbon.",
+            audio_pcm=b"\x00\x00" * 2400,
+            audio_transcript="Your sister Beth lives in Lisbon.",
+        )
+
+    h = await make_harness(speaks, profile="vllm-omni")
+    memory = RecordingMemory()
+    h.agent.memory = memory
+    record = await h.say("Where does my sister live?")
+    assert record.say == "Your sister lives in Lisbon."
+    assert record.spoken == "Your sister Beth lives in Lisbon."
+    robot_lines = [e.data["text"] for e in h.events if e.kind == "robot"]
+    assert robot_lines == ["Your sister Beth lives in Lisbon."]
+    await asyncio.wait_for(memory.written.wait(), 5)
+    assert memory.stored[0].spoken == "Your sister Beth lives in Lisbon."

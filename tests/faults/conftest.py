@@ -9,7 +9,6 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from omni_agent import agent as agent_module
 from omni_agent.agent import Agent, TurnRecord
 from omni_agent.config import Config, ModelConfig
 from omni_agent.events import AgentEvent
@@ -28,6 +27,7 @@ FAULT_MODEL = ModelConfig(
     total_timeout_s=1.0,
     retries=1,
     backoff_s=0.01,
+    recovery_poll_s=0.01,
 )
 HANG_S = FAULT_MODEL.total_timeout_s + 10
 """A turn still running this long after its deadline hangs: the test fails, never waits on."""
@@ -69,7 +69,6 @@ async def hostile() -> AsyncIterator[HostileServer]:
 async def make_drill(
     hostile: HostileServer, monkeypatch: pytest.MonkeyPatch
 ) -> AsyncIterator[MakeDrill]:
-    monkeypatch.setattr(agent_module, "RECOVERY_POLL_S", 0.01)
     clients: list[ModelClient] = []
 
     async def make(profile: str) -> Drill:
