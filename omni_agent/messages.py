@@ -13,6 +13,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from omni_agent.text import clean_text
+
 AUDIO_SAMPLE_RATE = 16_000
 """Microphone format on /audio/mic: 16 kHz, mono, signed 16-bit little-endian PCM."""
 
@@ -107,6 +109,13 @@ class UserUtterance(Message):
 
     text: str = ""
     person: str | None = None
+
+    @field_validator("text", "person")
+    @classmethod
+    def _clean(cls, value: str | None) -> str | None:
+        # a lone surrogate in typed or scenario text would break every request after it
+        return None if value is None else clean_text(value)
+
     audio_wav: bytes | None = None
     keyframes: list[ImageFrame] = Field(default_factory=list)
     speech_end: float | None = None

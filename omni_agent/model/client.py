@@ -21,7 +21,6 @@ import base64
 import contextlib
 import json
 import logging
-import re
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable
 from dataclasses import dataclass, replace
 from typing import Any, TypeVar
@@ -33,6 +32,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from omni_agent.config import ModelConfig
 from omni_agent.errors import UserError
 from omni_agent.media import read_wav
+from omni_agent.text import clean_text, one_line
 
 log = logging.getLogger(__name__)
 
@@ -83,23 +83,6 @@ class Finish:
 
 
 StreamEvent = TextDelta | ToolCallDelta | AudioDelta | Finish
-
-# Lone surrogates cannot be encoded as UTF-8 (SQLite, the next request's JSON body and log
-# files all fail on one); control characters other than tab and newline can rewrite a
-# terminal or log line and mean nothing to a tokenizer or a voice.
-_SURROGATE = re.compile("[\ud800-\udfff]")
-_CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f]")
-
-
-def clean_text(text: str) -> str:
-    """Server text made safe to speak, store, log and send back: lone surrogates become
-    U+FFFD, control characters other than tab and newline are dropped."""
-    return _CONTROL.sub("", _SURROGATE.sub("\ufffd", text))
-
-
-def one_line(text: str, limit: int = 200) -> str:
-    """Server-supplied text for a one-line message: cleaned, newlines folded, cut short."""
-    return " ".join(clean_text(text).split())[:limit]
 
 
 # The wire format, as much of it as the client reads. Unknown fields are ignored (servers

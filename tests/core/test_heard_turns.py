@@ -128,3 +128,11 @@ async def test_a_backend_that_speaks_gives_the_robot_text_by_its_own_transcript(
     assert robot_lines == ["Your sister Beth lives in Lisbon."]
     await asyncio.wait_for(memory.written.wait(), 5)
     assert memory.stored[0].spoken == "Your sister Beth lives in Lisbon."
+
+
+async def test_a_lone_surrogate_in_what_a_person_typed_never_breaks_a_turn(make_harness) -> None:
+    h = await make_harness(answer)
+    record = await h.say("Where is my \udc00 sister?")
+    assert record.error is None and record.say
+    assert "\ufffd" in record.user_text
+    assert (await h.say("Hello again")).error is None

@@ -16,11 +16,11 @@ import pytest
 
 from omni_agent.agent import TurnRecord
 from omni_agent.config import MemoryConfig
-from omni_agent.model.client import clean_text
 from omni_agent.model.profiles import PROFILES
 from omni_agent.recall import LongTermMemory
 from omni_agent.state import State
 from omni_agent.testing.hostile import CATALOGUE, Case
+from omni_agent.text import clean_text
 from tests.faults.conftest import HANG_S, MakeDrill
 
 STOP = [{"skill": "stop"}]
