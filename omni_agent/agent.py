@@ -325,12 +325,13 @@ class Agent:
         if self.machine.state == State.SPEAKING:  # speech left outside a turn (a resumed
             self.speech.interrupt()  # reply) yields to the new turn
             await self.machine.move("finish", "a new turn starts")
+        epoch = self.speech.epoch  # a barge-in from here on silences this turn's reply
         if not await self.machine.move("think", f"turn {record.index}"):
             record.interrupted = True
             record.error = f"could not start in {self.machine.state.value}"
             self._finish_record(record)
             return record
-        handle = self.speech.open()
+        handle = self.speech.open(since=epoch)
         try:
             reply = await self._generate(user, record, handle)
             await self._act(reply, record)
@@ -531,10 +532,11 @@ class Agent:
             if self.machine.state in (State.SAFE_STOP, State.ERROR):
                 return
             running = self._turn_task is not None and not self._turn_task.done()
-            # LISTENING first: the cut turn can take no further step while it unwinds
+            # silence first (everything playing or scheduled, even speech not yet started),
+            # then LISTENING: the cut turn can take no further step while it unwinds
+            stopped = self.speech.interrupt()
             await self.machine.move("hear", "barge-in" if running else "user speaking")
-            # everything playing or scheduled stops, including speech not yet started
-            if self.speech.interrupt() or running:
+            if stopped or running:
                 self._interrupted = self.turns[-1] if running and self.turns else None
                 await self._cancel_turn()  # the model stream closes with the turn
                 if running:

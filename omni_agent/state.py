@@ -133,8 +133,15 @@ class InteractionMachine:
             if not self.can(trigger):
                 log.debug("%s refused in %s (%s)", trigger, self.state.value, reason)
                 return False
-            moved: bool = await getattr(self, trigger)(reason=reason)
-            return moved
+            # The step runs to its end in a task of its own: transitions swallows a
+            # CancelledError raised inside a trigger, which would eat the caller's
+            # cancellation (a barge-in would not stop the turn it hit).
+            step = asyncio.ensure_future(getattr(self, trigger)(reason=reason))
+            try:
+                return bool(await asyncio.shield(step))
+            except asyncio.CancelledError:
+                await asyncio.wait({step})  # the step completes; the cancellation goes on
+                raise
 
     @property
     def stepping(self) -> bool:

@@ -28,10 +28,19 @@ class SpeechScheduler:
         self._live = [h for h in self._live if not h.done]
         return bool(self._live)
 
-    def open(self) -> SpeechHandle:
+    @property
+    def epoch(self) -> int:
+        """Changes with every interruption."""
+        return self._epoch
+
+    def open(self, since: int | None = None) -> SpeechHandle:
         """A streamed utterance that starts at once (the turn's reply); text and backend
-        audio are pushed into it as they arrive."""
+        audio are pushed into it as they arrive. With `since` (an `epoch` read earlier), an
+        interruption after that point means it never plays."""
         handle = self.output.start()
+        if since is not None and since != self._epoch:
+            handle.interrupt()
+            return handle
         self._live.append(handle)
         return handle
 

@@ -275,8 +275,18 @@ class TurnInterleavings(RuleBasedStateMachine):
             self.task.cancel()
             await asyncio.gather(self.task, return_exceptions=True)
 
+        async def bounded() -> None:
+            finishing = asyncio.ensure_future(finish())
+            await asyncio.wait({finishing}, timeout=20)
+            if not finishing.done():
+                stuck = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+                stacks = [f"{t!r}: {t.get_stack()}" for t in stuck]
+                finishing.cancel()
+                raise AssertionError("the agent did not come to rest:\n" + "\n".join(stacks))
+            finishing.result()
+
         try:
-            self.loop.run_until_complete(finish())
+            self.loop.run_until_complete(bounded())
             completed = {
                 e.index for e in self.events if isinstance(e, TurnEnded) and e.error is None
             }
