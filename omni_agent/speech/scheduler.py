@@ -25,8 +25,13 @@ class SpeechScheduler:
     @property
     def audible(self) -> bool:
         """Something is playing or waiting to play."""
+        return bool(self.playing)
+
+    @property
+    def playing(self) -> list[SpeechHandle]:
+        """Utterances playing or waiting to play."""
         self._live = [h for h in self._live if not h.done]
-        return bool(self._live)
+        return list(self._live)
 
     @property
     def epoch(self) -> int:

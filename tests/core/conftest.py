@@ -15,6 +15,7 @@ from omni_agent.events import AgentEvent, TurnEnded
 from omni_agent.messages import SpeechText, UserUtterance
 from omni_agent.model.client import ModelClient
 from omni_agent.model.profiles import get_profile
+from omni_agent.speech.handle import SpeechHandle, TextSpeechOutput
 from omni_agent.state import State
 from omni_agent.testing.scripted import Script, ScriptedBackend
 from omni_agent.transport import SPEECH_TEXT, USER_TEXT, Bus
@@ -57,6 +58,25 @@ class Harness:
         await self.until(lambda: self.agent.machine.state == state, timeout)
 
 
+class SignallingTextOutput(TextSpeechOutput):
+    """The text-only speech output, also waking `Harness.until` whenever words are spoken."""
+
+    def __init__(self, bus: Bus, changed: asyncio.Event) -> None:
+        super().__init__(bus)
+        self._changed = changed
+
+    def start(self) -> SpeechHandle:
+        handle = super().start()
+        mark = handle._mark_spoken
+
+        def marked(text: str) -> None:
+            mark(text)
+            self._changed.set()
+
+        handle._mark_spoken = marked  # type: ignore[method-assign]
+        return handle
+
+
 HarnessFactory = Callable[..., "asyncio.Future[Harness]"]
 
 
@@ -82,6 +102,7 @@ async def make_harness() -> AsyncIterator[Callable[..., object]]:
 
         harness.agent = Agent(
             config, bus, robot, client, get_profile(profile),
+            speech=SignallingTextOutput(bus, harness.changed),
             site=world.site_map(), on_event=observe,
         )  # fmt: skip
         speech = bus.subscribe(SPEECH_TEXT)

@@ -114,7 +114,7 @@ async def test_barge_in_stops_speech_and_generation_and_keeps_only_what_was_said
 ) -> None:
     h = await make_harness(reply_to, chunk_delay_s=0.02, chunk_chars=4)
     h.bus.publish(USER_TEXT, UserUtterance(text="Hi there", person="Alice"))
-    await h.until_state(State.SPEAKING)
+    await h.until(lambda: any(s.spoken_text for s in h.agent.speech.playing))
     h.bus.publish(VOICE, VoiceActivity(speaking=True))
     await asyncio.wait_for(h.turn_done.wait(), 2)
     turn = h.agent.turns[-1]
@@ -173,12 +173,17 @@ async def test_memory_writes_never_hold_up_the_next_turn(make_harness) -> None:
 async def test_speech_start_has_the_server_pre_read_the_prompt_up_to_the_words(
     make_harness,
 ) -> None:
-    h = await make_harness(reply_to)
+    prefilled = asyncio.Event()
+
+    def watch_for_prefill(body: dict[str, Any]) -> ScriptedReply:
+        if body["max_tokens"] == 1:
+            prefilled.set()
+        return reply_to(body)
+
+    h = await make_harness(watch_for_prefill)
     await h.say("Hi there")
     h.bus.publish(VOICE, VoiceActivity(speaking=True))
-    await h.until_state(State.LISTENING)
-    assert h.agent._prefilling is not None
-    await h.agent._prefilling
+    await asyncio.wait_for(prefilled.wait(), 5)
     prefill = h.backend.requests[-1]
     assert prefill["max_tokens"] == 1 and "response_format" not in prefill
     record = await h.say("Go to the kitchen")
