@@ -25,6 +25,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from omni_agent.errors import UserError
 from omni_agent.messages import Pose2D
 
 if TYPE_CHECKING:
@@ -197,6 +198,23 @@ class Kinematics:
         return (Segment(0.0, math.copysign(self.turn_speed, angle), abs(angle) / self.turn_speed),)
 
 
+def checked_kinematics(safety: SafetyConfig, kinematics: Kinematics | None = None) -> Kinematics:
+    """An executor's motion model, refused at start (UserError) if any skill would drive
+    over the configured limits: never silently above them."""
+    kin = kinematics or Kinematics.from_config(safety)
+    if kin.navigate_speed > safety.max_linear_speed:
+        raise UserError(
+            f"navigate_to would drive at {kin.navigate_speed:g} m/s, over the "
+            f"{safety.max_linear_speed:g} m/s limit"
+        )
+    if kin.turn_speed > safety.max_angular_speed:
+        raise UserError(
+            f"turns would run at {kin.turn_speed:g} rad/s, over the "
+            f"{safety.max_angular_speed:g} rad/s limit"
+        )
+    return kin
+
+
 # geometry --------------------------------------------------------------------------
 
 
@@ -256,7 +274,9 @@ def segment_rect_distance(seg: tuple[float, float, float, float], r: Rect) -> fl
     return min(segment_distance(seg, e)[0] for e in edges)
 
 
-def _uncovered(lo: float, hi: float, covers: list[tuple[float, float]]) -> list[tuple[float, float]]:
+def _uncovered(
+    lo: float, hi: float, covers: list[tuple[float, float]]
+) -> list[tuple[float, float]]:
     out, start = [], lo
     for a, b in sorted(covers):
         if a > start:
@@ -344,7 +364,7 @@ class Zones:
         self, piece: tuple[float, float, float, float], clearance: float
     ) -> Breach | None:
         """A breach if the disc swept along the straight piece touches a zone."""
-        x0, y0, x1, y1 = piece
+        x0, y0 = piece[0], piece[1]
         for zone in self.keepout:
             if segment_rect_distance(piece, zone) <= clearance:
                 return Breach(zone.name or "unnamed", x0, y0)
@@ -367,4 +387,3 @@ class Zones:
             if breach is not None:
                 return breach
         return None
-

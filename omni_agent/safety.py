@@ -43,7 +43,9 @@ class SiteMap:
 def site_zones(config: SafetyConfig, site: SiteMap) -> Zones:
     """The zones every check uses: configured limits win over the map's geofence;
     keep-out zones from both apply."""
-    return Zones(keepout=[*config.keepout, *site.keepout], geofence=config.geofence or site.geofence)
+    return Zones(
+        keepout=[*config.keepout, *site.keepout], geofence=config.geofence or site.geofence
+    )
 
 
 class SafetyEnvelope:

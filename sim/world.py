@@ -11,8 +11,8 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError
 
 from omni_agent.config import Rect
 from omni_agent.errors import UserError
-from omni_agent.messages import Pose2D, SceneDescription, SeenThing
 from omni_agent.kinematics import Zones
+from omni_agent.messages import Pose2D, SceneDescription, SeenThing
 from omni_agent.safety import SiteMap
 
 DEFAULT_WORLD = Path(__file__).parent / "worlds" / "home.yaml"
@@ -169,9 +169,7 @@ class World(BaseModel):
             return False
         return zones.piece_breach((a.x, a.y, b.x, b.y), clearance) is None
 
-    def _graph(
-        self, clearance: float
-    ) -> tuple[list[Pose2D], list[list[tuple[int, float]]]]:
+    def _graph(self, clearance: float) -> tuple[list[Pose2D], list[list[tuple[int, float]]]]:
         """The static part of the visibility graph for one clearance (cached)."""
         key = round(clearance, 9)
         if key not in self._graphs:
@@ -272,6 +270,7 @@ class World(BaseModel):
                 if self.room_at(px, py) is None:
                     return f"left the rooms at ({px:.2f}, {py:.2f})"
         return None
+
 
 def _derived_doors(rooms: list[Rect]) -> list[Door]:
     doors = []
