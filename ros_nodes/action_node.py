@@ -14,7 +14,8 @@ The e-stop fails safe:
 - deadman: the e-stop publisher also beats on /estop/heartbeat; when no beat came within
   `estop_heartbeat_timeout_s` (0 turns this off) the gate stops the robot and blocks
   everything until beats return;
-- while engaged it publishes zero at once and blocks every command and goal.
+- while engaged it publishes zero at once and blocks every command and goal;
+- /action_node/status (latched String) says "open" or why the gate blocks.
 
 Goals (PoseStamped) for Nav2 are forwarded from /agent/goal to /goal_pose only when they
 are in the map frame, finite, at floor height, inside the geofence and with the robot's
@@ -30,7 +31,7 @@ from pathlib import Path
 
 from geometry_msgs.msg import PoseStamped, Twist
 from rclpy.node import Node
-from std_msgs.msg import Bool, Header
+from std_msgs.msg import Bool, Header, String
 
 from omni_agent.config import ConfigError, load_config
 from omni_agent.kinematics import Kinematics, Zones
@@ -67,6 +68,7 @@ class ActionNode(Node):
         self.create_subscription(
             PoseStamped, str(p("goal_in", qos.AGENT_GOAL).value), self._on_goal, qos.COMMAND
         )
+        self.status = self.create_publisher(String, qos.GATE_STATUS, qos.ESTOP_STATE)
         self.create_subscription(Bool, qos.ESTOP, self._on_estop, qos.ESTOP_STATE)
         self.create_subscription(Header, qos.ESTOP_HEARTBEAT, self._on_beat, qos.COMMAND)
         self.estop = True  # fail safe: engaged until an explicit release is seen
@@ -74,8 +76,10 @@ class ActionNode(Node):
         self.blocked_by: str | None = "e-stop engaged (no release seen yet)"
         self.last_cmd_at = -math.inf
         self.moving = False
+        self._logged: dict[str, float] = {}
         self.create_timer(1.0 / check_hz, self._watchdog)
         self.get_logger().warning("e-stop ENGAGED until a release arrives on /estop")
+        publish(self, self.status, String(data=self.blocked_by or "open"))
 
     def blocked(self) -> str | None:
         """Why nothing may move now, or None."""
@@ -113,13 +117,22 @@ class ActionNode(Node):
     def _on_goal(self, msg: PoseStamped) -> None:
         why = self._goal_problem(msg)
         if why is not None:
-            self.get_logger().warning(why, throttle_duration_sec=1.0)
+            self._warn_once_a_second(why)
             return
         blocked = self.blocked()
         if blocked is not None:
             self.get_logger().warning(f"{blocked}: goal blocked", throttle_duration_sec=1.0)
             return
         publish(self, self.goal_out, msg)
+
+    def _warn_once_a_second(self, line: str) -> None:
+        """One log line per distinct reason per second: floods stay readable."""
+        now = time.monotonic()
+        if now - self._logged.get(line, -math.inf) >= 1.0:
+            if len(self._logged) > 256:  # bounded: reasons carry coordinates
+                self._logged.clear()
+            self._logged[line] = now
+            self.get_logger().warning(line)
 
     def _goal_problem(self, msg: PoseStamped) -> str | None:
         """Why this goal must not reach the planner, or None."""
@@ -159,6 +172,8 @@ class ActionNode(Node):
             self._stop()
         elif why is None and self.blocked_by is not None:
             self.get_logger().info("e-stop released and heartbeat present: commands pass")
+        if why != self.blocked_by:
+            publish(self, self.status, String(data=why or "open"))
         self.blocked_by = why
         if self.moving and time.monotonic() - self.last_cmd_at > self.timeout_s:
             self.get_logger().info(

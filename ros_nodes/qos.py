@@ -51,6 +51,7 @@ MIC = transport.MIC.name  # std_msgs/Int16MultiArray, 16 kHz mono
 ODOM = transport.ODOM.name  # nav_msgs/Odometry
 ESTOP = transport.ESTOP.name  # std_msgs/Bool, latched (ESTOP_STATE)
 ESTOP_HEARTBEAT = "/estop/heartbeat"  # std_msgs/Header, the e-stop publisher is alive
+GATE_STATUS = "/action_node/status"  # std_msgs/String, latched: "open" or why it blocks
 LOCALIZATION = "/amcl_pose"  # geometry_msgs/PoseWithCovarianceStamped, map frame
 USER_TEXT = transport.USER_TEXT.name  # std_msgs/String
 SPEECH_TEXT = transport.SPEECH_TEXT.name  # std_msgs/String

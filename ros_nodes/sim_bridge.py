@@ -8,7 +8,7 @@ see) and /audio/mic (room silence, in real time). It consumes /cmd_vel (with its
 0.5 s timeout, like a base driver; commands over its limits are dropped) and /goal_pose,
 driven along the world's route planner with the shared motion model (a stand-in for
 Nav2 that follows exactly the route the agent's safety envelope checked). The motion
-itself is sim.robot.DriveBase, which tests drive without ROS.
+itself is sim.base.DriveBase, which tests drive without ROS.
 """
 
 from __future__ import annotations
@@ -43,7 +43,7 @@ def _panorama(width: int, height: int) -> np.ndarray:
 class SimBridge(Node):
     def __init__(self) -> None:
         super().__init__("sim_bridge")
-        from sim.robot import DriveBase
+        from sim.base import DriveBase
         from sim.world import DEFAULT_WORLD, World, WorldError
 
         p = self.declare_parameter
