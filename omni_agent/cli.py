@@ -30,6 +30,7 @@ BENCH_PLUGINS = [
     "sim.bench_sim",
     "ros_nodes.bench",
     "serve.bench",
+    "bench.safety",
 ]
 
 
