@@ -43,6 +43,9 @@ class MotionLimits:
     rate_hz: float = 10.0
     goal_tolerance_m: float = 0.25
     goal_timeout_s: float = 60.0
+    localize_wait_s: float = 2.0
+    """How long a motion waits for a first map-frame pose (the localizer's start) before
+    it is refused."""
 
 
 class RosRobot:
@@ -118,7 +121,7 @@ class RosRobot:
         raw = action.model_dump()
         if self.estop and not isinstance(action, Stop | Say):
             return ActionResult(action=raw, ok=False, detail="e-stop engaged")
-        if not self.localized and not isinstance(action, Stop | Say):
+        if not isinstance(action, Stop | Say) and not await self._wait_localized():
             return ActionResult(action=raw, ok=False, detail=NOT_LOCALIZED)
         epoch = self._epoch
         if isinstance(action, Say):
@@ -142,6 +145,14 @@ class RosRobot:
         if isinstance(action, NavigateTo):
             return await self._navigate(action, raw, epoch)
         return ActionResult(action=raw, ok=False, detail=f"unsupported skill {action.skill}")
+
+    async def _wait_localized(self) -> bool:
+        # polled: the pose arrives on the ROS executor's thread, not this loop's
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.limits.localize_wait_s
+        while not self.localized and loop.time() < deadline:
+            await asyncio.sleep(0.05)
+        return self.localized
 
     def _place(self, name: str) -> Pose2D | None:
         for key, pose in self.places.items():

@@ -24,7 +24,7 @@ def make(localized: bool = True) -> tuple[RosRobot, list[tuple[float, float]], l
         lambda lin, ang: sent.append((lin, ang)),
         goals.append,
         places={"kitchen": Pose2D(x=3.0, y=0.0)},
-        limits=MotionLimits(rate_hz=50.0, goal_timeout_s=1.0),
+        limits=MotionLimits(rate_hz=50.0, goal_timeout_s=1.0, localize_wait_s=0.1),
     )
     if localized:
         robot.update_pose(Pose2D(x=0.0, y=0.0))
@@ -103,3 +103,13 @@ def test_turns_run_at_the_configured_speed_and_never_over_the_limit() -> None:
     assert robot.kinematics.turn_speed == 0.5  # derived from the lowered limit
     with pytest.raises(UserError, match=r"over the 0\.5 rad/s limit"):
         checked_kinematics(SafetyConfig(max_angular_speed=0.5), Kinematics(turn_speed=1.0))
+
+
+async def test_a_motion_waits_for_the_localizers_first_pose() -> None:
+    robot, sent, _ = make(localized=False)
+    task = asyncio.create_task(robot.execute(Move(linear=0.2, duration=0.05)))
+    await asyncio.sleep(0)  # one loop pass: the move is now waiting for a pose
+    assert not task.done() and sent == []
+    robot.update_map_pose(Pose2D(x=1.0, y=1.0))
+    assert (await asyncio.wait_for(task, 1.0)).ok
+    assert sent[0] == (0.2, 0.0)
