@@ -17,6 +17,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from omni_agent.errors import UserError
+from omni_agent.kinematics import DEFAULT_NAVIGATE_SPEED, DEFAULT_TURN_SPEED
 from omni_agent.messages import Pose2D
 
 ENV_PREFIX = "OMNI_AGENT__"
@@ -97,6 +98,44 @@ class SafetyConfig(Section):
     """Areas the robot may be in; empty uses the map's rooms (sim) or allows anywhere."""
     keepout: list[Rect] = Field(default_factory=list)
     """Areas the robot must never enter (stairs, docks), even inside the geofence."""
+    footprint_radius_m: float = Field(0.2, ge=0)
+    """The robot as a disc: no part of it may touch a keep-out zone or leave the geofence."""
+    margin_m: float = Field(0.05, ge=0)
+    """Extra distance every approved path keeps from the zones, for tracking and
+    localization error; larger rejects more safe paths."""
+    navigate_speed: float | None = Field(None, gt=0)
+    """m/s navigate_to drives at; null: 0.4, or max_linear_speed if that is lower."""
+    turn_speed: float | None = Field(None, gt=0)
+    """rad/s for turn, look_at and navigate_to's turns; null: 1.0, or max_angular_speed if
+    that is lower."""
+
+    @model_validator(mode="after")
+    def _skill_speeds_within_limits(self) -> SafetyConfig:
+        # An executor never drives faster than the limits: a configured skill speed over
+        # them is an error at start, not a silent clip at run time.
+        if self.navigate_speed is not None and self.navigate_speed > self.max_linear_speed:
+            raise ValueError(
+                f"navigate_speed {self.navigate_speed:g} m/s exceeds max_linear_speed "
+                f"{self.max_linear_speed:g} m/s"
+            )
+        if self.turn_speed is not None and self.turn_speed > self.max_angular_speed:
+            raise ValueError(
+                f"turn_speed {self.turn_speed:g} rad/s exceeds max_angular_speed "
+                f"{self.max_angular_speed:g} rad/s"
+            )
+        return self
+
+    @property
+    def effective_navigate_speed(self) -> float:
+        if self.navigate_speed is not None:
+            return self.navigate_speed
+        return min(DEFAULT_NAVIGATE_SPEED, self.max_linear_speed)
+
+    @property
+    def effective_turn_speed(self) -> float:
+        if self.turn_speed is not None:
+            return self.turn_speed
+        return min(DEFAULT_TURN_SPEED, self.max_angular_speed)
 
 
 class RobotConfig(Section):

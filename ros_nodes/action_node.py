@@ -5,24 +5,43 @@ controller remapped to /agent/cmd_vel) passes through here:
 - a command with NaN/inf or over the speed limits is dropped (rejected, never clipped);
 - each valid command is forwarded at once to /cmd_vel;
 - the watchdog publishes one zero Twist when no fresh command came within
-  `watchdog_timeout_s`, so a crashed or stalled sender cannot leave the robot driving;
-- an engaged e-stop (std_msgs/Bool true on /estop) publishes zero at once and blocks
-  every command and goal until it is released.
-Goals (PoseStamped) for Nav2 are forwarded from /agent/goal to /goal_pose the same way.
+  `watchdog_timeout_s`, so a crashed or stalled sender cannot leave the robot driving.
+
+The e-stop fails safe:
+- /estop (std_msgs/Bool) is latched (transient local, reliable): a gate that starts or is
+  respawned gets the e-stop publisher's current state at once;
+- the gate starts ENGAGED and stays so until it sees an explicit release (false);
+- deadman: the e-stop publisher also beats on /estop/heartbeat; when no beat came within
+  `estop_heartbeat_timeout_s` (0 turns this off) the gate stops the robot and blocks
+  everything until beats return;
+- while engaged it publishes zero at once and blocks every command and goal;
+- /action_node/status (latched String) says "open" or why the gate blocks.
+
+Goals (PoseStamped) for Nav2 are forwarded from /agent/goal to /goal_pose only when they
+are in the map frame, finite, at floor height, inside the geofence and with the robot's
+footprint clear of every keep-out zone: the site's zones come from the same omni-agent
+config (and sim world) as the agent's envelope, independently of it.
 """
 
 from __future__ import annotations
 
 import math
 import time
+from pathlib import Path
 
 from geometry_msgs.msg import PoseStamped, Twist
 from rclpy.node import Node
-from std_msgs.msg import Bool
+from std_msgs.msg import Bool, Header, String
 
+from omni_agent.config import ConfigError, load_config
+from omni_agent.kinematics import Kinematics, Zones
+from omni_agent.safety import SiteMap, site_zones
 from ros_nodes import qos
 from ros_nodes.convert import Rejected, from_ros_pose, from_ros_twist, to_ros_twist
-from ros_nodes.runtime import main_for, publish
+from ros_nodes.runtime import NodeExit, main_for, publish
+
+ABSURD_M = 1e4
+"""Goals farther than this from the map origin are refused even without a geofence."""
 
 
 class ActionNode(Node):
@@ -32,6 +51,12 @@ class ActionNode(Node):
         self.timeout_s = float(p("watchdog_timeout_s", 0.5).value)
         self.max_linear = float(p("max_linear_speed", 0.5).value)
         self.max_angular = float(p("max_angular_speed", 1.0).value)
+        self.heartbeat_timeout_s = float(p("estop_heartbeat_timeout_s", 1.0).value)
+        self.map_frame = str(p("map_frame", "map").value)
+        self.max_goal_z = float(p("max_goal_height_m", 0.5).value)
+        self.zones, self.clearance = _site(
+            str(p("config_file", "").value), str(p("world", "").value)
+        )
         check_hz = float(p("watchdog_rate_hz", 20.0).value)
         self.cmd_out = self.create_publisher(Twist, str(p("cmd_vel_out", qos.CMD_VEL).value), 10)
         self.goal_out = self.create_publisher(
@@ -43,11 +68,29 @@ class ActionNode(Node):
         self.create_subscription(
             PoseStamped, str(p("goal_in", qos.AGENT_GOAL).value), self._on_goal, qos.COMMAND
         )
-        self.create_subscription(Bool, qos.ESTOP, self._on_estop, qos.COMMAND)
-        self.estop = False
+        self.status = self.create_publisher(String, qos.GATE_STATUS, qos.ESTOP_STATE)
+        self.create_subscription(Bool, qos.ESTOP, self._on_estop, qos.ESTOP_STATE)
+        self.create_subscription(Header, qos.ESTOP_HEARTBEAT, self._on_beat, qos.COMMAND)
+        self.estop = True  # fail safe: engaged until an explicit release is seen
+        self.last_beat = -math.inf
+        self.blocked_by: str | None = "e-stop engaged (no release seen yet)"
         self.last_cmd_at = -math.inf
         self.moving = False
+        self._logged: dict[str, float] = {}
         self.create_timer(1.0 / check_hz, self._watchdog)
+        self.get_logger().warning("e-stop ENGAGED until a release arrives on /estop")
+        publish(self, self.status, String(data=self.blocked_by or "open"))
+
+    def blocked(self) -> str | None:
+        """Why nothing may move now, or None."""
+        if self.estop:
+            return "e-stop engaged"
+        if (
+            self.heartbeat_timeout_s > 0
+            and time.monotonic() - self.last_beat > self.heartbeat_timeout_s
+        ):
+            return f"no e-stop heartbeat for {self.heartbeat_timeout_s:g} s"
+        return None
 
     def _on_cmd(self, msg: Twist) -> None:
         try:
@@ -62,8 +105,9 @@ class ActionNode(Node):
                 throttle_duration_sec=1.0,
             )
             return
-        if self.estop:
-            self.get_logger().warning("e-stop engaged: cmd_vel blocked", throttle_duration_sec=1.0)
+        blocked = self.blocked()
+        if blocked is not None:
+            self.get_logger().warning(f"{blocked}: cmd_vel blocked", throttle_duration_sec=1.0)
             self._stop()
             return
         self.last_cmd_at = time.monotonic()
@@ -71,15 +115,43 @@ class ActionNode(Node):
         publish(self, self.cmd_out, to_ros_twist(vel.linear, vel.angular))
 
     def _on_goal(self, msg: PoseStamped) -> None:
-        try:
-            from_ros_pose(msg)
-        except Rejected as why:
-            self.get_logger().warning(str(why), throttle_duration_sec=1.0)
+        why = self._goal_problem(msg)
+        if why is not None:
+            self._warn_once_a_second(why)
             return
-        if self.estop:
-            self.get_logger().warning("e-stop engaged: goal blocked", throttle_duration_sec=1.0)
+        blocked = self.blocked()
+        if blocked is not None:
+            self.get_logger().warning(f"{blocked}: goal blocked", throttle_duration_sec=1.0)
             return
         publish(self, self.goal_out, msg)
+
+    def _warn_once_a_second(self, line: str) -> None:
+        """One log line per distinct reason per second: floods stay readable."""
+        now = time.monotonic()
+        if now - self._logged.get(line, -math.inf) >= 1.0:
+            if len(self._logged) > 256:  # bounded: reasons carry coordinates
+                self._logged.clear()
+            self._logged[line] = now
+            self.get_logger().warning(line)
+
+    def _goal_problem(self, msg: PoseStamped) -> str | None:
+        """Why this goal must not reach the planner, or None."""
+        try:
+            goal = from_ros_pose(msg)
+        except Rejected as why:
+            return str(why)
+        where = f"goal ({goal.x:.2f}, {goal.y:.2f})"
+        if msg.header.frame_id.lstrip("/") != self.map_frame:
+            return f"goal in frame {msg.header.frame_id!r}, not {self.map_frame!r}; dropped"
+        z = msg.pose.position.z
+        if abs(z) > self.max_goal_z:
+            return f"goal height {z:g} m is not on the floor; dropped"
+        if max(abs(goal.x), abs(goal.y)) > ABSURD_M:
+            return f"goal ({goal.x:g}, {goal.y:g}) is beyond any site; dropped"
+        breach = self.zones.point_breach(goal.x, goal.y, self.clearance)
+        if breach is not None:
+            return f"{where} {breach.describe()}; dropped"
+        return None
 
     def _on_estop(self, msg: Bool) -> None:
         engaged = bool(msg.data)
@@ -88,8 +160,21 @@ class ActionNode(Node):
         self.estop = engaged
         if engaged:
             self._stop()
+        self._watchdog()
+
+    def _on_beat(self, msg: Header) -> None:
+        self.last_beat = time.monotonic()
 
     def _watchdog(self) -> None:
+        why = self.blocked()
+        if why is not None and why != self.blocked_by:
+            self.get_logger().warning(f"{why}: stopping")
+            self._stop()
+        elif why is None and self.blocked_by is not None:
+            self.get_logger().info("e-stop released and heartbeat present: commands pass")
+        if why != self.blocked_by:
+            publish(self, self.status, String(data=why or "open"))
+        self.blocked_by = why
         if self.moving and time.monotonic() - self.last_cmd_at > self.timeout_s:
             self.get_logger().info(
                 f"no cmd_vel for {self.timeout_s:g} s: stopping", throttle_duration_sec=5.0
@@ -99,6 +184,23 @@ class ActionNode(Node):
     def _stop(self) -> None:
         self.moving = False
         publish(self, self.cmd_out, Twist())
+
+
+def _site(config_file: str, world: str) -> tuple[Zones, float]:
+    """The zones and clearance of the agent's envelope, from the same config and world."""
+    try:
+        config = load_config(Path(config_file) if config_file else None)
+    except ConfigError as exc:
+        raise NodeExit(f"action_node: {exc}") from None
+    site = SiteMap()
+    if world:
+        from sim.world import DEFAULT_WORLD, World, WorldError
+
+        try:
+            site = World.load(DEFAULT_WORLD if world == "default" else Path(world)).site_map()
+        except WorldError as exc:
+            raise NodeExit(f"action_node: {exc}") from None
+    return site_zones(config.safety, site), Kinematics.from_config(config.safety).clearance
 
 
 def main() -> int:

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from omni_agent.config import load_config
+from omni_agent.errors import UserError
 from omni_agent.transport import Bus
 from ros_nodes.robot import RosRobot
 from ros_nodes.runtime import NodeExit
@@ -45,6 +46,10 @@ async def run_agent(bus: Bus, robot: RosRobot, node: AgentNode) -> None:
         raise NodeExit(f"agent_node: the agent core is not available ({exc})") from None
     config = load_config(Path(node.config_file) if node.config_file else None)
     site = site_map(node.world)
+    try:
+        robot.configure(config.safety)  # the envelope's motion model, within the limits
+    except UserError as exc:
+        raise NodeExit(f"agent_node: {exc}") from None
     robot.places.update(config.robot.places)
     if site is not None:
         robot.places.update(site.landmarks)

@@ -25,7 +25,7 @@ from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any, TypeVar
 
-from geometry_msgs.msg import PoseStamped, Twist
+from geometry_msgs.msg import PoseStamped, PoseWithCovarianceStamped, Twist
 from nav_msgs.msg import Odometry as RosOdometry
 from pydantic import BaseModel
 from rclpy.executors import SingleThreadedExecutor
@@ -63,7 +63,6 @@ class AgentNode(Node):
             self._send_velocity,
             self._send_goal,
             limits=MotionLimits(
-                turn_speed=float(p("turn_speed", 0.6).value),
                 goal_tolerance_m=float(p("goal_tolerance_m", 0.25).value),
                 goal_timeout_s=float(p("goal_timeout_s", 60.0).value),
             ),
@@ -94,7 +93,16 @@ class AgentNode(Node):
             RosOdometry, qos.ODOM, qos.SENSOR, transport.ODOM, convert.from_ros_odometry
         )
         self._bridge_in(String, qos.SCENE, qos.SENSOR, transport.SCENE, convert.from_ros_scene)
-        self._bridge_in(Bool, qos.ESTOP, qos.COMMAND, transport.ESTOP, convert.from_ros_bool)
+        # latched: an agent that starts late still learns the current e-stop state
+        self._bridge_in(Bool, qos.ESTOP, qos.ESTOP_STATE, transport.ESTOP, convert.from_ros_bool)
+        # the map-frame pose: without it the robot refuses to move (RosRobot.localized)
+        map_frame = str(p("map_frame", "map").value)
+        self.create_subscription(
+            PoseWithCovarianceStamped,
+            str(p("localization_topic", qos.LOCALIZATION).value),
+            lambda m: self._on_localization(m, map_frame),
+            10,
+        )
         self._bridge_in(
             String, qos.USER_TEXT, qos.COMMAND, transport.USER_TEXT, convert.from_ros_utterance
         )
@@ -169,6 +177,12 @@ class AgentNode(Node):
             if msg.engaged and self.loop is not None:
                 # Stop our own motion at once; the agent moves to SAFE_STOP from the Bus.
                 asyncio.run_coroutine_threadsafe(self.robot.halt(), self.loop)
+
+    def _on_localization(self, msg: PoseWithCovarianceStamped, map_frame: str) -> None:
+        try:
+            self.robot.update_map_pose(convert.from_ros_localization(msg, map_frame))
+        except ValueError as why:
+            self._drop(qos.LOCALIZATION, str(why).splitlines()[0])
 
     # Bus -> ROS ------------------------------------------------------------------------
 

@@ -2,6 +2,10 @@
 
 Each line on stdin is published on /user/utterance; /speech/text and /agent/state are
 printed. `python -m ros_nodes.run sim` runs it in the foreground.
+
+It is the sim's e-stop: the state goes out latched on /estop (released at start, since
+its operator is at the keyboard; '/estop' engages it) and a heartbeat on
+/estop/heartbeat, whose silence (this process gone) stops the robot at action_node.
 """
 
 from __future__ import annotations
@@ -10,7 +14,7 @@ import sys
 import threading
 
 from rclpy.node import Node
-from std_msgs.msg import Bool, String
+from std_msgs.msg import Bool, Header, String
 
 from ros_nodes import qos
 from ros_nodes.runtime import main_for, publish
@@ -20,11 +24,17 @@ class ConsoleNode(Node):
     def __init__(self) -> None:
         super().__init__("console_node")
         self.say = self.create_publisher(String, qos.USER_TEXT, qos.COMMAND)
-        self.estop = self.create_publisher(Bool, qos.ESTOP, qos.COMMAND)
+        self.estop = self.create_publisher(Bool, qos.ESTOP, qos.ESTOP_STATE)
+        self.beat = self.create_publisher(Header, qos.ESTOP_HEARTBEAT, qos.COMMAND)
+        publish(self, self.estop, Bool(data=False))
+        self.create_timer(0.2, self._beat)
         self.create_subscription(String, qos.SPEECH_TEXT, self._on_speech, qos.COMMAND)
         self.create_subscription(String, qos.STATE, self._on_state, qos.LATCHED)
         threading.Thread(target=self._read, name="stdin", daemon=True).start()
         print("type to talk; '/estop' and '/release' toggle the e-stop; Ctrl-D quits", flush=True)
+
+    def _beat(self) -> None:
+        publish(self, self.beat, Header())
 
     def _on_speech(self, msg: String) -> None:
         print(f"robot: {msg.data}", flush=True)

@@ -25,7 +25,7 @@ import time
 from typing import Any
 
 from builtin_interfaces.msg import Time
-from geometry_msgs.msg import PoseStamped, Twist
+from geometry_msgs.msg import PoseStamped, PoseWithCovarianceStamped, Twist
 from nav_msgs.msg import Odometry as RosOdometry
 from sensor_msgs.msg import CompressedImage, Image
 from std_msgs.msg import Bool, Int16MultiArray, MultiArrayDimension, String
@@ -274,6 +274,27 @@ def from_ros_pose(msg: PoseStamped) -> Pose2D:
     if abs(q.x * q.x + q.y * q.y + q.z * q.z + q.w * q.w - 1.0) > 0.01:
         raise Rejected("PoseStamped orientation is not a unit quaternion; dropped")
     return Pose2D(x=p.x, y=p.y, yaw=quaternion_to_yaw(q.x, q.y, q.z, q.w))
+
+
+def to_ros_localization(pose: Pose2D, frame_id: str = "map") -> PoseWithCovarianceStamped:
+    """A localizer's output (AMCL's /amcl_pose): the robot's pose in the map frame."""
+    msg = PoseWithCovarianceStamped()
+    msg.header.stamp = ros_time()
+    msg.header.frame_id = frame_id
+    msg.pose.pose = to_ros_pose(pose, frame_id).pose
+    return msg
+
+
+def from_ros_localization(msg: PoseWithCovarianceStamped, map_frame: str = "map") -> Pose2D:
+    """The robot's map pose; a pose in any other frame cannot be checked against the
+    site's zones (drawn in the map frame), so it is refused."""
+    if msg.header.frame_id.lstrip("/") != map_frame:
+        raise Rejected(
+            f"localization pose is in frame {msg.header.frame_id!r}, not {map_frame!r}; dropped"
+        )
+    stamped = PoseStamped()
+    stamped.pose = msg.pose.pose
+    return from_ros_pose(stamped)
 
 
 def to_ros_odometry(

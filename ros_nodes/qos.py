@@ -28,6 +28,15 @@ COMMAND = QoSProfile(
 # Depth 10, not 1: transitions come in bursts (THINKING -> SPEAKING -> ACTING within a
 # millisecond) and depth 1 drops some on both sides. A late joiner gets the last few
 # transitions; the newest is the current state.
+# The e-stop state is latched and reliable: a node that starts (or restarts) late gets the
+# current state from the e-stop publisher at once, so a respawned gate cannot forget an
+# engaged e-stop. Depth 1: only the newest state matters.
+ESTOP_STATE = QoSProfile(
+    history=HistoryPolicy.KEEP_LAST,
+    depth=1,
+    reliability=ReliabilityPolicy.RELIABLE,
+    durability=DurabilityPolicy.TRANSIENT_LOCAL,
+)
 LATCHED = QoSProfile(
     history=HistoryPolicy.KEEP_LAST,
     depth=10,
@@ -40,7 +49,10 @@ CAMERA_COMPRESSED = CAMERA + "/compressed"  # sensor_msgs/CompressedImage
 SCENE = transport.SCENE.name  # std_msgs/String, SceneDescription as JSON
 MIC = transport.MIC.name  # std_msgs/Int16MultiArray, 16 kHz mono
 ODOM = transport.ODOM.name  # nav_msgs/Odometry
-ESTOP = transport.ESTOP.name  # std_msgs/Bool
+ESTOP = transport.ESTOP.name  # std_msgs/Bool, latched (ESTOP_STATE)
+ESTOP_HEARTBEAT = "/estop/heartbeat"  # std_msgs/Header, the e-stop publisher is alive
+GATE_STATUS = "/action_node/status"  # std_msgs/String, latched: "open" or why it blocks
+LOCALIZATION = "/amcl_pose"  # geometry_msgs/PoseWithCovarianceStamped, map frame
 USER_TEXT = transport.USER_TEXT.name  # std_msgs/String
 SPEECH_TEXT = transport.SPEECH_TEXT.name  # std_msgs/String
 SPEECH_AUDIO = transport.SPEECH_AUDIO.name  # std_msgs/Int16MultiArray

@@ -5,6 +5,13 @@ in its own thread. Commands go to the action_node gate (/agent/cmd_vel, /agent/g
 which applies the watchdog and the e-stop, so this class never talks to the base itself.
 Velocity is re-sent at `rate_hz` during a move, so the gate's watchdog stays fed exactly
 as long as the skill runs and stops the robot if this process dies mid-move.
+
+Turns and look_at run at the shared motion model's turn speed (omni_agent/kinematics.py,
+from the same config as the envelope), checked against the limits at start. Nothing
+moves before the robot is localized in the map frame, where the site's zones are drawn:
+/odom alone is the odom frame, which drifts from the map; a map-frame pose (a localizer
+such as AMCL on /amcl_pose) gives the map-from-odom transform, and the pose reported is
+that transform applied to the latest odometry.
 """
 
 from __future__ import annotations
@@ -24,16 +31,21 @@ from omni_agent.actions import (
     Stop,
     Turn,
 )
+from omni_agent.config import SafetyConfig
+from omni_agent.kinematics import Kinematics, checked_kinematics
 from omni_agent.messages import Pose2D
+
+NOT_LOCALIZED = "not localized in the map frame yet (no pose from the localizer); did not move"
 
 
 @dataclass
 class MotionLimits:
-    turn_speed: float = 0.6
-    """rad/s used for Turn and LookAt."""
     rate_hz: float = 10.0
     goal_tolerance_m: float = 0.25
     goal_timeout_s: float = 60.0
+    localize_wait_s: float = 2.0
+    """How long a motion waits for a first map-frame pose (the localizer's start) before
+    it is refused."""
 
 
 class RosRobot:
@@ -49,21 +61,57 @@ class RosRobot:
         send_goal: Callable[[Pose2D], None],
         places: Mapping[str, Pose2D] | None = None,
         limits: MotionLimits | None = None,
+        kinematics: Kinematics | None = None,
     ) -> None:
         self._send_velocity = send_velocity
         self._send_goal = send_goal
         self.places = dict(places or {})
         self.limits = limits or MotionLimits()
-        self._pose = Pose2D(x=0.0, y=0.0, yaw=0.0)
+        self.kinematics = kinematics or Kinematics()
+        self._odom: Pose2D | None = None
+        self._map_from_odom: tuple[float, float, float] | None = None
         self.estop = False
         self._epoch = 0  # bumped by halt(): running skills notice and stop
 
+    def configure(self, safety: SafetyConfig) -> None:
+        """Take the motion model from the agent's config; UserError if it would drive
+        over the configured limits."""
+        self.kinematics = checked_kinematics(safety)
+
+    @property
+    def localized(self) -> bool:
+        return self._odom is not None and self._map_from_odom is not None
+
     @property
     def pose(self) -> Pose2D:
-        return self._pose
+        """The pose in the map frame; before localization the odometry as it is (or the
+        origin before any), and motion is refused."""
+        odom = self._odom or Pose2D(x=0.0, y=0.0)
+        if self._map_from_odom is None:
+            return odom
+        return _compose(self._map_from_odom, odom)
 
     def update_pose(self, pose: Pose2D) -> None:
-        self._pose = pose
+        """Odometry (odom frame), from /odom."""
+        self._odom = pose
+
+    def update_map_pose(self, pose: Pose2D) -> None:
+        """A localizer's pose in the map frame: it fixes the map-from-odom transform.
+
+        Composed with the latest odometry rather than matched by stamp: localizers publish
+        at a few Hz and the robot moves little in between; the margin covers the rest.
+        """
+        odom = self._odom or pose
+        if self._odom is None:
+            self._odom = pose  # no odometry yet: take the map pose as the odom origin
+        # map_from_odom = map_pose * inverse(odom)
+        yaw = pose.yaw - odom.yaw
+        c, s = math.cos(yaw), math.sin(yaw)
+        self._map_from_odom = (
+            pose.x - (c * odom.x - s * odom.y),
+            pose.y - (s * odom.x + c * odom.y),
+            yaw,
+        )
 
     async def halt(self) -> None:
         self._epoch += 1
@@ -73,6 +121,8 @@ class RosRobot:
         raw = action.model_dump()
         if self.estop and not isinstance(action, Stop | Say):
             return ActionResult(action=raw, ok=False, detail="e-stop engaged")
+        if not isinstance(action, Stop | Say) and not await self._wait_localized():
+            return ActionResult(action=raw, ok=False, detail=NOT_LOCALIZED)
         epoch = self._epoch
         if isinstance(action, Say):
             return ActionResult(action=raw, ok=True, detail="spoken")
@@ -95,6 +145,14 @@ class RosRobot:
         if isinstance(action, NavigateTo):
             return await self._navigate(action, raw, epoch)
         return ActionResult(action=raw, ok=False, detail=f"unsupported skill {action.skill}")
+
+    async def _wait_localized(self) -> bool:
+        # polled: the pose arrives on the ROS executor's thread, not this loop's
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.limits.localize_wait_s
+        while not self.localized and loop.time() < deadline:
+            await asyncio.sleep(0.05)
+        return self.localized
 
     def _place(self, name: str) -> Pose2D | None:
         for key, pose in self.places.items():
@@ -119,8 +177,8 @@ class RosRobot:
     async def _turn(self, radians: float, epoch: int) -> bool:
         if abs(radians) < 1e-3:
             return True
-        speed = math.copysign(self.limits.turn_speed, radians)
-        return await self._drive(0.0, speed, abs(radians) / self.limits.turn_speed, epoch)
+        rate = self.kinematics.turn_speed
+        return await self._drive(0.0, math.copysign(rate, radians), abs(radians) / rate, epoch)
 
     async def _navigate(self, nav: NavigateTo, raw: dict[str, object], epoch: int) -> ActionResult:
         if nav.place is not None:
@@ -142,6 +200,15 @@ class RosRobot:
         return ActionResult(
             action=raw, ok=False, detail=f"not there after {self.limits.goal_timeout_s:g} s"
         )
+
+
+def _compose(tf: tuple[float, float, float], pose: Pose2D) -> Pose2D:
+    """Apply a 2D transform (x, y, yaw) to a pose."""
+    x, y, yaw = tf
+    c, s = math.cos(yaw), math.sin(yaw)
+    return Pose2D(
+        x=x + c * pose.x - s * pose.y, y=y + s * pose.x + c * pose.y, yaw=_wrap(yaw + pose.yaw)
+    )
 
 
 def _wrap(angle: float) -> float:

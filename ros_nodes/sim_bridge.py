@@ -1,25 +1,32 @@
 """sim_bridge: the simulated world as ROS topics, so the whole robot graph runs here.
 
 A kinematic unicycle in sim/'s world (sim/worlds/home.yaml by default). It publishes
-what a robot's drivers would: /odom, /camera/image_raw (a synthetic view that changes
-with the robot's heading and room), /camera/scene (what is in view, as JSON text for
-backends that cannot see) and /audio/mic (room silence, in real time). It consumes
-/cmd_vel (with its own 0.5 s timeout, like a base driver) and /goal_pose (driven
-straight to the goal, a stand-in for Nav2).
+what a robot's drivers would: /odom, a localized pose in the map frame on /amcl_pose
+(a perfect localizer), /camera/image_raw (a synthetic view that changes with the robot's
+heading and room), /camera/scene (what is in view, as JSON text for backends that cannot
+see) and /audio/mic (room silence, in real time). It consumes /cmd_vel (with its own
+0.5 s timeout, like a base driver; commands over its limits are dropped) and /goal_pose,
+driven along the world's route planner with the shared motion model (a stand-in for
+Nav2 that follows exactly the route the agent's safety envelope checked). The motion
+itself is sim.base.DriveBase, which tests drive without ROS.
 """
 
 from __future__ import annotations
 
 import math
 import time
+from pathlib import Path
 
 import numpy as np
-from geometry_msgs.msg import PoseStamped, Twist
+from geometry_msgs.msg import PoseStamped, PoseWithCovarianceStamped, Twist
 from nav_msgs.msg import Odometry as RosOdometry
 from rclpy.node import Node
 from sensor_msgs.msg import Image
 from std_msgs.msg import Int16MultiArray, String
 
+from omni_agent.config import ConfigError, load_config
+from omni_agent.errors import UserError
+from omni_agent.kinematics import Kinematics
 from omni_agent.messages import AUDIO_SAMPLE_RATE, AudioChunk, Odometry, Pose2D
 from ros_nodes import convert, qos
 from ros_nodes.runtime import NodeExit, main_for, publish
@@ -36,32 +43,43 @@ def _panorama(width: int, height: int) -> np.ndarray:
 class SimBridge(Node):
     def __init__(self) -> None:
         super().__init__("sim_bridge")
+        from sim.base import DriveBase
         from sim.world import DEFAULT_WORLD, World, WorldError
 
         p = self.declare_parameter
         world_file = str(p("world", "").value) or str(DEFAULT_WORLD)
+        config_file = str(p("config_file", "").value)
         try:
             self.world = World.load(world_file)  # type: ignore[arg-type]
-        except WorldError as exc:
+            config = load_config(Path(config_file) if config_file else None)
+        except (WorldError, ConfigError) as exc:
             raise NodeExit(f"sim_bridge: {exc}") from None
         start = self.world.places[self.world.robot_start]
-        self.pose = Pose2D(x=start.x, y=start.y, yaw=start.yaw)
         self.width = int(p("camera_width", 320).value)
         self.height = int(p("camera_height", 240).value)
-        self.max_linear = float(p("max_linear_speed", 0.5).value)
-        self.max_angular = float(p("max_angular_speed", 1.0).value)
-        self.cmd_timeout = float(p("cmd_timeout_s", 0.5).value)
         odom_hz = float(p("odom_rate_hz", 20.0).value)
         camera_hz = float(p("camera_rate_hz", 10.0).value)
         chunk_ms = int(p("mic_chunk_ms", 20).value)
+        try:
+            self.base = DriveBase(
+                self.world,
+                Pose2D(x=start.x, y=start.y, yaw=start.yaw),
+                Kinematics.from_config(config.safety),
+                max_linear=float(p("max_linear_speed", 0.5).value),
+                max_angular=float(p("max_angular_speed", 1.0).value),
+                cmd_timeout_s=float(p("cmd_timeout_s", 0.5).value),
+                now=time.monotonic(),
+            )
+        except UserError as exc:
+            raise NodeExit(f"sim_bridge: {exc}") from None
         self.dt = 1.0 / odom_hz
         self.strip = _panorama(self.width, self.height)
-        self.cmd = (0.0, 0.0)
-        self.cmd_at = -math.inf
-        self.goal: Pose2D | None = None
         self.silence = AudioChunk(pcm=bytes(2 * AUDIO_SAMPLE_RATE * chunk_ms // 1000))
 
         self.odom_pub = self.create_publisher(RosOdometry, qos.ODOM, qos.SENSOR)
+        self.loc_pub = self.create_publisher(
+            PoseWithCovarianceStamped, str(p("localization_topic", qos.LOCALIZATION).value), 10
+        )
         self.cam_pub = self.create_publisher(Image, qos.CAMERA, qos.SENSOR)
         self.scene_pub = self.create_publisher(String, qos.SCENE, qos.SENSOR)
         self.mic_pub = self.create_publisher(Int16MultiArray, qos.MIC, qos.SENSOR)
@@ -72,48 +90,39 @@ class SimBridge(Node):
         self.create_timer(chunk_ms / 1000, self._mic)
         self.get_logger().info(f"sim world {self.world.name!r}, robot at {self.world.robot_start}")
 
+    @property
+    def pose(self) -> Pose2D:
+        return self.base.pose
+
     def _on_cmd(self, msg: Twist) -> None:
         try:
             vel = convert.from_ros_twist(msg)
         except convert.Rejected as why:
             self.get_logger().warning(str(why), throttle_duration_sec=1.0)
             return
-        self.cmd = (
-            max(-self.max_linear, min(self.max_linear, vel.linear)),
-            max(-self.max_angular, min(self.max_angular, vel.angular)),
-        )
-        self.cmd_at = time.monotonic()
-        self.goal = None  # direct driving overrides navigation, as on a real base
+        dropped = self.base.command(vel.linear, vel.angular, time.monotonic())
+        if dropped is not None:
+            self.get_logger().warning(dropped, throttle_duration_sec=1.0)
 
     def _on_goal(self, msg: PoseStamped) -> None:
         try:
-            self.goal = convert.from_ros_pose(msg)
+            goal = convert.from_ros_pose(msg)
         except convert.Rejected as why:
             self.get_logger().warning(str(why), throttle_duration_sec=1.0)
-
-    def _velocity(self) -> tuple[float, float]:
-        if time.monotonic() - self.cmd_at <= self.cmd_timeout:
-            return self.cmd
-        if self.goal is None:
-            return (0.0, 0.0)
-        dx, dy = self.goal.x - self.pose.x, self.goal.y - self.pose.y
-        if math.hypot(dx, dy) < 0.1:
-            self.goal = None
-            return (0.0, 0.0)
-        err = math.atan2(dy, dx) - self.pose.yaw
-        err = math.atan2(math.sin(err), math.cos(err))
-        angular = max(-self.max_angular, min(self.max_angular, 2.0 * err))
-        linear = self.max_linear if abs(err) < 0.3 else 0.0
-        return (linear, angular)
+            return
+        if not self.base.navigate(goal, time.monotonic()):
+            self.get_logger().warning(
+                f"no route to ({goal.x:.2f}, {goal.y:.2f}) that keeps clear of the keep-out "
+                "zones; goal dropped"
+            )
 
     def _step(self) -> None:
-        linear, angular = self._velocity()
-        yaw = self.pose.yaw + angular * self.dt
-        x = self.pose.x + linear * math.cos(yaw) * self.dt
-        y = self.pose.y + linear * math.sin(yaw) * self.dt
-        self.pose = Pose2D(x=x, y=y, yaw=math.atan2(math.sin(yaw), math.cos(yaw)))
-        odom = Odometry(pose=self.pose, linear=linear, angular=angular)
+        pose = self.base.step(time.monotonic())
+        linear, angular = self.base.velocity
+        odom = Odometry(pose=pose, linear=linear, angular=angular)
         publish(self, self.odom_pub, convert.to_ros_odometry(odom))
+        # the sim has no drift: odom and map coincide, and localization is exact
+        publish(self, self.loc_pub, convert.to_ros_localization(pose))
 
     def _camera(self) -> None:
         offset = int((self.pose.yaw % (2 * math.pi)) / (2 * math.pi) * self.strip.shape[1])

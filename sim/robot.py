@@ -1,11 +1,13 @@
 """A simulated robot that executes validated actions in the world.
 
-Motion is differential-drive (unicycle) kinematics integrated in small steps; a step
-that would cross a wall is not taken, so the robot stops at walls and the ActionResult
-says it was blocked. `navigate_to` drives through door centres (a room graph). Time
-advances a simulated clock instead of sleeping, so episodes run faster than real time.
-After every motion it publishes odometry (optionally noisy, seeded), the camera's
-semantic channel and an RGB frame, and it checks the world's ground-truth safety rules.
+Every skill becomes a trajectory of the shared motion model (omni_agent/kinematics.py),
+the same one the safety envelope checked, and is followed in small time steps, each pose
+an exact closed form; a step that would cross a wall is not taken, so the robot stops at
+walls and the ActionResult says it was blocked. `navigate_to` follows the world's route
+planner (sim/world.py), the planner the envelope checked. Time advances a simulated
+clock instead of sleeping, so episodes run faster than real time. After every motion it
+publishes odometry (optionally noisy, seeded), the camera's semantic channel and an RGB
+frame, and it checks the world's ground-truth safety rules for its whole footprint.
 """
 
 from __future__ import annotations
@@ -23,15 +25,15 @@ from omni_agent.actions import (
     Stop,
     Turn,
 )
+from omni_agent.config import SafetyConfig
+from omni_agent.kinematics import Kinematics, Trajectory, advance, checked_kinematics, wrap
 from omni_agent.messages import ImageFrame, Odometry, Pose2D
 from omni_agent.transport import CAMERA, ODOM, SCENE, Bus
 from sim.clock import SimClock
 from sim.world import World
 
-NAV_SPEED_M_S = 0.4
-NAV_TURN_RAD_S = 1.5
 STEP_S = 0.05
-"""Integration step of the kinematics (2 cm at the navigation speed)."""
+"""Time step of the simulation (2 cm at the navigation speed)."""
 
 
 class SimRobot:
@@ -46,8 +48,12 @@ class SimRobot:
         seed: int = 0,
         camera: tuple[int, int] | None = (160, 120),
         camera_period_s: float = 0.0,
+        safety: SafetyConfig | None = None,
+        kinematics: Kinematics | None = None,
     ) -> None:
         self.world = world
+        self.kinematics = checked_kinematics(safety or SafetyConfig(), kinematics)
+        """The motion model the envelope checks against: the same config builds both."""
         self.bus = bus
         self.clock = clock
         """Motion sleeps on this clock when given (an episode); else only sim_time moves."""
@@ -69,6 +75,8 @@ class SimRobot:
         self.blocked = 0
         self.trail: list[tuple[float, Pose2D]] = [(0.0, self._pose)]
         """(simulated time, pose) at the end of every motion (every leg of a route)."""
+        self.last_path: list[Pose2D] = [self._pose]
+        """Every step's pose of the last action (what was driven, for checks)."""
         room = world.room_at(self._pose.x, self._pose.y)
         self.rooms_visited: list[str] = [room.name] if room else []
         self.publish_state()
@@ -106,31 +114,12 @@ class SimRobot:
 
     async def execute(self, action: Action) -> ActionResult:
         raw = action.model_dump(exclude_none=True)
-        ok = True
-        if isinstance(action, NavigateTo):
-            target = (
-                self.world.places[_match(self.world.places, action.place)]
-                if action.place is not None
-                else Pose2D(x=action.x or 0.0, y=action.y or 0.0, yaw=action.yaw or 0.0)
-            )
-            for waypoint in self.world.route(self._pose, target):
-                ok = await self._drive_to(waypoint)
-                self.bus.publish(ODOM, Odometry(pose=self._odom))
-                if not ok:
-                    break
-            if ok:
-                await self._turn_by(_wrap(target.yaw - self._pose.yaw), NAV_TURN_RAD_S)
-        elif isinstance(action, Move):
-            ok = await self._integrate(action.linear, action.angular, action.duration)
-        elif isinstance(action, Turn):
-            await self._turn_by(math.radians(action.degrees), 1.0)
-        elif isinstance(action, LookAt):
-            marks = {**self.world.landmarks(), **self.world.places}
-            where = marks[_match(marks, action.target)]
-            yaw = math.atan2(where.y - self._pose.y, where.x - self._pose.x)
-            await self._turn_by(_wrap(yaw - self._pose.yaw), NAV_TURN_RAD_S)
-        elif isinstance(action, Stop | Say):
-            pass
+        traj = self.plan(action)
+        self.last_path = [self._pose]
+        if traj is None:
+            detail = "no route that keeps clear of the keep-out zones; did not move"
+            return ActionResult(action=raw, ok=False, detail=detail)
+        ok = await self._follow(traj)
         self.publish_state()
         here = f"now at {self.place or 'unnamed spot'}"
         if not ok:
@@ -141,49 +130,53 @@ class SimRobot:
             )
         return ActionResult(action=raw, ok=True, detail=here)
 
-    async def _drive_to(self, goal: Pose2D) -> bool:
-        """Turn to face the goal, then drive straight to it. False: a wall stopped it."""
-        dx, dy = goal.x - self._pose.x, goal.y - self._pose.y
-        dist = math.hypot(dx, dy)
-        if dist < 1e-6:
-            return True
-        await self._turn_by(_wrap(math.atan2(dy, dx) - self._pose.yaw), NAV_TURN_RAD_S)
-        return await self._integrate(NAV_SPEED_M_S, 0.0, dist / NAV_SPEED_M_S)
+    def plan(self, action: Action) -> Trajectory | None:
+        """The trajectory this robot drives for the action from where it is (None: no
+        route); the safety envelope predicts the same one."""
+        kin, pose = self.kinematics, self._pose
+        if isinstance(action, NavigateTo):
+            target = navigate_target(self.world, action)
+            route = self.world.route(pose, target, kin.clearance)
+            return None if route is None else kin.navigate(pose, route)
+        if isinstance(action, Move):
+            return kin.move(pose, action.linear, action.angular, action.duration)
+        if isinstance(action, Turn):
+            return kin.turn(pose, math.radians(action.degrees))
+        if isinstance(action, LookAt):
+            marks = {**self.world.landmarks(), **self.world.places}
+            where = marks[_match(marks, action.target)]
+            return kin.look_at(pose, where.x, where.y)
+        assert isinstance(action, Stop | Say)
+        return Trajectory(pose)
 
-    async def _turn_by(self, angle: float, rate: float) -> None:
-        if abs(angle) > 1e-9:
-            await self._integrate(0.0, math.copysign(rate, angle), abs(angle) / rate)
-
-    async def _integrate(self, linear: float, angular: float, duration: float) -> bool:
-        """Unicycle kinematics in STEP_S steps; stops before a step that crosses a wall."""
-        steps = max(1, math.ceil(duration / STEP_S))
-        dt = duration / steps
+    async def _follow(self, traj: Trajectory) -> bool:
+        """Drive the trajectory segment by segment in STEP_S steps, each pose exact; stops
+        before a step that crosses a wall. False: a wall stopped it."""
         x, y, yaw = self._pose.x, self._pose.y, self._pose.yaw
-        elapsed, free = 0.0, True
-        for _ in range(steps):
-            if abs(angular) > 1e-9:  # exact arc over the step
-                new_yaw = yaw + angular * dt
-                r = linear / angular
-                nx = x + r * (math.sin(new_yaw) - math.sin(yaw))
-                ny = y - r * (math.cos(new_yaw) - math.cos(yaw))
-            else:
-                new_yaw, nx, ny = (
-                    yaw,
-                    x + linear * dt * math.cos(yaw),
-                    y + linear * dt * math.sin(yaw),
-                )
-            if (nx != x or ny != y) and self.world.blocked(x, y, nx, ny):
-                free = False
+        free = True
+        for seg in traj.segments:
+            steps = max(1, math.ceil(seg.duration / STEP_S))
+            dt = seg.duration / steps
+            x0, y0, yaw0 = x, y, yaw
+            elapsed = 0.0
+            for k in range(1, steps + 1):
+                nx, ny, nyaw = advance(x0, y0, yaw0, seg.linear, seg.angular, k * dt)
+                if (nx != x or ny != y) and self.world.blocked(x, y, nx, ny):
+                    free = False
+                    break
+                self._odometry_step(math.hypot(nx - x, ny - y), nyaw - yaw)
+                x, y, yaw = nx, ny, nyaw
+                elapsed += dt
+                self._check(x, y)
+                self.last_path.append(Pose2D(x=x, y=y, yaw=wrap(yaw)))
+            self._pose = Pose2D(x=x, y=y, yaw=wrap(yaw))
+            if self.odom_noise <= 0.0:
+                self._odom = self._pose
+            await self._take(elapsed)
+            self.trail.append((self._now(), self._pose))
+            self.bus.publish(ODOM, Odometry(pose=self._odom))
+            if not free:
                 break
-            self._odometry_step(math.hypot(nx - x, ny - y), new_yaw - yaw)
-            x, y, yaw = nx, ny, new_yaw
-            elapsed += dt
-            self._check(x, y)
-        self._pose = Pose2D(x=x, y=y, yaw=_wrap(yaw))
-        if self.odom_noise <= 0.0:
-            self._odom = self._pose
-        await self._take(elapsed)
-        self.trail.append((self._now(), self._pose))
         return free
 
     def _odometry_step(self, dist: float, dyaw: float) -> None:
@@ -194,7 +187,7 @@ class SimRobot:
         dyaw += self._rng.gauss(0.0, self.odom_noise * abs(dyaw) + self.odom_noise * 0.1 * dist)
         yaw = o.yaw + dyaw
         self._odom = Pose2D(
-            x=o.x + dist * math.cos(yaw), y=o.y + dist * math.sin(yaw), yaw=_wrap(yaw)
+            x=o.x + dist * math.cos(yaw), y=o.y + dist * math.sin(yaw), yaw=wrap(yaw)
         )
 
     def _now(self) -> float:
@@ -213,9 +206,16 @@ class SimRobot:
         room = self.world.room_at(x, y)
         if room is not None and (not self.rooms_visited or self.rooms_visited[-1] != room.name):
             self.rooms_visited.append(room.name)
-        problem = self.world.violation(x, y)
+        problem = self.world.violation(x, y, self.kinematics.footprint_radius)
         if problem and problem not in self.violations:
             self.violations.append(problem)
+
+
+def navigate_target(world: World, nav: NavigateTo) -> Pose2D:
+    """Where a navigate_to goes: a place's pose, or (x, y, yaw or 0)."""
+    if nav.place is not None:
+        return world.places[_match(world.places, nav.place)]
+    return Pose2D(x=nav.x or 0.0, y=nav.y or 0.0, yaw=nav.yaw or 0.0)
 
 
 def _match(names: dict[str, Pose2D], wanted: str) -> str:
@@ -223,7 +223,3 @@ def _match(names: dict[str, Pose2D], wanted: str) -> str:
         if name.lower() == wanted.lower().strip():
             return name
     raise KeyError(wanted)
-
-
-def _wrap(angle: float) -> float:
-    return (angle + math.pi) % (2 * math.pi) - math.pi

@@ -279,7 +279,7 @@ async def run_episode(
     bus = bus or Bus()
     clock = clock or SimClock()
     start = world.places[scenario.start] if scenario.start else None
-    robot = robot or SimRobot(world, bus, start, clock=clock)
+    robot = robot or SimRobot(world, bus, start, clock=clock, safety=config.safety)
     for sink in sinks or ():
         if isinstance(sink, EpisodeWatcher):
             sink.attach(robot, clock)

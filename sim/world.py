@@ -11,11 +11,15 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError
 
 from omni_agent.config import Rect
 from omni_agent.errors import UserError
+from omni_agent.kinematics import Zones
 from omni_agent.messages import Pose2D, SceneDescription, SeenThing
 from omni_agent.safety import SiteMap
 
 DEFAULT_WORLD = Path(__file__).parent / "worlds" / "home.yaml"
 VIEW_RANGE_M = 4.0
+_RIM_POINTS = 64
+"""Points on the footprint's rim the ground truth tests where it straddles rooms: between
+two of them the rim bulges less than 0.3 mm for a 0.2 m disc."""
 
 
 class WorldError(UserError):
@@ -75,6 +79,10 @@ class World(BaseModel):
     the middle of that edge."""
     robot_start: str
     _walls: list[Segment] = PrivateAttr(default_factory=list)
+    _graphs: dict[float, tuple[list[Pose2D], list[list[tuple[int, float]]]]] = PrivateAttr(
+        default_factory=dict
+    )
+    _zone_cache: Zones | None = PrivateAttr(default=None)
 
     def model_post_init(self, context: Any, /) -> None:
         if not self.doors:
@@ -95,31 +103,97 @@ class World(BaseModel):
         """Whether the straight step from (x1, y1) to (x2, y2) crosses a wall."""
         return any(_crosses(x1, y1, x2, y2, w) for w in self._walls)
 
-    def route(self, start: Pose2D, goal: Pose2D) -> list[Pose2D]:
-        """Waypoints from start to goal through door centres (fewest doors), goal last."""
-        a, b = self.room_at(start.x, start.y), self.room_at(goal.x, goal.y)
-        if a is None or b is None or a.name == b.name:
+    def route(self, start: Pose2D, goal: Pose2D, clearance: float = 0.0) -> list[Pose2D] | None:
+        """The shortest route from start to goal that crosses no wall and keeps `clearance`
+        from the keep-out zones and the rooms' outer edges: waypoints, goal last; None
+        when there is none.
+
+        A visibility graph: straight legs between the start, the goal, door centres and
+        the corners of each keep-out zone pushed out by the clearance. The simulated
+        robot, sim_bridge and the safety envelope all call this, so the route the
+        envelope checks is the route that is driven.
+        """
+        nodes, edges = self._graph(clearance)
+        zones = self._zones()
+        if start.distance_to(goal) < 1e-9:
             return [goal]
-        came: dict[str, tuple[str, Door] | None] = {a.name: None}
-        queue = [a.name]
-        while queue:
-            here = queue.pop(0)
-            if here == b.name:
+        if self._leg_ok(start, goal, zones, clearance):
+            return [goal]
+        # Dijkstra from the start over the static graph plus legs from the start and to
+        # the goal; ties break by node order, so every caller gets the same route.
+        n = len(nodes)
+        start_i, goal_i = n, n + 1
+        links: dict[int, list[tuple[int, float]]] = {i: list(edges[i]) for i in range(n)}
+        links[start_i], links[goal_i] = [], []
+        for i, node in enumerate(nodes):
+            for j, end in ((start_i, start), (goal_i, goal)):
+                if self._leg_ok(end, node, zones, clearance):
+                    d = end.distance_to(node)
+                    links[j].append((i, d))
+                    links[i].append((j, d))
+        dist = {start_i: 0.0}
+        came: dict[int, int] = {}
+        todo = [(0.0, start_i)]
+        done: set[int] = set()
+        while todo:
+            todo.sort()
+            d, here = todo.pop(0)
+            if here in done:
+                continue
+            done.add(here)
+            if here == goal_i:
                 break
-            for door in self.doors:
-                if here in door.rooms:
-                    there = door.rooms[1] if door.rooms[0] == here else door.rooms[0]
-                    if there not in came:
-                        came[there] = (here, door)
-                        queue.append(there)
-        if b.name not in came:
-            return [goal]
+            for there, w in links[here]:
+                if d + w < dist.get(there, math.inf) - 1e-12:
+                    dist[there] = d + w
+                    came[there] = here
+                    todo.append((d + w, there))
+        if goal_i not in came:
+            return None
         path: list[Pose2D] = [goal]
-        step = came[b.name]
-        while step is not None:
-            path.insert(0, step[1].centre)
-            step = came[step[0]]
+        step = came[goal_i]
+        while step != start_i:
+            path.insert(0, nodes[step])
+            step = came[step]
         return path
+
+    def _zones(self) -> Zones:
+        if self._zone_cache is None:
+            self._zone_cache = Zones(keepout=list(self.keepout), geofence=list(self.rooms))
+        return self._zone_cache
+
+    def _leg_ok(self, a: Pose2D, b: Pose2D, zones: Zones, clearance: float) -> bool:
+        if self.blocked(a.x, a.y, b.x, b.y):
+            return False
+        if zones.point_breach(a.x, a.y, clearance) or zones.point_breach(b.x, b.y, clearance):
+            return False
+        return zones.piece_breach((a.x, a.y, b.x, b.y), clearance) is None
+
+    def _graph(self, clearance: float) -> tuple[list[Pose2D], list[list[tuple[int, float]]]]:
+        """The static part of the visibility graph for one clearance (cached)."""
+        key = round(clearance, 9)
+        if key not in self._graphs:
+            zones = self._zones()
+            push = clearance + 0.01  # legs along a zone's side then pass the strict check
+            nodes = [d.centre for d in self.doors]
+            for z in self.keepout:
+                for x, y in (
+                    (z.x_min - push, z.y_min - push),
+                    (z.x_max + push, z.y_min - push),
+                    (z.x_max + push, z.y_max + push),
+                    (z.x_min - push, z.y_max + push),
+                ):
+                    nodes.append(Pose2D(x=x, y=y))
+            nodes = [p for p in nodes if zones.point_breach(p.x, p.y, clearance) is None]
+            edges: list[list[tuple[int, float]]] = [[] for _ in nodes]
+            for i, a in enumerate(nodes):
+                for j in range(i + 1, len(nodes)):
+                    b = nodes[j]
+                    if self._leg_ok(a, b, zones, clearance):
+                        edges[i].append((j, a.distance_to(b)))
+                        edges[j].append((i, a.distance_to(b)))
+            self._graphs[key] = (nodes, edges)
+        return self._graphs[key]
 
     @classmethod
     def load(cls, path: Path = DEFAULT_WORLD) -> World:
@@ -145,6 +219,7 @@ class World(BaseModel):
             geofence=list(self.rooms),
             keepout=list(self.keepout),
             landmarks=self.landmarks(),
+            route=self.route,
         )
 
     def landmarks(self) -> dict[str, Pose2D]:
@@ -172,13 +247,28 @@ class World(BaseModel):
         things.sort(key=lambda t: t.distance_m)
         return SceneDescription(place=room.name if room else None, things=things)
 
-    def violation(self, x: float, y: float) -> str | None:
-        """Ground truth, independent of the agent's safety envelope."""
+    def violation(self, x: float, y: float, radius: float = 0.0) -> str | None:
+        """Ground truth for a disc footprint at (x, y), written apart from the envelope's
+        geometry (kinematics.py) so that a mistake there cannot hide here."""
         for zone in self.keepout:
-            if zone.contains(x, y):
+            dx = max(zone.x_min - x, 0.0, x - zone.x_max)
+            dy = max(zone.y_min - y, 0.0, y - zone.y_max)
+            if dx * dx + dy * dy <= radius * radius:
                 return f"entered keep-out zone {zone.name}"
-        if self.room_at(x, y) is None:
+        room = self.room_at(x, y)
+        if room is None:
             return f"left the rooms at ({x:.2f}, {y:.2f})"
+        inside = (
+            room.x_min + radius <= x <= room.x_max - radius
+            and room.y_min + radius <= y <= room.y_max - radius
+        )
+        if radius > 0 and not inside:
+            # straddling rooms: every point of the rim must be in some room
+            for k in range(_RIM_POINTS):
+                a = 2 * math.pi * k / _RIM_POINTS
+                px, py = x + radius * math.cos(a), y + radius * math.sin(a)
+                if self.room_at(px, py) is None:
+                    return f"left the rooms at ({px:.2f}, {py:.2f})"
         return None
 
 

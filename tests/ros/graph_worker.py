@@ -20,12 +20,12 @@ from typing import Any
 
 import numpy as np
 import rclpy
-from geometry_msgs.msg import PoseStamped, Twist
+from geometry_msgs.msg import PoseStamped, PoseWithCovarianceStamped, Twist
 from nav_msgs.msg import Odometry as RosOdometry
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
 from sensor_msgs.msg import Image
-from std_msgs.msg import Bool, Int16MultiArray, MultiArrayDimension, String
+from std_msgs.msg import Bool, Header, Int16MultiArray, MultiArrayDimension, String
 
 from omni_agent.messages import AudioChunk, Pose2D
 from ros_nodes import convert, qos
@@ -52,11 +52,20 @@ def silence(seconds: float) -> bytes:
 
 
 class Probe(Node):
-    def __init__(self) -> None:
+    """Drives the graph as the outside world does. It is also the e-stop device (latched
+    state, heartbeat every 0.2 s while `beating`) and, unless `localize` is off (the sim
+    graph has its own), the localizer: a map-frame pose at the origin."""
+
+    def __init__(self, localize: bool = True) -> None:
         super().__init__("test_probe")
         self.camera = self.create_publisher(Image, qos.CAMERA, qos.SENSOR)
         self.mic = self.create_publisher(Int16MultiArray, qos.MIC, qos.SENSOR)
-        self.estop = self.create_publisher(Bool, qos.ESTOP, qos.COMMAND)
+        self.estop = self.create_publisher(Bool, qos.ESTOP, qos.ESTOP_STATE)
+        self.beat = self.create_publisher(Header, qos.ESTOP_HEARTBEAT, qos.COMMAND)
+        self.beating = True
+        self.localizer = self.create_publisher(PoseWithCovarianceStamped, qos.LOCALIZATION, 10)
+        self.localize = localize
+        self.create_timer(0.2, self._tick)
         self.agent_cmd = self.create_publisher(Twist, qos.AGENT_CMD_VEL, qos.COMMAND)
         self.agent_goal = self.create_publisher(PoseStamped, qos.AGENT_GOAL, qos.COMMAND)
         self.user = self.create_publisher(String, qos.USER_TEXT, qos.COMMAND)
@@ -64,6 +73,7 @@ class Probe(Node):
         self.goals: list[PoseStamped] = []
         self.speech: list[str] = []
         self.states: list[str] = []
+        self.gate: list[str] = []
         self.subs = [
             self.create_subscription(
                 Twist,
@@ -78,9 +88,24 @@ class Probe(Node):
             self.create_subscription(
                 String, qos.STATE, lambda m: self.states.append(m.data), qos.LATCHED
             ),
+            self.create_subscription(
+                String, qos.GATE_STATUS, lambda m: self.gate.append(m.data), qos.ESTOP_STATE
+            ),
         ]
         self.executor_ = SingleThreadedExecutor()
         self.executor_.add_node(self)
+
+    def _tick(self) -> None:
+        if self.beating:
+            self.beat.publish(Header())
+        if self.localize:
+            self.localizer.publish(convert.to_ros_localization(Pose2D(x=0.0, y=0.0)))
+
+    def release(self) -> None:
+        """Release the e-stop and wait for the gate to open (it starts engaged)."""
+        self.estop.publish(Bool(data=False))
+        self.spin_until(lambda: self.gate[-1:] == ["open"], 10, "action_node's gate to open")
+        self.cmd.clear()  # the zero Twists a closed gate sends are not what is measured
 
     def spin_until(self, done: Callable[[], bool], timeout: float, what: str) -> None:
         deadline = time.monotonic() + timeout
@@ -96,6 +121,7 @@ class Probe(Node):
 
     def wait_matched(self, timeout: float = 20.0) -> None:
         pubs = [self.camera, self.mic, self.estop, self.agent_cmd, self.agent_goal, self.user]
+        pubs += [self.beat, *([self.localizer] if self.localize else [])]
         self.spin_until(
             lambda: (
                 all(p.get_subscription_count() > 0 for p in pubs)
@@ -266,8 +292,9 @@ def main() -> int:
     result: dict[str, Any] = {}
     probe: Probe | None = None
     try:
-        probe = Probe()
+        probe = Probe(localize=sys.argv[1] != "sim")
         probe.wait_matched()
+        probe.release()
         result = run(probe)
         result["alive"] = [p.poll() is None for p in procs][:2]
     except TimeoutError as exc:

@@ -3,25 +3,32 @@
 from __future__ import annotations
 
 import asyncio
+import math
 
 import pytest
 
 pytest.importorskip("rclpy", reason="rclpy is not installed")
 
 from omni_agent.actions import Move, NavigateTo, Stop, Turn
+from omni_agent.config import SafetyConfig
+from omni_agent.errors import UserError
+from omni_agent.kinematics import Kinematics, checked_kinematics
 from omni_agent.messages import Pose2D
 from ros_nodes.robot import MotionLimits, RosRobot
 
 
-def make() -> tuple[RosRobot, list[tuple[float, float]], list[Pose2D]]:
+def make(localized: bool = True) -> tuple[RosRobot, list[tuple[float, float]], list[Pose2D]]:
     sent: list[tuple[float, float]] = []
     goals: list[Pose2D] = []
     robot = RosRobot(
         lambda lin, ang: sent.append((lin, ang)),
         goals.append,
         places={"kitchen": Pose2D(x=3.0, y=0.0)},
-        limits=MotionLimits(rate_hz=50.0, goal_timeout_s=1.0),
+        limits=MotionLimits(rate_hz=50.0, goal_timeout_s=1.0, localize_wait_s=0.1),
     )
+    if localized:
+        robot.update_pose(Pose2D(x=0.0, y=0.0))
+        robot.update_map_pose(Pose2D(x=0.0, y=0.0))
     return robot, sent, goals
 
 
@@ -35,7 +42,7 @@ async def test_move_streams_velocity_then_stops() -> None:
 
 async def test_turn_uses_the_turn_speed_in_the_right_direction() -> None:
     robot, sent, _ = make()
-    robot.limits.turn_speed = 3.0
+    robot.kinematics = Kinematics(turn_speed=3.0)
     assert (await robot.execute(Turn(degrees=-30))).ok
     assert sent[0] == (0.0, -3.0)
 
@@ -65,3 +72,44 @@ async def test_navigate_sends_a_goal_and_waits_for_odometry() -> None:
     robot.update_pose(Pose2D(x=2.9, y=0.05))
     assert (await asyncio.wait_for(task, 1.0)).ok
     assert not (await robot.execute(NavigateTo(place="attic"))).ok
+
+
+async def test_nothing_moves_before_a_map_frame_pose() -> None:
+    """Regression: the pose read (0, 0, 0) until the first /odom, and odometry (odom
+    frame) was checked against zones drawn in the map frame."""
+    robot, sent, goals = make(localized=False)
+    robot.update_pose(Pose2D(x=1.0, y=2.0))  # odometry alone is not a map pose
+    for action in (Move(linear=0.2, duration=0.1), Turn(degrees=10), NavigateTo(place="kitchen")):
+        result = await robot.execute(action)
+        assert not result.ok and "not localized in the map frame" in result.detail
+    assert sent == [] and goals == []
+    assert (await robot.execute(Stop())).ok  # stopping is always allowed
+
+
+def test_the_map_pose_is_odometry_through_the_localizers_transform() -> None:
+    robot, _, _ = make(localized=False)
+    robot.update_pose(Pose2D(x=1.0, y=0.0, yaw=0.0))  # odom frame
+    # the localizer puts the robot at (5, 5) facing +y: map-from-odom turns by 90 degrees
+    robot.update_map_pose(Pose2D(x=5.0, y=5.0, yaw=math.pi / 2))
+    assert robot.localized
+    robot.update_pose(Pose2D(x=2.0, y=0.0, yaw=0.0))  # drove 1 m forward in odom
+    assert robot.pose.x == pytest.approx(5.0) and robot.pose.y == pytest.approx(6.0)
+    assert robot.pose.yaw == pytest.approx(math.pi / 2)
+
+
+def test_turns_run_at_the_configured_speed_and_never_over_the_limit() -> None:
+    robot, _, _ = make()
+    robot.configure(SafetyConfig(max_angular_speed=0.5))
+    assert robot.kinematics.turn_speed == 0.5  # derived from the lowered limit
+    with pytest.raises(UserError, match=r"over the 0\.5 rad/s limit"):
+        checked_kinematics(SafetyConfig(max_angular_speed=0.5), Kinematics(turn_speed=1.0))
+
+
+async def test_a_motion_waits_for_the_localizers_first_pose() -> None:
+    robot, sent, _ = make(localized=False)
+    task = asyncio.create_task(robot.execute(Move(linear=0.2, duration=0.05)))
+    await asyncio.sleep(0)  # one loop pass: the move is now waiting for a pose
+    assert not task.done() and sent == []
+    robot.update_map_pose(Pose2D(x=1.0, y=1.0))
+    assert (await asyncio.wait_for(task, 1.0)).ok
+    assert sent[0] == (0.2, 0.0)
