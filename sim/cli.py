@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import json
 import math
 import time
 from collections.abc import AsyncIterator
@@ -67,6 +68,10 @@ def _close(sinks: list[EventSink], console: Console) -> None:
 
 def run_sim(config: Config, args: argparse.Namespace, console: Console) -> int:
     speed = args.speed if args.speed else math.inf
+    if getattr(args, "json", False):
+        if not args.all:
+            raise UserError("--json goes with --all (one episode writes its log as JSON lines)")
+        console = Console(stderr=True)  # stdout carries the JSON report alone
     if args.all:
         return asyncio.run(_run_all(config, args, console, speed))
     return asyncio.run(_run_one(config, args, console, speed))
@@ -101,9 +106,16 @@ async def _run_all(config: Config, args: argparse.Namespace, console: Console, s
                 parallel=args.parallel, speed=speed, console=console, episode_hook=hook,
             )  # fmt: skip
     wall = time.perf_counter() - started
-    print_library_report(results, wall, console)
     _close(all_sinks, console)
-    console.print(f"[dim]episode logs and memory files: {out_dir}[/]")
+    if getattr(args, "json", False):
+        from sim.library import library_report
+
+        report = library_report(results, wall)
+        report["out_dir"] = str(out_dir)
+        print(json.dumps(report, indent=2))
+    else:
+        print_library_report(results, wall, console)
+        console.print(f"[dim]episode logs and memory files: {out_dir}[/]")
     return 1 if args.strict and not all(r.passed for r in results) else 0
 
 
