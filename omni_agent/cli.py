@@ -94,6 +94,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--live-port", type=int, default=8765, metavar="PORT", help="port for --live (0: any)"
     )
     sim.add_argument(
+        "--live-wait", type=float, default=30.0, metavar="S",
+        help="with --live: wait up to S seconds for a viewer before starting (0: start at once)",
+    )  # fmt: skip
+    sim.add_argument(
         "--json", action="store_true", help="with --all: print the library report as JSON"
     )
     sim.set_defaults(func=cmd_sim)

@@ -57,6 +57,10 @@ async def run_scenario(
         stale.unlink()
     clock = SimClock(speed)
     memory = LongTermMemory.open(config.memory, db, clock=clock.wall_time)
+    for sink in sinks or ():  # viewers that show what each turn recalled
+        watch = getattr(sink, "watch_memory", None)
+        if watch is not None:
+            watch(memory)
     try:
         return await run_episode(
             config, scenario, brain, memory=memory, clock=clock, on_event=on_event,
