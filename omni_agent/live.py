@@ -128,11 +128,14 @@ class MapView:
 class _Listener:
     """Notes which topics clients subscribed to, so a caller can wait for a viewer."""
 
-    def __init__(self) -> None:
+    def __init__(self, on_topic: Callable[[str], None]) -> None:
         self.changed = threading.Condition()
         self.topics: set[str] = set()
+        self.on_topic = on_topic
 
     def on_subscribe(self, client: Any, channel: Any) -> None:
+        with contextlib.suppress(Exception):  # never let a viewer break the server thread
+            self.on_topic(channel.topic)
         with self.changed:
             self.topics.add(channel.topic)
             self.changed.notify_all()
@@ -177,6 +180,16 @@ class LiveView:
 
         if not serve and mcap is None:
             raise ValueError("a LiveView needs a server, an MCAP path, or both")
+        self._map: MapView | None = None
+        self._pose: Pose2D | None = None
+        self._path: list[Pose2D] = []
+        self.camera_period_s = camera_period_s
+        self._last_frame: ImageFrame | None = None
+        self._held: ImageFrame | None = None
+        self._frame_ns = -(10**30)
+        self._feeds: list[tuple[Subscription[Any], Callable[[Any], None]]] = []
+        self._drains: list[asyncio.Task[None]] = []
+        self.host = host
         self.clock = clock
         self.context = fg.Context()
         ctx = self.context
@@ -188,7 +201,7 @@ class LiveView:
         self.actions = fg.Channel(TOPICS["actions"], schema=ACTION_SCHEMA, context=ctx)
         self.memories = fg.Channel(TOPICS["memories"], schema=MEMORY_SCHEMA, context=ctx)
         self.turns = fg.Channel(TOPICS["turns"], schema=TURN_SCHEMA, context=ctx)
-        self.listener = _Listener()
+        self.listener = _Listener(self._caught_up)
         self.server: Any = None
         self.mcap: Any = None
         self.mcap_path = mcap
@@ -206,16 +219,6 @@ class LiveView:
                     f"cannot serve the live view on {host}:{port} ({exc}): "
                     "is another one running? choose another port"
                 ) from None
-        self.host = host
-        self._map: MapView | None = None
-        self._pose: Pose2D | None = None
-        self._path: list[Pose2D] = []
-        self.camera_period_s = camera_period_s
-        self._last_frame: ImageFrame | None = None
-        self._held: ImageFrame | None = None
-        self._frame_ns = -(10**30)
-        self._feeds: list[tuple[Subscription[Any], Callable[[Any], None]]] = []
-        self._drains: list[asyncio.Task[None]] = []
 
     @property
     def address(self) -> str | None:
@@ -230,6 +233,13 @@ class LiveView:
         """True once a Foxglove client subscribed to a channel (to each of `topics`, if
         given), False after `timeout` seconds."""
         return await asyncio.to_thread(self.listener.wait, topics, timeout)
+
+    def _caught_up(self, topic: str) -> None:
+        """A viewer that subscribes late gets the map and the last frame at once."""
+        if topic == TOPICS["map"]:
+            self._publish_map()
+        elif topic == TOPICS["camera"] and self._last_frame is not None:
+            self._log_image(self._last_frame)
 
     # -- what the agent reports -------------------------------------------------------
 
@@ -400,7 +410,8 @@ class LiveView:
         if self._map is None and self._pose is None:
             return
         ns = self._ns()
-        self.scene.log(_scene(self._map or MapView(), self._pose, self._path, ns), log_time=ns)
+        path = list(self._path)  # the server thread may send it too (_caught_up)
+        self.scene.log(_scene(self._map or MapView(), self._pose, path, ns), log_time=ns)
         if self._pose is not None:
             self.tf.log(_transforms(self._pose, ns), log_time=ns)
 

@@ -56,7 +56,10 @@ async def run_agent(bus: Bus, robot: RosRobot, node: AgentNode) -> None:
         elif node.speech != "text":
             raise NodeExit(f"agent_node: speech must be 'text' or 'voice', not {node.speech!r}")
         brain = await stack.enter_async_context(open_brain(config))
-        agent = Agent(config, bus, robot, brain.client, brain.profile, site=site, **extra)
+        live = node.open_live_view(site)  # None unless the live_view parameter is set
+        agent = Agent(
+            config, bus, robot, brain.client, brain.profile, site=site, on_event=live, **extra
+        )
         await agent.run()
 
 

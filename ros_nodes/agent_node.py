@@ -23,7 +23,7 @@ import threading
 import time
 from collections.abc import Callable, Coroutine
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from geometry_msgs.msg import PoseStamped, Twist
 from nav_msgs.msg import Odometry as RosOdometry
@@ -35,10 +35,14 @@ from std_msgs.msg import Bool, Int16MultiArray, String
 
 from omni_agent import transport
 from omni_agent.messages import EStop, Odometry, Pose2D
+from omni_agent.safety import SiteMap
 from omni_agent.transport import Bus, Topic
 from ros_nodes import convert, qos
 from ros_nodes.robot import MotionLimits, RosRobot
 from ros_nodes.runtime import ExternalShutdownException, NodeExit, init, publish
+
+if TYPE_CHECKING:
+    from omni_agent.live import LiveView
 
 M = TypeVar("M", bound=BaseModel)
 Host = Callable[[Bus, RosRobot, "AgentNode"], Coroutine[Any, Any, None]]
@@ -57,6 +61,12 @@ class AgentNode(Node):
         """A sim world YAML (or "default"): its places and landmarks become known targets."""
         self.max_audio_s = float(p("max_audio_chunk_s", 1.0).value)
         use_compressed = bool(p("use_compressed", False).value)
+        self.live_view = bool(p("live_view", False).value)
+        """Serve the agent to Foxglove (docs/live.md): camera, map, transcript, state..."""
+        self.live_host = str(p("live_host", "127.0.0.1").value)
+        self.live_port = int(p("live_port", 8765).value)
+        self.live: LiveView | None = None
+        """The open live view while serving; hosts pass it to the Agent as on_event."""
         self.bus = bus or Bus()
         self.loop: asyncio.AbstractEventLoop | None = None
         self.robot = RosRobot(
@@ -190,6 +200,23 @@ class AgentNode(Node):
 
     # hosting ---------------------------------------------------------------------------
 
+    def open_live_view(self, site: SiteMap | None = None) -> LiveView | None:
+        """The Foxglove live view when the live_view parameter is set (call in the loop)."""
+        if not self.live_view:
+            return None
+        from omni_agent.errors import UserError
+        from omni_agent.live import LiveView, MapView
+
+        try:
+            view = LiveView(host=self.live_host, port=self.live_port, name="agent_node")
+        except UserError as exc:
+            raise NodeExit(f"agent_node: {exc}") from None
+        view.set_map(MapView(site=site or SiteMap()))
+        view.follow(self.bus)
+        self.get_logger().info(f"live view for Foxglove on {view.address}")
+        self.live = view
+        return view
+
     async def serve(self, host: Host) -> None:
         """Spin ROS in a thread and run `host` on this loop until either one ends."""
         self.loop = asyncio.get_running_loop()
@@ -226,6 +253,9 @@ class AgentNode(Node):
                 self._send_velocity(0.0, 0.0)  # never leave the robot driving
             executor.shutdown(timeout_sec=1.0)
             thread.join(timeout=2.0)
+            if self.live is not None:
+                self.live.close()
+                self.live = None
 
 
 def load_host(spec: str) -> Host:
