@@ -2,7 +2,9 @@
 agent hears them through VAD and ASR, and answers through streaming TTS into a WAV file.
 
 The person's voice is pitched unlike the robot's, and the robot's voice goes to its own
-topic, so it can never trigger a barge-in in simulation.
+topic, so it can never trigger a barge-in in simulation. Each person has a voice of their
+own (`PEOPLE_VOICES`, pitch and formants shifted apart), so speaker identification can
+be tested: with a `SpeakerId` the listener names the person by voice, not by the script.
 """
 
 from __future__ import annotations
@@ -21,7 +23,28 @@ from omni_agent.transport import Bus
 if TYPE_CHECKING:  # the speech stack loads its models on import: only when used
     from omni_agent.speech.listener import Listener
     from omni_agent.speech.outputs import TtsSpeechOutput
-    from omni_agent.speech.voices import PersonVoice
+    from omni_agent.speech.speaker import SpeakerId
+    from omni_agent.speech.voices import PersonVoice, UserVoice
+
+PEOPLE_VOICES: dict[str, tuple[float, float]] = {
+    "Alice": (1.25, 1.0),
+    "Bob": (0.82, 0.95),
+    "Carol": (1.05, 1.1),
+}
+"""(pitch, rate) of each scripted person's voice; others get one derived from their name."""
+
+
+def user_voice(person: str | None) -> UserVoice:
+    """The distinct voice of a simulated person (the same for the same name, every run)."""
+    from omni_agent.speech.voices import UserVoice
+
+    if person in PEOPLE_VOICES:
+        pitch, rate = PEOPLE_VOICES[person]
+    else:
+        h = sum(map(ord, person or "")) % 7
+        pitch, rate = 0.9 + 0.08 * h, 1.0
+    return UserVoice(pitch=pitch, rate=rate)
+
 
 SPEECH_MODULES = ("webrtcvad", "faster_whisper", "piper")
 
@@ -49,6 +72,17 @@ class SimVoice:
     output: TtsSpeechOutput
     person: PersonVoice
     robot_wav: Path
+    voices: dict[str, PersonVoice] | None = None
+    """One voice per person, made when they first speak."""
+
+    def voice_of(self, person: str | None) -> PersonVoice:
+        if self.voices is None or person is None:
+            return self.person
+        if person not in self.voices:
+            from omni_agent.speech.voices import PersonVoice
+
+            self.voices[person] = PersonVoice(user_voice(person), deterministic=True)
+        return self.voices[person]
 
     async def say(
         self,
@@ -65,7 +99,7 @@ class SimVoice:
         from omni_agent.speech.voices import feed_mic, silence
 
         self.listener.config.person = person  # the sim knows who speaks; no speaker id yet
-        await feed_mic(bus, self.person.say(text, noise_dbfs=noise_dbfs, seed=seed))
+        await feed_mic(bus, self.voice_of(person).say(text, noise_dbfs=noise_dbfs, seed=seed))
         while not done.is_set():
             quiet = asyncio.create_task(feed_mic(bus, silence(0.2, noise_dbfs, seed)))
             waiter = asyncio.create_task(done.wait())
@@ -81,6 +115,7 @@ async def sim_voice(
     audio_in: bool,
     *,
     overlap: bool = True,
+    speaker: SpeakerId | None = None,
 ) -> AsyncIterator[SimVoice]:
     """Listener (VAD + whisper ASR) on the mic and a piper TTS output for the robot.
 
@@ -102,6 +137,7 @@ async def sim_voice(
         VadConfig(),
         asr,
         ListenerConfig(wait_for_transcript=not audio_in, speculative_asr=overlap),
+        speaker=speaker,
     )
     whole_reply = 10**6  # a clause limit no reply reaches: speak only once it is complete
     tts_config = (
@@ -113,7 +149,7 @@ async def sim_voice(
     person = await asyncio.to_thread(PersonVoice, deterministic=True)
     listener.start()
     try:
-        yield SimVoice(listener, output, person, robot_wav)
+        yield SimVoice(listener, output, person, robot_wav, voices={})
     finally:
         await listener.close()
         await output.close()
