@@ -133,3 +133,20 @@ async def test_two_people_take_turns_and_an_impostor_claim_is_refused(
     assert "bound this voice to Alice" in notes[0] and "bound this voice to Bob" in notes[1]
     assert "not taken on trust" in notes[4]
     assert set(speaker.store.all()) == {"Alice", "Bob"}  # the impostor bound nothing
+
+
+def test_memory_forget_person_deletes_the_voiceprint(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import numpy as np
+
+    from omni_agent.cli import main
+
+    db = tmp_path / "memory.db"
+    store = VoiceprintStore(VoiceprintStore.beside(db))
+    for person, seed in (("Alice", 1), ("Bob", 2)):
+        store.add(person, np.random.default_rng(seed).random(256).astype(np.float32))
+    store.close()
+    assert main(["memory", "--db", str(db), "forget", "--person", "Alice"]) == 0
+    assert "and their voiceprint" in capsys.readouterr().out
+    assert set(VoiceprintStore(VoiceprintStore.beside(db)).all()) == {"Bob"}
