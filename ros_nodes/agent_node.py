@@ -17,6 +17,7 @@ import asyncio
 import contextlib
 import importlib
 import importlib.util
+import json
 import math
 import signal
 import threading
@@ -43,6 +44,7 @@ from ros_nodes.runtime import ExternalShutdownException, NodeExit, init, publish
 
 if TYPE_CHECKING:
     from omni_agent.live import LiveView
+    from omni_agent.speech.speaker import SpeakerId
 
 M = TypeVar("M", bound=BaseModel)
 Host = Callable[[Bus, RosRobot, "AgentNode"], Coroutine[Any, Any, None]]
@@ -67,6 +69,17 @@ class AgentNode(Node):
         self.live_port = int(p("live_port", 8765).value)
         self.live: LiveView | None = None
         """The open live view while serving; hosts pass it to the Agent as on_event."""
+        self.speaker_id = bool(p("speaker_id", False).value)
+        """speech voice: name each utterance's person by voice (docs/speech.md)."""
+        self.voiceprints = str(p("voiceprints", "").value)
+        self.speaker_threshold = float(p("speaker_threshold", 0.75).value)
+        self.speaker: SpeakerId | None = None
+        # an external face-recognition node may name the person instead: a name, or JSON
+        # {"person": ..., "confidence": ...}, on std_msgs/String
+        self.create_subscription(
+            String, str(p("person_topic", "/person/identified").value), self._on_person,
+            qos.COMMAND,
+        )  # fmt: skip
         self.bus = bus or Bus()
         self.loop: asyncio.AbstractEventLoop | None = None
         self.robot = RosRobot(
@@ -179,6 +192,37 @@ class AgentNode(Node):
             if msg.engaged and self.loop is not None:
                 # Stop our own motion at once; the agent moves to SAFE_STOP from the Bus.
                 asyncio.run_coroutine_threadsafe(self.robot.halt(), self.loop)
+
+    def _on_person(self, msg: Any) -> None:
+        name, confidence = msg.data.strip(), 1.0
+        if name.startswith("{"):
+            try:
+                seen = json.loads(name)
+                name, confidence = str(seen["person"]).strip(), float(seen.get("confidence", 1))
+            except (ValueError, KeyError, TypeError) as why:
+                self._drop("person_topic", f"not a name or {{person, confidence}}: {why}")
+                return
+        if not name:
+            self._drop("person_topic", "empty person name; dropped")
+            return
+        if self.speaker is not None:
+            self.speaker.seen(name, confidence)
+
+    def open_speaker_id(self, memory_db: Path) -> SpeakerId | None:
+        """Speaker identification when the speaker_id parameter is set: voiceprints in
+        `voiceprints`, or beside the memory database."""
+        if not self.speaker_id:
+            return None
+        from omni_agent.errors import UserError
+        from omni_agent.speech.speaker import SpeakerId, VoiceprintStore
+
+        path = Path(self.voiceprints) if self.voiceprints else VoiceprintStore.beside(memory_db)
+        try:
+            self.speaker = SpeakerId(VoiceprintStore(path), threshold=self.speaker_threshold)
+        except UserError as exc:
+            raise NodeExit(f"agent_node: {exc}") from None
+        self.get_logger().info(f"speaker identification on, voiceprints in {path}")
+        return self.speaker
 
     # Bus -> ROS ------------------------------------------------------------------------
 
