@@ -31,6 +31,7 @@ BENCH_PLUGINS = [
     "sim.bench_sim",
     "ros_nodes.bench",
     "serve.bench",
+    "bench.speaker",
 ]
 
 

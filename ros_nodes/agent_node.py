@@ -72,7 +72,7 @@ class AgentNode(Node):
         self.speaker_id = bool(p("speaker_id", False).value)
         """speech voice: name each utterance's person by voice (docs/speech.md)."""
         self.voiceprints = str(p("voiceprints", "").value)
-        self.speaker_threshold = float(p("speaker_threshold", 0.75).value)
+        self.speaker_threshold = float(p("speaker_threshold", 0.85).value)
         self.speaker: SpeakerId | None = None
         # an external face-recognition node may name the person instead: a name, or JSON
         # {"person": ..., "confidence": ...}, on std_msgs/String

@@ -30,8 +30,13 @@ PEOPLE_VOICES: dict[str, tuple[float, float]] = {
     "Alice": (1.25, 1.0),
     "Bob": (0.82, 0.95),
     "Carol": (1.05, 1.1),
+    "Dora": (1.5, 1.0),
+    "Eve": (0.7, 1.05),
 }
-"""(pitch, rate) of each scripted person's voice; others get one derived from their name."""
+"""(pitch, rate) of each scripted person's voice; others get one derived from their name.
+All are one TTS voice with pitch and formants shifted: shifts closer than about 0.15
+sound alike to the speaker encoder (docs/speech.md)."""
+FALLBACK_PITCHES = (0.75, 0.95, 1.15, 1.35, 1.55)
 
 
 def user_voice(person: str | None) -> UserVoice:
@@ -41,8 +46,8 @@ def user_voice(person: str | None) -> UserVoice:
     if person in PEOPLE_VOICES:
         pitch, rate = PEOPLE_VOICES[person]
     else:
-        h = sum(map(ord, person or "")) % 7
-        pitch, rate = 0.9 + 0.08 * h, 1.0
+        pitch = FALLBACK_PITCHES[sum(map(ord, person or "")) % len(FALLBACK_PITCHES)]
+        rate = 1.0
     return UserVoice(pitch=pitch, rate=rate)
 
 

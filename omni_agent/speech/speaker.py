@@ -43,8 +43,19 @@ PARTIAL_FRAMES = 160  # 1.6 s per partial utterance
 PARTIAL_RATE = 1.3  # partials per second, as the encoder was evaluated
 MIN_COVERAGE = 0.75
 
-DEFAULT_THRESHOLD = 0.75
-"""Cosine similarity below which a voice is unknown (tuned on the sim voices: see docs)."""
+DEFAULT_THRESHOLD = 0.85
+"""Cosine similarity below which a voice is unknown: the equal-error point on the sim's
+voices (`omni-agent bench speaker`), which are one TTS voice shifted apart and so harder
+to tell apart than people; set it from your own people's enrolment (docs/speech.md)."""
+YOUNG_THRESHOLD = 0.65
+YOUNG_SECONDS = 3.0
+YOUNG_MARGIN = 0.08
+"""A print made from less than YOUNG_SECONDS of speech (often one short "I'm Alice") is
+noisy: it accepts its voice from YOUNG_THRESHOLD when no other print comes within
+YOUNG_MARGIN, and each accepted utterance makes it firmer."""
+MAX_PRINT_SECONDS = 60.0
+"""A print is the speech-weighted mean of its utterances, this many seconds at most: it
+keeps following a voice that changes slowly."""
 
 
 class SpeakerModelMissing(UserError):
@@ -282,9 +293,13 @@ class VoiceprintStore:
         path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
         self._db = sqlite3.connect(path, check_same_thread=False)
+        # each heard utterance refines a print: commits must stay cheap (no fsync each)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.execute(
             "CREATE TABLE IF NOT EXISTS voiceprints (person TEXT PRIMARY KEY, "
-            "embedding BLOB NOT NULL, utterances INTEGER NOT NULL, updated REAL NOT NULL)"
+            "embedding BLOB NOT NULL, utterances INTEGER NOT NULL, seconds REAL NOT NULL, "
+            "updated REAL NOT NULL)"
         )
         self._db.commit()
 
@@ -293,28 +308,32 @@ class VoiceprintStore:
         """Where the voiceprints of the memory at `memory_db` live."""
         return memory_db.with_name(memory_db.stem + ".voiceprints.db")
 
-    def all(self) -> dict[str, tuple[np.ndarray, int]]:
+    def all(self) -> dict[str, tuple[np.ndarray, float]]:
+        """Each person's print and the seconds of speech it was made from."""
         with self._lock:
-            rows = self._db.execute("SELECT person, embedding, utterances FROM voiceprints")
-            return {p: (np.frombuffer(e, np.float32), n) for p, e, n in rows.fetchall()}
+            rows = self._db.execute("SELECT person, embedding, seconds FROM voiceprints")
+            return {p: (np.frombuffer(e, np.float32), sec) for p, e, sec in rows.fetchall()}
 
-    def add(self, person: str, embedding: np.ndarray, max_weight: int = 20) -> None:
-        """Fold one utterance into the person's print (a running mean, capped weight)."""
-        current = self.all().get(person)
-        if current is None:
-            mean, n = embedding, 1
-        else:
-            old, n = current
-            w = min(n, max_weight)
-            mean = (old * w + embedding) / (w + 1)
-            n += 1
-        mean = (mean / np.linalg.norm(mean)).astype(np.float32)
+    def add(self, person: str, embedding: np.ndarray, seconds: float) -> None:
+        """Fold one utterance of `seconds` of speech into the person's print."""
         with self._lock:
+            row = self._db.execute(
+                "SELECT embedding, utterances, seconds FROM voiceprints WHERE person = ?",
+                (person,),
+            ).fetchone()
+            if row is None:
+                mean, n, total = embedding, 1, seconds
+            else:
+                old, n, total = np.frombuffer(row[0], np.float32), row[1] + 1, row[2]
+                w = min(total, MAX_PRINT_SECONDS)
+                mean = old * w + embedding * seconds
+                total += seconds
+            mean = (mean / np.linalg.norm(mean)).astype(np.float32)
             self._db.execute(
-                "INSERT INTO voiceprints VALUES (?, ?, ?, ?) ON CONFLICT(person) DO UPDATE SET "
-                "embedding=excluded.embedding, utterances=excluded.utterances, "
-                "updated=excluded.updated",
-                (person, mean.tobytes(), n, time.time()),
+                "INSERT INTO voiceprints VALUES (?, ?, ?, ?, ?) ON CONFLICT(person) DO UPDATE "
+                "SET embedding=excluded.embedding, utterances=excluded.utterances, "
+                "seconds=excluded.seconds, updated=excluded.updated",
+                (person, mean.tobytes(), n, total, time.time()),
             )
             self._db.commit()
 
@@ -344,6 +363,8 @@ class Identification:
     embedding: np.ndarray | None = field(default=None, repr=False)
     ms: float = 0.0
     """Time spent embedding and matching."""
+    seconds: float = 0.0
+    """Length of the utterance."""
     note: str = ""
     """Why the person was decided so (a claim bound, a claim refused...)."""
 
@@ -385,7 +406,7 @@ class SpeakerId:
         self._face: tuple[str, float, float] | None = None
 
     def enroll(self, person: str, pcm: bytes | np.ndarray) -> None:
-        self.store.add(person, self.encoder.embed(pcm))
+        self.store.add(person, self.encoder.embed(pcm), _seconds(pcm))
 
     def seen(self, person: str, confidence: float = 1.0, stamp: float | None = None) -> None:
         """An external face-recognition node names the person in front of the robot."""
@@ -396,14 +417,20 @@ class SpeakerId:
         embedding = self.encoder.embed(pcm)
         result = self.match(embedding)
         result.ms = (time.perf_counter() - started) * 1000
+        result.seconds = _seconds(pcm)
         return result
 
     def match(self, embedding: np.ndarray) -> Identification:
         prints = self.store.all()
         scores = {p: float(e @ embedding) for p, (e, _) in prints.items()}
-        best = max(scores, key=lambda p: scores[p]) if scores else None
+        ranked = sorted(scores, key=lambda p: -scores[p])
+        best = ranked[0] if ranked else None
         score = scores[best] if best else 0.0
         known = best if best is not None and score >= self.threshold else None
+        if best is not None and known is None and prints[best][1] < YOUNG_SECONDS:
+            runner_up = scores[ranked[1]] if len(ranked) > 1 else 0.0
+            if score >= YOUNG_THRESHOLD and score - runner_up >= YOUNG_MARGIN:
+                known = best
         if self._face is not None:
             name, conf, at = self._face
             if time.monotonic() - at <= self.face_hold_s and known is None:
@@ -429,10 +456,10 @@ class SpeakerId:
             return result
         if claim is None:
             if result.person is not None and result.source == "voice":
-                self.store.add(result.person, emb)
+                self.store.add(result.person, emb, result.seconds)
             return result
         if result.person == claim and result.source == "voice":
-            self.store.add(claim, emb)
+            self.store.add(claim, emb, result.seconds)
             result.note = f"{claim} confirmed by voice"
             return result
         if result.person is not None and result.source == "voice":
@@ -442,13 +469,22 @@ class SpeakerId:
             )
             return result
         prints = self.store.all()
-        if claim in prints:
+        if claim in prints:  # not bound, and not theirs: a stranger must not reach their memory
             score = float(prints[claim][0] @ emb)
-            note = f"claims to be {claim}, voice unlike {claim}'s ({score:.2f}): unconfirmed"
-            return Identification(claim, score, "claim", result.best, emb, result.ms, note)
-        self.store.add(claim, emb)
+            note = f"claims to be {claim}, voice unlike {claim}'s ({score:.2f}): ask to confirm"
+            return Identification(
+                None, score, "claim", result.best, emb, result.ms, result.seconds, note
+            )
+        self.store.add(claim, emb, result.seconds)
         note = f"bound this voice to {claim}"
-        return Identification(claim, 1.0, "claim", result.best, emb, result.ms, note)
+        return Identification(
+            claim, 1.0, "claim", result.best, emb, result.ms, result.seconds, note
+        )
+
+
+def _seconds(pcm: bytes | np.ndarray) -> float:
+    n = len(pcm) // 2 if isinstance(pcm, bytes) else len(pcm)
+    return n / SAMPLE_RATE
 
 
 def equal_error_rate(genuine: list[float], impostor: list[float]) -> tuple[float, float]:

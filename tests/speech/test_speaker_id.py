@@ -82,14 +82,15 @@ def test_voiceprints_persist_and_forget_deletes_them(tmp_path: Path, encoder, vo
     path = VoiceprintStore.beside(tmp_path / "memory.db")
     assert path == tmp_path / "memory.voiceprints.db"
     store = VoiceprintStore(path)
-    SpeakerId(store, encoder).enroll("Alice", voices["Alice"].say(LINES[0]))
+    for line in LINES[:2]:  # a few seconds of speech make a firm print
+        SpeakerId(store, encoder).enroll("Alice", voices["Alice"].say(line))
     store.close()
     again = SpeakerId(VoiceprintStore(path), encoder)
-    heard = again.identify(voices["Alice"].say(LINES[1]))
+    heard = again.identify(voices["Alice"].say(LINES[2]))
     assert heard.person == "Alice" and heard.confidence >= DEFAULT_THRESHOLD
-    assert again.identify(voices["Bob"].say(LINES[1])).person is None  # unknown
+    assert again.identify(voices["Bob"].say(LINES[2])).person is None  # unknown
     assert again.store.forget("alice") == 1
-    assert again.identify(voices["Alice"].say(LINES[1])).person is None
+    assert again.identify(voices["Alice"].say(LINES[2])).person is None
 
 
 def test_a_face_node_names_the_person_when_the_voice_is_unknown(tmp_path, encoder, voices) -> None:
@@ -145,7 +146,7 @@ def test_memory_forget_person_deletes_the_voiceprint(
     db = tmp_path / "memory.db"
     store = VoiceprintStore(VoiceprintStore.beside(db))
     for person, seed in (("Alice", 1), ("Bob", 2)):
-        store.add(person, np.random.default_rng(seed).random(256).astype(np.float32))
+        store.add(person, np.random.default_rng(seed).random(256).astype(np.float32), 2.0)
     store.close()
     assert main(["memory", "--db", str(db), "forget", "--person", "Alice"]) == 0
     assert "and their voiceprint" in capsys.readouterr().out
