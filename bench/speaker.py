@@ -65,6 +65,7 @@ def accuracy(workdir: Path, lines: list[str]) -> dict[str, Any]:
     genuine: list[float] = []
     impostor: list[float] = []
     right = wrong = 0
+    confusions: dict[str, int] = {}
     embed_ms = []
     for person, clips in audio.items():
         for pcm in clips[2:] if person in ENROLLED else clips:
@@ -75,6 +76,8 @@ def accuracy(workdir: Path, lines: list[str]) -> dict[str, Any]:
                 (genuine if name == person else impostor).append(float(vec @ heard.embedding))
             expected = person if person in ENROLLED else None
             right, wrong = (right + 1, wrong) if heard.person == expected else (right, wrong + 1)
+            key = f"{person} -> {heard.person or 'unknown'}"
+            confusions[key] = confusions.get(key, 0) + 1
     eer, at = equal_error_rate(genuine, impostor)
     return {
         "enrolled": list(ENROLLED),
@@ -87,6 +90,7 @@ def accuracy(workdir: Path, lines: list[str]) -> dict[str, Any]:
         "genuine_min": round(min(genuine), 3),
         "impostor_max": round(max(impostor), 3),
         "embed_ms": _stats(embed_ms),
+        "named_as": dict(sorted(confusions.items())),
     }
 
 

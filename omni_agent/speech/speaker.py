@@ -48,7 +48,7 @@ DEFAULT_THRESHOLD = 0.85
 voices (`omni-agent bench speaker`), which are one TTS voice shifted apart and so harder
 to tell apart than people; set it from your own people's enrolment (docs/speech.md)."""
 YOUNG_THRESHOLD = 0.65
-YOUNG_SECONDS = 3.0
+YOUNG_SECONDS = 2.0
 YOUNG_MARGIN = 0.08
 """A print made from less than YOUNG_SECONDS of speech (often one short "I'm Alice") is
 noisy: it accepts its voice from YOUNG_THRESHOLD when no other print comes within
