@@ -27,7 +27,7 @@ if TYPE_CHECKING:  # the speech stack loads its models on import: only when used
     from omni_agent.speech.voices import PersonVoice, UserVoice
 
 PEOPLE_VOICES: dict[str, tuple[float, float]] = {
-    "Alice": (1.25, 1.0),
+    "Alice": (1.2, 1.0),  # the default person voice (UserVoice())
     "Bob": (0.82, 0.95),
     "Carol": (1.05, 1.1),
     "Dora": (1.5, 1.0),
@@ -86,7 +86,9 @@ class SimVoice:
         if person not in self.voices:
             from omni_agent.speech.voices import PersonVoice
 
-            self.voices[person] = PersonVoice(user_voice(person), deterministic=True)
+            voice = user_voice(person)
+            same = voice == self.person.voice  # one piper model fewer
+            self.voices[person] = self.person if same else PersonVoice(voice, deterministic=True)
         return self.voices[person]
 
     async def say(
