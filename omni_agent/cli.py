@@ -101,6 +101,10 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument(
         "--json", action="store_true", help="with --all: print the library report as JSON"
     )
+    sim.add_argument(
+        "--speaker-id", action="store_true",
+        help="spoken episodes: name each person by voice, not by the script (docs/speech.md)",
+    )  # fmt: skip
     sim.set_defaults(func=cmd_sim)
 
     replay = commands.add_parser("replay", help="feed a recorded episode back into the agent")

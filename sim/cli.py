@@ -15,6 +15,7 @@ import sys
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 from rich.console import Console
 
@@ -91,6 +92,9 @@ def run_sim(config: Config, args: argparse.Namespace, console: Console) -> int:
         raise UserError("--live shows one episode: leave out --all (or use --record for each)")
     # live, the world moves in real time by default, so there is something to watch
     speed = args.speed if args.speed else (1.0 if live else math.inf)
+    if getattr(args, "speaker_id", False) and (args.all or args.text or args.brain == "scripted"):
+        raise UserError("--speaker-id needs a spoken episode: leave out --all, --text and "
+                        "--brain scripted")  # fmt: skip
     if getattr(args, "json", False):
         if not args.all:
             raise UserError("--json goes with --all (one episode writes its log as JSON lines)")
@@ -180,7 +184,10 @@ async def _run_one(config: Config, args: argparse.Namespace, console: Console, s
         voice = None
         if no_speech is None:
             wav = log_path.with_suffix(".robot.wav")
-            voice = await stack.enter_async_context(sim_voice(bus, wav, brain.profile.audio_in))
+            speaker = _speaker_id(args, log_path.with_suffix(".memory.db"), console)
+            voice = await stack.enter_async_context(
+                sim_voice(bus, wav, brain.profile.audio_in, speaker=speaker)
+            )
             console.print(f"[dim]speech: people speak, robot voice -> {wav}[/]")
         else:
             console.print(f"[dim]speech off: {no_speech}[/]")
@@ -195,6 +202,18 @@ async def _run_one(config: Config, args: argparse.Namespace, console: Console, s
         await asyncio.to_thread(input, "episode over: press Enter to stop the live view ")
     _close(sinks, console)
     return 1 if args.strict and not result.passed else 0
+
+
+def _speaker_id(args: argparse.Namespace, memory_db: Path, console: Console) -> Any:
+    """Speaker identification for a spoken episode (--speaker-id), voiceprints beside its
+    memory: people are named by voice, so they must say who they are."""
+    if not getattr(args, "speaker_id", False):
+        return None
+    from omni_agent.speech.speaker import SpeakerId, VoiceprintStore
+
+    path = VoiceprintStore.beside(memory_db)
+    console.print(f"[dim]speaker id: people named by voice, voiceprints -> {path}[/]")
+    return SpeakerId(VoiceprintStore(path))
 
 
 async def _live_view(args: argparse.Namespace, console: Console, clock: SimClock) -> EventSink:

@@ -69,3 +69,13 @@ async def test_each_person_is_known_by_voice_and_remembered_separately(tmp_path:
     assert [t.person for t in result.turns] == ["Alice", "Bob", "Alice", "Bob"], heard
     failed = [f"{c.description}: {c.detail}" for c in result.checks if not c.passed]
     assert not failed, heard
+
+
+def test_speaker_id_on_a_typed_episode_is_one_line_exit_2(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from omni_agent.cli import main
+
+    assert main(["sim", "--speaker-id", "--text", "--brain", "scripted"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "--speaker-id needs a spoken episode" in err
