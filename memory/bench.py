@@ -36,7 +36,8 @@ BUILDERS = ("hybrid", "window", "retrieval", "summary")
 def _progress(total: int, desc: str) -> Any:
     from tqdm import tqdm
 
-    return tqdm(total=total, desc=desc, unit="step", leave=False)
+    # disable=None: a bar on a terminal only; piped into a log it would write every frame
+    return tqdm(total=total, desc=desc, unit="step", leave=False, disable=None)
 
 
 def recall_bench(dialogue: Dialogue, workdir: Path) -> dict[str, Any]:

@@ -7,9 +7,11 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 DEFAULT_DB = "runs/memory.db"
@@ -121,8 +123,24 @@ def _stats(args: argparse.Namespace) -> int:
 def _forget(args: argparse.Namespace) -> int:
     with _open(args) as mem:
         n = mem.forget_person(args.person)
-    print(f"forgot {args.person}: {n} turns and their files removed")
+    voiceprints = _forget_voiceprint(Path(args.db), args.person)
+    print(f"forgot {args.person}: {n} turns and their files removed{voiceprints}")
     return 0
+
+
+def _forget_voiceprint(db: Path, person: str) -> str:
+    """Delete the person's voiceprint, kept beside the memory database by speaker
+    identification (omni_agent/speech/speaker.py, VoiceprintStore: its file and table)."""
+    import sqlite3
+
+    path = db.with_name(db.stem + ".voiceprints.db")
+    if not path.exists():
+        return ""
+    with contextlib.closing(sqlite3.connect(path)) as con, con:
+        gone = con.execute(
+            "DELETE FROM voiceprints WHERE lower(person) = lower(?)", (person,)
+        ).rowcount
+    return ", and their voiceprint" if gone else ""
 
 
 def main(argv: Sequence[str] | None = None) -> int:

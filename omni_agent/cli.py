@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import importlib
+import json
 import logging
 import sys
 from collections.abc import Callable
@@ -32,6 +33,7 @@ BENCH_PLUGINS = [
     "serve.bench",
     "bench.faults",
     "bench.safety",
+    "bench.speaker",
 ]
 
 
@@ -88,6 +90,24 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument(
         "--view", action="store_true", help="write a GIF of the episode next to its log"
     )
+    sim.add_argument(
+        "--live", action="store_true",
+        help="serve the episode live to Foxglove (WebSocket on 127.0.0.1, see docs/live.md)",
+    )  # fmt: skip
+    sim.add_argument(
+        "--live-port", type=int, default=8765, metavar="PORT", help="port for --live (0: any)"
+    )
+    sim.add_argument(
+        "--live-wait", type=float, default=30.0, metavar="S",
+        help="with --live: wait up to S seconds for a viewer before starting (0: start at once)",
+    )  # fmt: skip
+    sim.add_argument(
+        "--json", action="store_true", help="with --all: print the library report as JSON"
+    )
+    sim.add_argument(
+        "--speaker-id", action="store_true",
+        help="spoken episodes: name each person by voice, not by the script (docs/speech.md)",
+    )  # fmt: skip
     sim.set_defaults(func=cmd_sim)
 
     replay = commands.add_parser("replay", help="feed a recorded episode back into the agent")
@@ -105,9 +125,11 @@ def build_parser() -> argparse.ArgumentParser:
     loop = benches.add_parser("loop", help="controller overhead per turn (instant backend)")
     loop.add_argument("--turns", type=int, default=300)
     loop.add_argument("--out", type=Path, default=Path("runs/bench-loop.json"))
+    loop.add_argument("--json", action="store_true", help="print the report as JSON")
     loop.set_defaults(func=cmd_bench_loop)
     brain = benches.add_parser("brain", help="answer quality and latency of the brain")
     brain.add_argument("--out", type=Path, default=Path("runs/bench-brain.json"))
+    brain.add_argument("--json", action="store_true", help="print the report as JSON")
     brain.set_defaults(func=cmd_bench_brain)
     for register in _plugins(BENCH_PLUGINS, "register_bench"):
         register(benches)
@@ -160,6 +182,9 @@ def cmd_bench_loop(args: argparse.Namespace) -> int:
     from sim.bench_loop import run_loop_bench
 
     report = asyncio.run(run_loop_bench(config, turns=args.turns, out=args.out))
+    if args.json:
+        print(json.dumps(report, indent=2))
+        return 0
     o = report["overhead_ms"]
     print(
         f"controller overhead per turn over {report['turns']} turns: "
@@ -174,6 +199,9 @@ def cmd_bench_brain(args: argparse.Namespace) -> int:
     from sim.bench_brain import run_brain_bench
 
     report = asyncio.run(run_brain_bench(args.settings, args.out))
+    if args.json:
+        print(json.dumps(report, indent=2))
+        return 0
     acc = report["accuracy"]
     lat = report["latency_median_ms"]
     print(

@@ -57,17 +57,22 @@ async def run_agent(bus: Bus, robot: RosRobot, node: AgentNode) -> None:
     async with contextlib.AsyncExitStack() as stack:
         extra: dict[str, Any] = {}
         if node.speech == "voice":
-            extra["speech"] = await stack.enter_async_context(_voice(bus))
+            speaker = node.open_speaker_id(config.memory.path)  # None unless speaker_id:=true
+            extra["speech"] = await stack.enter_async_context(_voice(bus, speaker))
         elif node.speech != "text":
             raise NodeExit(f"agent_node: speech must be 'text' or 'voice', not {node.speech!r}")
         brain = await stack.enter_async_context(open_brain(config))
-        agent = Agent(config, bus, robot, brain.client, brain.profile, site=site, **extra)
+        live = node.open_live_view(site)  # None unless the live_view parameter is set
+        agent = Agent(
+            config, bus, robot, brain.client, brain.profile, site=site, on_event=live, **extra
+        )
         await agent.run()
 
 
 @contextlib.asynccontextmanager
-async def _voice(bus: Bus) -> AsyncIterator[Any]:
-    """Listener (VAD + ASR) on the mic and a TTS output onto /speech/audio."""
+async def _voice(bus: Bus, speaker: Any = None) -> AsyncIterator[Any]:
+    """Listener (VAD + ASR, and speaker identification if given) on the mic and a TTS
+    output onto /speech/audio."""
     from omni_agent.speech.asr import WhisperAsr
     from omni_agent.speech.listener import Listener
     from omni_agent.speech.models import ModelMissingError
@@ -75,7 +80,7 @@ async def _voice(bus: Bus) -> AsyncIterator[Any]:
     from omni_agent.speech.sinks import TopicSink
 
     try:
-        listener = Listener(bus, asr=WhisperAsr())
+        listener = Listener(bus, asr=WhisperAsr(), speaker=speaker)
         output = TtsSpeechOutput([TopicSink(bus)], bus=bus)
     except ModelMissingError as exc:
         raise NodeExit(f"agent_node: speech 'voice' needs the speech models: {exc}") from None

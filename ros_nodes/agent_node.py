@@ -17,13 +17,14 @@ import asyncio
 import contextlib
 import importlib
 import importlib.util
+import json
 import math
 import signal
 import threading
 import time
 from collections.abc import Callable, Coroutine
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from geometry_msgs.msg import PoseStamped, PoseWithCovarianceStamped, Twist
 from nav_msgs.msg import Odometry as RosOdometry
@@ -35,10 +36,15 @@ from std_msgs.msg import Bool, Int16MultiArray, String
 
 from omni_agent import transport
 from omni_agent.messages import EStop, Odometry, Pose2D
+from omni_agent.safety import SiteMap
 from omni_agent.transport import Bus, Topic
 from ros_nodes import convert, qos
 from ros_nodes.robot import MotionLimits, RosRobot
 from ros_nodes.runtime import ExternalShutdownException, NodeExit, init, publish
+
+if TYPE_CHECKING:
+    from omni_agent.live import LiveView
+    from omni_agent.speech.speaker import SpeakerId
 
 M = TypeVar("M", bound=BaseModel)
 Host = Callable[[Bus, RosRobot, "AgentNode"], Coroutine[Any, Any, None]]
@@ -57,6 +63,23 @@ class AgentNode(Node):
         """A sim world YAML (or "default"): its places and landmarks become known targets."""
         self.max_audio_s = float(p("max_audio_chunk_s", 1.0).value)
         use_compressed = bool(p("use_compressed", False).value)
+        self.live_view = bool(p("live_view", False).value)
+        """Serve the agent to Foxglove (docs/live.md): camera, map, transcript, state..."""
+        self.live_host = str(p("live_host", "127.0.0.1").value)
+        self.live_port = int(p("live_port", 8765).value)
+        self.live: LiveView | None = None
+        """The open live view while serving; hosts pass it to the Agent as on_event."""
+        self.speaker_id = bool(p("speaker_id", False).value)
+        """speech voice: name each utterance's person by voice (docs/speech.md)."""
+        self.voiceprints = str(p("voiceprints", "").value)
+        self.speaker_threshold = float(p("speaker_threshold", 0.85).value)
+        self.speaker: SpeakerId | None = None
+        # an external face-recognition node may name the person instead: a name, or JSON
+        # {"person": ..., "confidence": ...}, on std_msgs/String
+        self.create_subscription(
+            String, str(p("person_topic", "/person/identified").value), self._on_person,
+            qos.COMMAND,
+        )  # fmt: skip
         self.bus = bus or Bus()
         self.loop: asyncio.AbstractEventLoop | None = None
         self.robot = RosRobot(
@@ -184,6 +207,37 @@ class AgentNode(Node):
         except ValueError as why:
             self._drop(qos.LOCALIZATION, str(why).splitlines()[0])
 
+    def _on_person(self, msg: Any) -> None:
+        name, confidence = msg.data.strip(), 1.0
+        if name.startswith("{"):
+            try:
+                seen = json.loads(name)
+                name, confidence = str(seen["person"]).strip(), float(seen.get("confidence", 1))
+            except (ValueError, KeyError, TypeError) as why:
+                self._drop("person_topic", f"not a name or {{person, confidence}}: {why}")
+                return
+        if not name:
+            self._drop("person_topic", "empty person name; dropped")
+            return
+        if self.speaker is not None:
+            self.speaker.seen(name, confidence)
+
+    def open_speaker_id(self, memory_db: Path) -> SpeakerId | None:
+        """Speaker identification when the speaker_id parameter is set: voiceprints in
+        `voiceprints`, or beside the memory database."""
+        if not self.speaker_id:
+            return None
+        from omni_agent.errors import UserError
+        from omni_agent.speech.speaker import SpeakerId, VoiceprintStore
+
+        path = Path(self.voiceprints) if self.voiceprints else VoiceprintStore.beside(memory_db)
+        try:
+            self.speaker = SpeakerId(VoiceprintStore(path), threshold=self.speaker_threshold)
+        except UserError as exc:
+            raise NodeExit(f"agent_node: {exc}") from None
+        self.get_logger().info(f"speaker identification on, voiceprints in {path}")
+        return self.speaker
+
     # Bus -> ROS ------------------------------------------------------------------------
 
     def _send_velocity(self, linear: float, angular: float) -> None:
@@ -203,6 +257,23 @@ class AgentNode(Node):
                 self.get_logger().warning(f"{topic.name}: {why}", throttle_duration_sec=1.0)
 
     # hosting ---------------------------------------------------------------------------
+
+    def open_live_view(self, site: SiteMap | None = None) -> LiveView | None:
+        """The Foxglove live view when the live_view parameter is set (call in the loop)."""
+        if not self.live_view:
+            return None
+        from omni_agent.errors import UserError
+        from omni_agent.live import LiveView, MapView
+
+        try:
+            view = LiveView(host=self.live_host, port=self.live_port, name="agent_node")
+        except UserError as exc:
+            raise NodeExit(f"agent_node: {exc}") from None
+        view.set_map(MapView(site=site or SiteMap()))
+        view.follow(self.bus)
+        self.get_logger().info(f"live view for Foxglove on {view.address}")
+        self.live = view
+        return view
 
     async def serve(self, host: Host) -> None:
         """Spin ROS in a thread and run `host` on this loop until either one ends."""
@@ -240,6 +311,9 @@ class AgentNode(Node):
                 self._send_velocity(0.0, 0.0)  # never leave the robot driving
             executor.shutdown(timeout_sec=1.0)
             thread.join(timeout=2.0)
+            if self.live is not None:
+                self.live.close()
+                self.live = None
 
 
 def load_host(spec: str) -> Host:

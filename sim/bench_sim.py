@@ -53,6 +53,9 @@ def cmd_bench_sim(args: argparse.Namespace) -> int:
     report = asyncio.run(
         run_sim_bench(args.settings, args.brain, args.parallel, args.rounds, args.out)
     )
+    if args.json:
+        print(json.dumps(report, indent=2))
+        return 0
     for parallel_label, s in (("best", report["best"]),):
         print(
             f"sim library ({report['brain']} brain, parallel {report['parallel']}, "
@@ -72,4 +75,5 @@ def register_bench(benches: Any) -> None:
     bench.add_argument("--parallel", type=int, default=1)
     bench.add_argument("--rounds", type=int, default=3)
     bench.add_argument("--out", type=Path, default=Path("runs/bench-sim.json"))
+    bench.add_argument("--json", action="store_true", help="print the report as JSON")
     bench.set_defaults(func=cmd_bench_sim)

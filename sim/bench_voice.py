@@ -82,6 +82,11 @@ async def run_bench(config: Config, turns: int, baseline_turns: int) -> dict[str
 
 def _run(args: argparse.Namespace) -> int:
     report = asyncio.run(run_bench(args.settings, args.turns, args.baseline_turns))
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(report, indent=2))
+    if args.json:
+        print(json.dumps(report, indent=2))
+        return 0
     print_components(report["components"])
     for name in ("overlapped", "sequential_baseline"):
         if name in report:
@@ -98,8 +103,6 @@ def _run(args: argparse.Namespace) -> int:
             )
     if "ratio_overlapped_vs_sequential" in report:
         print(f"overlapped / sequential: {report['ratio_overlapped_vs_sequential']}x")
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(report, indent=2))
     print(f"written to {args.out}")
     return 0
 
@@ -111,4 +114,5 @@ def register_bench(bench_subparsers: Any) -> None:
     parser.add_argument("--turns", type=int, default=20, help="spoken turns, overlapped stack")
     parser.add_argument("--baseline-turns", type=int, default=10, help="0 skips the baseline")
     parser.add_argument("--out", type=Path, default=Path("runs/bench-speech.json"))
+    parser.add_argument("--json", action="store_true", help="print the report as JSON")
     parser.set_defaults(func=_run)

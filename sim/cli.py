@@ -9,10 +9,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import json
 import math
+import sys
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 from rich.console import Console
 
@@ -20,6 +23,7 @@ from omni_agent.brain import Brain, open_brain
 from omni_agent.config import Config
 from omni_agent.errors import UserError
 from omni_agent.events import EventSink
+from sim.clock import SimClock
 from sim.scenario import DEFAULT_SCENARIO, Scenario
 
 
@@ -62,11 +66,28 @@ def _episode_sinks(
         from sim.recording import McapRecorder
 
         sinks.append(McapRecorder(bag_dir / f"{scenario.name}-bag", scenario))
+        if _live_available():  # the same channels as --live, ready for the shipped layout
+            from sim.live import SimLiveView
+
+            sinks.append(SimLiveView.recording(bag_dir / f"{scenario.name}-foxglove.mcap"))
     if getattr(args, "view", False):
         from sim.view import EpisodeView
 
         sinks.append(EpisodeView(gif, scenario.name))
     return sinks
+
+
+def _live_available() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("foxglove") is not None
+
+
+def _watch_memory(sinks: list[EventSink], memory: object) -> None:
+    for sink in sinks:
+        watch = getattr(sink, "watch_memory", None)
+        if watch is not None:
+            watch(memory)
 
 
 def _close(sinks: list[EventSink], console: Console) -> None:
@@ -79,7 +100,18 @@ def _close(sinks: list[EventSink], console: Console) -> None:
 
 
 def run_sim(config: Config, args: argparse.Namespace, console: Console) -> int:
-    speed = args.speed if args.speed else math.inf
+    live = getattr(args, "live", False)
+    if live and args.all:
+        raise UserError("--live shows one episode: leave out --all (or use --record for each)")
+    # live, the world moves in real time by default, so there is something to watch
+    speed = args.speed if args.speed else (1.0 if live else math.inf)
+    if getattr(args, "speaker_id", False) and (args.all or args.text or args.brain == "scripted"):
+        raise UserError("--speaker-id needs a spoken episode: leave out --all, --text and "
+                        "--brain scripted")  # fmt: skip
+    if getattr(args, "json", False):
+        if not args.all:
+            raise UserError("--json goes with --all (one episode writes its log as JSON lines)")
+        console = Console(stderr=True)  # stdout carries the JSON report alone
     if args.all:
         return asyncio.run(_run_all(config, args, console, speed))
     return asyncio.run(_run_one(config, args, console, speed))
@@ -126,16 +158,22 @@ async def _run_all(config: Config, args: argparse.Namespace, console: Console, s
                 parallel=args.parallel, speed=speed, console=console, episode_hook=hook,
             )  # fmt: skip
     wall = time.perf_counter() - started
-    print_library_report(results, wall, console)
     _close(all_sinks, console)
-    console.print(f"[dim]episode logs and memory files: {out_dir}[/]")
+    if getattr(args, "json", False):
+        from sim.library import library_report
+
+        report = library_report(results, wall)
+        report["out_dir"] = str(out_dir)
+        print(json.dumps(report, indent=2))
+    else:
+        print_library_report(results, wall, console)
+        console.print(f"[dim]episode logs and memory files: {out_dir}[/]")
     return 1 if args.strict and not all(r.passed for r in results) else 0
 
 
 async def _run_one(config: Config, args: argparse.Namespace, console: Console, speed: float) -> int:
     from omni_agent.recall import LongTermMemory, ModelSummarizer
     from omni_agent.transport import Bus
-    from sim.clock import SimClock
     from sim.report import TranscriptPrinter, print_summary
     from sim.runner import run_episode
     from sim.voice import sim_voice, speech_unavailable
@@ -155,6 +193,8 @@ async def _run_one(config: Config, args: argparse.Namespace, console: Console, s
     )
     bus = Bus()
     clock = SimClock(speed)
+    if getattr(args, "live", False):
+        sinks.append(await _live_view(args, console, clock))
     async with chosen_brain(config, args.brain) as brain, contextlib.AsyncExitStack() as stack:
         console.print(f"[dim]brain: {brain.description}[/]")
         summarizer = (
@@ -167,12 +207,14 @@ async def _run_one(config: Config, args: argparse.Namespace, console: Console, s
             summarizer=summarizer,
         )  # fmt: skip
         stack.callback(memory.close)
+        _watch_memory(sinks, memory)
         voice = None
         if no_speech is None:
             wav = log_path.with_suffix(".robot.wav")
             profile = brain.profile
+            speaker = _speaker_id(args, log_path.with_suffix(".memory.db"), console)
             voice = await stack.enter_async_context(
-                sim_voice(bus, wav, profile.audio_in, audio_out=profile.audio_out)
+                sim_voice(bus, wav, profile.audio_in, audio_out=profile.audio_out, speaker=speaker)
             )
             console.print(f"[dim]speech: people speak, robot voice -> {wav}[/]")
         else:
@@ -183,8 +225,41 @@ async def _run_one(config: Config, args: argparse.Namespace, console: Console, s
             memory=memory, voice=voice, bus=bus, clock=clock, sinks=sinks,
         )  # fmt: skip
     print_summary(result, console)
+    if getattr(args, "live", False) and sys.stdin.isatty():
+        # the viewer keeps the last map, transcript and camera frame until the person is done
+        await asyncio.to_thread(input, "episode over: press Enter to stop the live view ")
     _close(sinks, console)
     return 1 if args.strict and not result.passed else 0
+
+
+def _speaker_id(args: argparse.Namespace, memory_db: Path, console: Console) -> Any:
+    """Speaker identification for a spoken episode (--speaker-id), voiceprints beside its
+    memory: people are named by voice, so they must say who they are."""
+    if not getattr(args, "speaker_id", False):
+        return None
+    from omni_agent.speech.speaker import SpeakerId, VoiceprintStore
+
+    path = VoiceprintStore.beside(memory_db)
+    console.print(f"[dim]speaker id: people named by voice, voiceprints -> {path}[/]")
+    return SpeakerId(VoiceprintStore(path))
+
+
+async def _live_view(args: argparse.Namespace, console: Console, clock: SimClock) -> EventSink:
+    from omni_agent.live import LiveView
+    from sim.live import SimLiveView
+
+    view = LiveView(port=args.live_port, clock=clock.wall_time)
+    console.print(f"[bold]Live view:[/] {view.address}", soft_wrap=True)
+    console.print(
+        "[dim]in Foxglove: Open connection > Foxglove WebSocket > that address; "
+        "layout: launch/foxglove-layout.json[/]"
+    )
+    wait = args.live_wait
+    if wait > 0:
+        console.print(f"[dim]waiting up to {wait:g} s for a viewer...[/]")
+        if await view.wait_for_viewer(wait):
+            console.print("[dim]viewer connected[/]")
+    return SimLiveView(view)
 
 
 def run_replay(config: Config, args: argparse.Namespace, console: Console) -> int:

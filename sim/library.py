@@ -18,7 +18,6 @@ from typing import Any
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.table import Table
 
 from omni_agent.brain import Brain
 from omni_agent.config import Config
@@ -68,6 +67,10 @@ async def run_scenario(
         stale.unlink()
     clock = SimClock(speed)
     memory = LongTermMemory.open(config.memory, db, clock=clock.wall_time)
+    for sink in sinks or ():  # viewers that show what each turn recalled
+        watch = getattr(sink, "watch_memory", None)
+        if watch is not None:
+            watch(memory)
     async with contextlib.AsyncExitStack() as stack:
         stack.callback(memory.close)
         bus, voice = None, None
@@ -109,7 +112,8 @@ async def run_library(
     progress = Progress(
         TextColumn("[bold]sim[/]"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
         TextColumn("{task.description}"), console=console or Console(stderr=True),
-        disable=console is None, transient=True,
+        # a bar only where someone watches it: piped into a log it is a heap of frames
+        disable=console is None or not console.is_terminal, transient=True,
     )  # fmt: skip
 
     async def one(i: int, scenario: Scenario, task: Any) -> None:
@@ -151,46 +155,79 @@ def summary(results: list[EpisodeResult], wall_s: float) -> dict[str, Any]:
     }
 
 
+COLUMNS = ("scenario", "result", "expect", "memory", "violations", "turns", "days",
+           "sim s", "wall s", "speed", "done p50 ms")  # fmt: skip
+
+
+def library_report(results: list[EpisodeResult], wall_s: float) -> dict[str, Any]:
+    """The library run for machines (`sim --all --json`): the summary and one row per episode."""
+    episodes = []
+    for r in results:
+        met, total = r.expectations_met
+        ok, probes = r.memory_probes
+        episodes.append(
+            {
+                "scenario": r.scenario,
+                "passed": r.passed,
+                "expectations_met": met,
+                "expectations": total,
+                "memory_probes_ok": ok,
+                "memory_probes": probes,
+                "violations": list(r.violations),
+                "failed": [f"{c.description} ({c.detail})" for c in r.checks if not c.passed],
+                "turns": len(r.turns),
+                "days": r.days,
+                "sim_s": round(r.sim_s, 1),
+                "wall_s": round(r.wall_s, 3),
+                "turn_done_ms": r.latency_stats_ms("done") or None,
+                "log": str(r.log_path) if r.log_path else None,
+            }
+        )
+    return {"summary": summary(results, wall_s), "episodes": episodes}
+
+
 def print_library_report(results: list[EpisodeResult], wall_s: float, console: Console) -> None:
-    table = Table(title="Scenario library")
-    for col in ("scenario", "result", "expect", "memory", "violations", "turns", "days"):
-        table.add_column(col, justify="left" if col == "scenario" else "right")
-    for col in ("sim s", "wall s", "speed", "done p50 ms"):
-        table.add_column(col, justify="right")
+    from sim.report import print_table
+
+    rows: list[list[str] | None] = []
     for r in results:
         met, total = r.expectations_met
         ok, probes = r.memory_probes
         lat = r.latency_stats_ms("done")
-        table.add_row(
-            r.scenario,
-            "[green]pass[/]" if r.passed else "[red]FAIL[/]",
-            f"{met}/{total}",
-            f"{ok}/{probes}" if probes else "-",
-            str(len(r.violations)) if not r.violations else f"[red]{len(r.violations)}[/]",
-            str(len(r.turns)),
-            str(r.days),
-            f"{r.sim_s:.0f}",
-            f"{r.wall_s:.2f}",
-            f"{r.sim_s / r.wall_s:.0f}x" if r.wall_s else "-",
-            f"{lat['median']:.0f}" if lat else "-",
+        rows.append(
+            [
+                r.scenario,
+                "[green]pass[/]" if r.passed else "[red]FAIL[/]",
+                f"{met}/{total}",
+                f"{ok}/{probes}" if probes else "-",
+                str(len(r.violations)) if not r.violations else f"[red]{len(r.violations)}[/]",
+                str(len(r.turns)),
+                str(r.days),
+                f"{r.sim_s:.0f}",
+                f"{r.wall_s:.2f}",
+                f"{r.sim_s / r.wall_s:.0f}x" if r.wall_s else "-",
+                f"{lat['median']:.0f}" if lat else "-",
+            ]
         )
     s = summary(results, wall_s)
     acc = s["memory_probe_accuracy"]
-    table.add_section()
-    table.add_row(
-        f"all {s['episodes']}",
-        f"{s['passed']}/{s['episodes']}",
-        f"{s['expectations_met']}/{s['expectations']}",
-        f"{acc:.0%}" if acc is not None else "-",
-        str(s["safety_violations"]),
-        str(s["turns"]),
-        "",
-        f"{s['sim_s']:.0f}",
-        f"{s['wall_s']:.2f}",
-        f"{s['sim_speed_x']:.0f}x" if s["sim_speed_x"] else "-",
-        f"{s['turn_done_median_ms']:.0f}" if s["turn_done_median_ms"] else "-",
+    rows.append(None)
+    rows.append(
+        [
+            f"all {s['episodes']}",
+            f"{s['passed']}/{s['episodes']}",
+            f"{s['expectations_met']}/{s['expectations']}",
+            f"{acc:.0%}" if acc is not None else "-",
+            str(s["safety_violations"]),
+            str(s["turns"]),
+            "",
+            f"{s['sim_s']:.0f}",
+            f"{s['wall_s']:.2f}",
+            f"{s['sim_speed_x']:.0f}x" if s["sim_speed_x"] else "-",
+            f"{s['turn_done_median_ms']:.0f}" if s["turn_done_median_ms"] else "-",
+        ]
     )
-    console.print(table)
+    print_table(console, "Scenario library", COLUMNS, rows, right=COLUMNS[1:])
     for r in results:
         for c in r.checks:
             if not c.passed:

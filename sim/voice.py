@@ -3,7 +3,10 @@ agent hears them through VAD and ASR, and answers through streaming TTS into a W
 
 The person's voice is pitched unlike the robot's, and the robot's voice goes to its own
 topic, so it can never trigger a barge-in in simulation. With a backend that speaks (an
-omni model) the robot has no voice of its own: only the backend's audio is played.
+omni model) the robot has no voice of its own: only the backend's audio is played. Each
+person has a voice of their own (`PEOPLE_VOICES`, pitch and formants shifted apart), so
+speaker identification can be tested: with a `SpeakerId` the listener names the person
+by voice, not by the script.
 """
 
 from __future__ import annotations
@@ -22,7 +25,33 @@ from omni_agent.transport import Bus
 if TYPE_CHECKING:  # the speech stack loads its models on import: only when used
     from omni_agent.speech.listener import Listener
     from omni_agent.speech.outputs import TtsSpeechOutput
-    from omni_agent.speech.voices import PersonVoice
+    from omni_agent.speech.speaker import SpeakerId
+    from omni_agent.speech.voices import PersonVoice, UserVoice
+
+PEOPLE_VOICES: dict[str, tuple[float, float]] = {
+    "Alice": (1.2, 1.0),  # the default person voice (UserVoice())
+    "Bob": (0.82, 0.95),
+    "Carol": (1.05, 1.1),
+    "Dora": (1.5, 1.0),
+    "Eve": (0.7, 1.05),
+}
+"""(pitch, rate) of each scripted person's voice; others get one derived from their name.
+All are one TTS voice with pitch and formants shifted: shifts closer than about 0.15
+sound alike to the speaker encoder (docs/speech.md)."""
+FALLBACK_PITCHES = (0.75, 0.95, 1.15, 1.35, 1.55)
+
+
+def user_voice(person: str | None) -> UserVoice:
+    """The distinct voice of a simulated person (the same for the same name, every run)."""
+    from omni_agent.speech.voices import UserVoice
+
+    if person in PEOPLE_VOICES:
+        pitch, rate = PEOPLE_VOICES[person]
+    else:
+        pitch = FALLBACK_PITCHES[sum(map(ord, person or "")) % len(FALLBACK_PITCHES)]
+        rate = 1.0
+    return UserVoice(pitch=pitch, rate=rate)
+
 
 SPEECH_MODULES = ("webrtcvad", "faster_whisper", "piper")
 
@@ -71,6 +100,19 @@ class SimVoice:
     speed: float = 1.0
     """Audio time per real second, both ways: people talk and the robot plays this fast
     (endpointing counts samples, so it hears the same at any speed)."""
+    voices: dict[str, PersonVoice] | None = None
+    """One voice per person, made when they first speak."""
+
+    def voice_of(self, person: str | None) -> PersonVoice:
+        if self.voices is None or person is None:
+            return self.person
+        if person not in self.voices:
+            from omni_agent.speech.voices import PersonVoice
+
+            voice = user_voice(person)
+            same = voice == self.person.voice  # one piper model fewer
+            self.voices[person] = self.person if same else PersonVoice(voice, deterministic=True)
+        return self.voices[person]
 
     async def say(
         self,
@@ -89,7 +131,7 @@ class SimVoice:
         from omni_agent.speech.voices import feed_mic, silence
 
         self.listener.config.person = person  # the sim knows who speaks; no speaker id yet
-        pcm = self.person.say(text, noise_dbfs=noise_dbfs, seed=seed)
+        pcm = self.voice_of(person).say(text, noise_dbfs=noise_dbfs, seed=seed)
         await feed_mic(bus, pcm, speed=self.speed)
         if on_said is not None:
             on_said()
@@ -112,6 +154,7 @@ async def sim_voice(
     overlap: bool = True,
     audio_out: bool = False,
     speed: float = 1.0,
+    speaker: SpeakerId | None = None,
 ) -> AsyncIterator[SimVoice]:
     """Listener (VAD + whisper ASR) on the mic and a piper TTS output for the robot.
 
@@ -135,6 +178,7 @@ async def sim_voice(
         VadConfig(),
         asr,
         ListenerConfig(wait_for_transcript=not audio_in, speculative_asr=overlap),
+        speaker=speaker,
     )
     whole_reply = 10**6  # a clause limit no reply reaches: speak only once it is complete
     tts_config = (
@@ -150,7 +194,7 @@ async def sim_voice(
     person = await asyncio.to_thread(PersonVoice, deterministic=True)
     listener.start()
     try:
-        yield SimVoice(listener, output, person, robot_wav, speed)
+        yield SimVoice(listener, output, person, robot_wav, speed, voices={})
     finally:
         await listener.close()
         await output.close()

@@ -29,6 +29,7 @@ from omni_agent.messages import (
 )
 from omni_agent.speech.asr import StreamingTranscriber, WhisperAsr
 from omni_agent.speech.pcm import resample, wav_bytes
+from omni_agent.speech.speaker import Identification, SpeakerId
 from omni_agent.speech.vad import (
     Endpointer,
     SpeechEnded,
@@ -77,8 +78,12 @@ class Listener:
         vad_config: VadConfig | None = None,
         asr: WhisperAsr | None = None,
         config: ListenerConfig | None = None,
+        speaker: SpeakerId | None = None,
     ) -> None:
         self._bus = bus
+        self.speaker = speaker
+        """Names each utterance's person by voice (else `config.person` stands)."""
+        self.identified: list[Identification] = []
         self.config = config or ListenerConfig()
         self.endpointer = Endpointer(vad_config)
         self._asr = asr
@@ -189,20 +194,32 @@ class Listener:
         transcriber: StreamingTranscriber | None,
         previous: asyncio.Task[None] | None,
     ) -> None:
+        identifying = None
+        if self.speaker is not None:  # beside ASR, on another thread: off the critical path
+            identifying = asyncio.get_running_loop().run_in_executor(
+                None, self.speaker.identify, event.pcm[: event.voiced_bytes]
+            )
+        person = self.config.person
+        early = transcriber is not None and not self.config.wait_for_transcript
+        ident = None
+        if identifying is not None and (early or transcriber is None):
+            ident = await identifying  # the person must be known when the audio leaves
+            person = ident.person
         utterance = UserUtterance(
-            person=self.config.person,
+            person=person,
             audio_wav=wav_bytes(event.pcm, AUDIO_SAMPLE_RATE),
             keyframes=keyframes,
             speech_end=event.end,
         )
         timing = {"speech_start": event.start, "speech_end": event.end, "endpoint": endpoint}
         self.latency.append(timing)
-        early = transcriber is not None and not self.config.wait_for_transcript
         if early or transcriber is None:
             if previous is not None and not previous.done():
                 await previous  # utterances leave in the order they were spoken
             self._bus.publish(USER_TEXT, utterance)
         if transcriber is None:
+            if ident is not None:
+                self.identified.append(ident)
             return
         text = ""
         future = transcriber.finish(event.pcm[: event.voiced_bytes], event.voiced_bytes)
@@ -211,9 +228,19 @@ class Listener:
         except Exception:
             log.exception("ASR failed; the utterance has no text")
         timing["asr_done"] = now()
+        update: dict[str, object] = {"text": text}
+        if identifying is not None and self.speaker is not None:
+            heard = ident or await identifying
+            # "I'm Alice" may bind the voice: a database write, kept off the event loop
+            ident = await asyncio.get_running_loop().run_in_executor(
+                None, self.speaker.resolve, heard, text
+            )
+            timing["speaker_done"] = now()
+            self.identified.append(ident)
+            update["person"] = ident.person
         if previous is not None and not previous.done():
             await previous
-        transcribed = utterance.model_copy(update={"text": text})
+        transcribed = utterance.model_copy(update=update)
         self._bus.publish(USER_TRANSCRIPT if early else USER_TEXT, transcribed)
 
     def _keyframes(self, start: float, end: float) -> list[ImageFrame]:

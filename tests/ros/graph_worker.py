@@ -11,8 +11,10 @@ from __future__ import annotations
 import json
 import math
 import os
+import struct
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -152,12 +154,19 @@ class Probe(Node):
         return any(lin != 0.0 for _, lin, _ in self.cmd)
 
 
-def start_nodes(move_s: float, sim: bool = False) -> list[subprocess.Popen[bytes]]:
+LIVE_PORT = 18765
+"""The agent node's live view in the live scenario (nothing else listens in the sandbox)."""
+
+
+def start_nodes(
+    move_s: float, sim: bool = False, live: bool = False
+) -> list[subprocess.Popen[bytes]]:
     host = f"{HERE / 'scripted_host.py'}:run"
     env = {**os.environ, "OMNI_TEST_MOVE_S": str(move_s)}
+    extra = ["-p", "live_view:=true", "-p", f"live_port:={LIVE_PORT}"] if live else []
     procs = [
         subprocess.Popen(ACTION.command(), env=env),
-        subprocess.Popen([*AGENT.command(), "-p", f"agent:={host}"], env=env),
+        subprocess.Popen([*AGENT.command(), "-p", f"agent:={host}", *extra], env=env),
     ]
     if sim:
         procs.append(subprocess.Popen(SIM.command(params_file("sim")), env=env))
@@ -182,6 +191,81 @@ def scenario_sim(probe: Probe) -> dict[str, Any]:
     )
     probe.spin_until(lambda: "IDLE" in probe.states, 5, "the turn to end in IDLE")
     return {"speech": probe.speech, "start": start, "end": poses[-1], "states": probe.states}
+
+
+def watch_live(
+    subscribed: threading.Event, got: dict[str, list[Any]], stop: threading.Event
+) -> None:
+    """A Foxglove WebSocket client on the agent node's live view, in its own thread."""
+    from websockets.sync.client import connect
+
+    deadline = time.monotonic() + 20
+    while True:  # the host opens the view once the node is up
+        try:
+            ws = connect(
+                f"ws://127.0.0.1:{LIVE_PORT}",
+                subprotocols=["foxglove.sdk.v1", "foxglove.websocket.v1"],  # type: ignore[list-item]
+            )
+            break
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            stop.wait(0.1)
+    with ws:
+        channels: dict[int, str] = {}
+        wanted = {"/agent/state", "/agent/turns", "/camera/image", "/transcript", "/map/scene"}
+        while not wanted <= set(channels.values()):
+            msg = json.loads(ws.recv())
+            if msg["op"] == "advertise":
+                channels.update({c["id"]: c["topic"] for c in msg["channels"]})
+        subs = [{"id": cid, "channelId": cid} for cid, topic in channels.items() if topic in wanted]
+        ws.send(json.dumps({"op": "subscribe", "subscriptions": subs}))
+        subscribed.set()
+        while not stop.is_set():
+            try:
+                frame = ws.recv(timeout=0.2)
+            except TimeoutError:
+                continue
+            if isinstance(frame, bytes) and frame[0] == 1:
+                (sub_id,) = struct.unpack_from("<I", frame, 1)
+                topic = channels[sub_id]
+                payload = frame[13:]
+                is_json = topic.startswith("/agent/")
+                got.setdefault(topic, []).append(json.loads(payload) if is_json else len(payload))
+
+
+def scenario_live(probe: Probe) -> dict[str, Any]:
+    """agent_node with live_view:=true: a Foxglove client watches a turn."""
+    subscribed, stop = threading.Event(), threading.Event()
+    got: dict[str, list[Any]] = {}
+    errors: list[str] = []
+
+    def client() -> None:
+        try:
+            watch_live(subscribed, got, stop)
+        except Exception as exc:
+            errors.append(repr(exc))
+            subscribed.set()
+
+    thread = threading.Thread(target=client, daemon=True)
+    thread.start()
+    probe.spin_until(subscribed.is_set, 25, "a Foxglove client subscribed to the live view")
+    probe.send_frames()
+    probe.speak()
+    probe.spin_until(lambda: bool(probe.speech), 15, "speech on /speech/text")
+    probe.spin_until(lambda: bool(got.get("/agent/turns")) or bool(errors), 10, "a turn live")
+    probe.spin_until(lambda: bool(got.get("/camera/image")) or bool(errors), 5, "a live frame")
+    stop.set()
+    thread.join(timeout=5)
+    return {
+        "errors": errors,
+        "live_states": [m["state"] for m in got.get("/agent/state", [])],
+        "live_turns": [m["say"] for m in got.get("/agent/turns", [])],
+        "live_frames": len(got.get("/camera/image", [])),
+        "live_transcript": len(got.get("/transcript", [])),
+        "live_maps": len(got.get("/map/scene", [])),
+        "speech": probe.speech,
+    }
 
 
 def scenario_answer(probe: Probe) -> dict[str, Any]:
@@ -281,13 +365,14 @@ SCENARIOS = {
     "watchdog": (scenario_watchdog, 0.6),
     "bad_input": (scenario_bad_input, 0.6),
     "sim": (scenario_sim, 0.6),
+    "live": (scenario_live, 0.6),
 }
 
 
 def main() -> int:
     assert_sandboxed()
     run, move_s = SCENARIOS[sys.argv[1]]
-    procs = start_nodes(move_s, sim=sys.argv[1] == "sim")
+    procs = start_nodes(move_s, sim=sys.argv[1] == "sim", live=sys.argv[1] == "live")
     rclpy.init()
     result: dict[str, Any] = {}
     probe: Probe | None = None

@@ -85,7 +85,8 @@ async def run(bus: Bus, robot: Any, node: Any) -> None:
     config = load_config(environ={})
     model = ScriptedModel(float(os.environ.get(REPLY_ENV, "0.6")))
     client = ModelClient("http://scripted.test/v1", config.model, transport=model)
-    agent = Agent(config, bus, robot, client, get_profile("llama-cpp"))
+    live = node.open_live_view()  # None unless agent_node has live_view:=true
+    agent = Agent(config, bus, robot, client, get_profile("llama-cpp"), on_event=live)
     try:
         await asyncio.gather(agent.run(), ears(bus))
     finally:

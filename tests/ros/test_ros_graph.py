@@ -84,3 +84,15 @@ def test_camera_and_microphone_nodes_publish_standard_messages(ros_worker: Worke
             "microphone_node needs PyAudio: pip install 'omni-agent[audio]' "
             "(Debian first: apt install portaudio19-dev)"
         ]
+
+
+def test_agent_node_live_view_shows_a_turn_to_a_foxglove_client(ros_worker: Worker) -> None:
+    pytest.importorskip("foxglove")
+    pytest.importorskip("websockets")
+    result, _ = ros_worker("graph_worker.py", "live")
+    _healthy(result)
+    assert result["errors"] == []
+    assert result["live_turns"] == result["speech"] == ["Driving forward, I saw camera 64x48."]
+    assert "THINKING" in result["live_states"]
+    assert result["live_frames"] >= 1 and result["live_transcript"] >= 2
+    assert result["live_maps"] >= 1

@@ -1,0 +1,502 @@
+"""Who is speaking: voiceprints, identification of each utterance, enrolment by conversation.
+
+A robot stores every turn with the person who said it, and per-person memory needs that
+name: in the sim the script knows it, on a robot the voice must tell. The speaker
+embedding is the GE2E d-vector encoder (3-layer LSTM, 40 mel bands, 256-d embedding)
+whose weights ship on PyPI inside the `resemblyzer` wheel (the `speaker` extra). We read
+those weights without torch (a small reader for the legacy torch checkpoint format) and
+run the LSTM in numpy, so identification needs no GPU, no torch and nothing downloaded.
+
+- `VoiceEncoder.embed(pcm)`: one L2-normed 256-d voiceprint of a 16 kHz utterance.
+- `VoiceprintStore`: one voiceprint per person (the running mean of their utterances) in
+  its own SQLite file next to the memory database; `forget` deletes a person's print.
+- `SpeakerId.identify`: the closest enrolled person with a cosine-similarity confidence,
+  or unknown below `threshold`.
+- `SpeakerId.hear`: the identification plus what the person said; "I'm Alice" from an
+  unknown voice binds that voice to Alice; from a voice enrolled as someone else it is
+  not taken on trust (the turn stays with the voice's owner and the claim is reported).
+- An external face-recognition node can name the person instead (`SpeakerId.seen`).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import pickle
+import re
+import sqlite3
+import threading
+import time
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+
+from omni_agent.errors import UserError
+
+SAMPLE_RATE = 16_000
+N_FFT = 400  # 25 ms
+HOP = 160  # 10 ms
+N_MELS = 40
+PARTIAL_FRAMES = 160  # 1.6 s per partial utterance
+PARTIAL_RATE = 1.3  # partials per second, as the encoder was evaluated
+MIN_COVERAGE = 0.75
+
+DEFAULT_THRESHOLD = 0.85
+"""Cosine similarity below which a voice is unknown: the equal-error point on the sim's
+voices (`omni-agent bench speaker`), which are one TTS voice shifted apart and so harder
+to tell apart than people; set it from your own people's enrolment (docs/speech.md)."""
+YOUNG_THRESHOLD = 0.65
+YOUNG_SECONDS = 2.0
+YOUNG_MARGIN = 0.08
+"""A print made from less than YOUNG_SECONDS of speech (often one short "I'm Alice") is
+noisy: it accepts its voice from YOUNG_THRESHOLD when no other print comes within
+YOUNG_MARGIN, and each accepted utterance makes it firmer."""
+MAX_PRINT_SECONDS = 60.0
+"""A print is the speech-weighted mean of its utterances, this many seconds at most: it
+keeps following a voice that changes slowly."""
+
+
+class SpeakerModelMissing(UserError):
+    pass
+
+
+def weights_path() -> Path:
+    """The encoder weights inside the installed resemblyzer wheel (not imported: its
+    __init__ pulls in torch and librosa, which we do not need)."""
+    spec = importlib.util.find_spec("resemblyzer")
+    if spec is None or not spec.submodule_search_locations:
+        raise SpeakerModelMissing(
+            "speaker identification needs the voice encoder weights: "
+            "pip install --no-deps 'resemblyzer==0.1.4' (or omni-agent[speaker])"
+        )
+    path = Path(next(iter(spec.submodule_search_locations))) / "pretrained.pt"
+    if not path.exists():
+        raise SpeakerModelMissing(f"voice encoder weights missing: {path}")
+    return path
+
+
+# -- a torch-free reader for the legacy (pre-zip) torch checkpoint format ---------------
+
+_DTYPES = {"FloatStorage": np.float32, "DoubleStorage": np.float64, "LongStorage": np.int64}
+
+
+class _Storage:
+    def __init__(self, dtype: Any, numel: int) -> None:
+        self.dtype = dtype
+        self.numel = numel
+        self.data: np.ndarray | None = None
+
+
+def _rebuild_tensor(storage: _Storage, offset: int, size: Any, stride: Any, *_: Any) -> Any:
+    return ("tensor", storage, offset, tuple(size), tuple(stride))
+
+
+class _Unpickler(pickle.Unpickler):
+    def __init__(self, f: Any, storages: dict[str, _Storage]) -> None:
+        super().__init__(f)
+        self.storages = storages
+
+    def find_class(self, module: str, name: str) -> Any:
+        if module == "torch._utils" and name in ("_rebuild_tensor_v2", "_rebuild_tensor"):
+            return _rebuild_tensor
+        if module == "torch" and name in _DTYPES:
+            return name
+        if module == "collections" and name == "OrderedDict":
+            return OrderedDict
+        if module == "torch._utils" or module.startswith("torch"):
+            return lambda *a, **k: None  # optimizer state and other parts we do not use
+        return super().find_class(module, name)
+
+    def persistent_load(self, pid: Any) -> Any:
+        _, kind, key, _location, numel, *_ = pid
+        if key not in self.storages:
+            self.storages[key] = _Storage(_DTYPES.get(kind, np.float32), int(numel))
+        return self.storages[key]
+
+
+def load_legacy_checkpoint(path: Path) -> dict[str, np.ndarray]:
+    """The model_state tensors of a legacy torch.save file, as numpy arrays."""
+    with path.open("rb") as f:
+        for _ in range(3):  # magic number, protocol version, sys info
+            pickle.load(f)
+        storages: dict[str, _Storage] = {}
+        result = _Unpickler(f, storages).load()
+        keys = pickle.load(f)
+        for key in keys:
+            storage = storages[key]
+            numel = int(np.frombuffer(f.read(8), "<i8")[0])
+            width = np.dtype(storage.dtype).itemsize
+            storage.data = np.frombuffer(f.read(numel * width), storage.dtype)
+    state: dict[str, np.ndarray] = {}
+    for name, value in result["model_state"].items():
+        _, storage, offset, size, stride = value
+        assert storage.data is not None
+        width = np.dtype(storage.dtype).itemsize
+        flat = storage.data[offset:]
+        state[name] = np.lib.stride_tricks.as_strided(
+            flat, shape=size, strides=tuple(s * width for s in stride)
+        ).copy()
+    return state
+
+
+# -- the front end: mel power spectrogram (librosa's slaney mel, no log) ----------------
+
+
+def _mel_filters(sr: int = SAMPLE_RATE, n_fft: int = N_FFT, n_mels: int = N_MELS) -> np.ndarray:
+    def hz_to_mel(f: np.ndarray) -> np.ndarray:
+        f = np.asarray(f, dtype=np.float64)
+        mel = f / (200.0 / 3)
+        log_region = f >= 1000.0
+        return np.where(
+            log_region, 15.0 + np.log(np.maximum(f, 1e-10) / 1000.0) / (np.log(6.4) / 27.0), mel
+        )
+
+    def mel_to_hz(m: np.ndarray) -> np.ndarray:
+        hz = m * (200.0 / 3)
+        return np.where(m >= 15.0, 1000.0 * np.exp((np.log(6.4) / 27.0) * (m - 15.0)), hz)
+
+    fft_freqs = np.linspace(0, sr / 2, n_fft // 2 + 1)
+    mels = mel_to_hz(np.linspace(hz_to_mel(np.array(0.0)), hz_to_mel(np.array(sr / 2)), n_mels + 2))
+    fdiff = np.diff(mels)
+    ramps = mels[:, None] - fft_freqs[None, :]
+    lower = -ramps[:-2] / fdiff[:-1, None]
+    upper = ramps[2:] / fdiff[1:, None]
+    weights = np.maximum(0, np.minimum(lower, upper))
+    weights *= (2.0 / (mels[2 : n_mels + 2] - mels[:n_mels]))[:, None]
+    return weights.astype(np.float32)
+
+
+_MEL = _mel_filters()
+_WINDOW = (0.5 - 0.5 * np.cos(2 * np.pi * np.arange(N_FFT) / N_FFT)).astype(np.float32)
+
+
+def mel_frames(wav: np.ndarray) -> np.ndarray:
+    """(frames, 40) mel power spectrogram of float audio, centred frames as librosa."""
+    padded = np.pad(wav, N_FFT // 2)
+    n = 1 + (len(padded) - N_FFT) // HOP
+    idx = np.arange(N_FFT)[None, :] + HOP * np.arange(n)[:, None]
+    spec = np.abs(np.fft.rfft(padded[idx] * _WINDOW, axis=1)) ** 2
+    return (spec.astype(np.float32) @ _MEL.T).astype(np.float32)
+
+
+def _normalize_volume(wav: np.ndarray, target_dbfs: float = -30.0) -> np.ndarray:
+    rms = float(np.sqrt(np.mean(wav**2))) if len(wav) else 0.0
+    if rms <= 0:
+        return wav
+    gain_db = target_dbfs - 20 * np.log10(rms)
+    return wav * (10 ** (gain_db / 20)) if gain_db > 0 else wav  # increase only
+
+
+def _onnx_lstm(state: dict[str, np.ndarray]) -> bytes:
+    """The encoder as an ONNX graph built from the weights (3 LSTM nodes, Linear, ReLU),
+    so onnxruntime runs the recurrence in C++: a Python loop over 480 steps is too slow."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    def reorder(w: np.ndarray) -> np.ndarray:  # torch gates i,f,g,o -> onnx i,o,f,c
+        i, f, g, o = np.split(w, 4, axis=0)
+        return np.concatenate([i, o, f, g], axis=0)
+
+    inits, nodes = [], []
+    x = "mels_t"  # (steps, batch, 40)
+    nodes.append(helper.make_node("Transpose", ["mels"], [x], perm=[1, 0, 2]))
+    for i in range(3):
+        w = reorder(state[f"lstm.weight_ih_l{i}"])[None]
+        r = reorder(state[f"lstm.weight_hh_l{i}"])[None]
+        b = np.concatenate(
+            [reorder(state[f"lstm.bias_ih_l{i}"]), reorder(state[f"lstm.bias_hh_l{i}"])]
+        )[None]
+        for name, arr in ((f"W{i}", w), (f"R{i}", r), (f"B{i}", b)):
+            inits.append(numpy_helper.from_array(arr.astype(np.float32), name))
+        y, yh = f"Y{i}", f"Yh{i}"
+        nodes.append(
+            helper.make_node("LSTM", [x, f"W{i}", f"R{i}", f"B{i}"], [y, yh], hidden_size=256)
+        )
+        axes = f"axes{i}"
+        inits.append(numpy_helper.from_array(np.array([1], np.int64), axes))
+        x = f"X{i + 1}"
+        nodes.append(helper.make_node("Squeeze", [y, axes], [x]))  # (steps, batch, 256)
+    inits.append(numpy_helper.from_array(np.array([0], np.int64), "axes_h"))
+    nodes.append(helper.make_node("Squeeze", ["Yh2", "axes_h"], ["h"]))  # (batch, 256)
+    inits.append(numpy_helper.from_array(state["linear.weight"].T.astype(np.float32), "Wl"))
+    inits.append(numpy_helper.from_array(state["linear.bias"].astype(np.float32), "Bl"))
+    nodes.append(helper.make_node("MatMul", ["h", "Wl"], ["hl"]))
+    nodes.append(helper.make_node("Add", ["hl", "Bl"], ["hb"]))
+    nodes.append(helper.make_node("Relu", ["hb"], ["embeds"]))
+    graph = helper.make_graph(
+        nodes,
+        "ge2e",
+        [helper.make_tensor_value_info("mels", TensorProto.FLOAT, ["batch", "steps", N_MELS])],
+        [helper.make_tensor_value_info("embeds", TensorProto.FLOAT, ["batch", 256])],
+        initializer=inits,
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    return bytes(model.SerializeToString())
+
+
+class VoiceEncoder:
+    """GE2E speaker encoder: 16 kHz PCM in, an L2-normed 256-d voiceprint out.
+
+    The LSTM runs in onnxruntime (already a dependency, for the memory embeddings) from
+    a graph built at load time from the shipped weights; one thread, so it never competes
+    with ASR for more than one core.
+    """
+
+    def __init__(self, path: Path | None = None) -> None:
+        import onnxruntime as ort
+
+        state = load_legacy_checkpoint(path or weights_path())
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = 1
+        options.inter_op_num_threads = 1
+        self.session = ort.InferenceSession(
+            _onnx_lstm(state), options, providers=["CPUExecutionProvider"]
+        )
+
+    def _forward(self, mels: np.ndarray) -> np.ndarray:
+        """(batch, frames, 40) -> (batch, 256) normalized embeddings."""
+        (raw,) = self.session.run(["embeds"], {"mels": mels.astype(np.float32)})
+        return np.asarray(raw / np.maximum(np.linalg.norm(raw, axis=1, keepdims=True), 1e-8))
+
+    def embed(self, pcm: bytes | np.ndarray) -> np.ndarray:
+        """The voiceprint of one utterance: the normalized mean of its 1.6 s partials."""
+        wav = np.frombuffer(pcm, "<i2") if isinstance(pcm, bytes) else np.asarray(pcm)
+        wav = wav.astype(np.float32) / (32768.0 if wav.dtype.kind == "i" else 1.0)
+        wav = _normalize_volume(wav)
+        n_frames = int(np.ceil((len(wav) + 1) / HOP))
+        step = max(1, int(np.round((SAMPLE_RATE / PARTIAL_RATE) / HOP)))
+        starts = list(range(0, max(1, n_frames - PARTIAL_FRAMES + step + 1), step))
+        last = starts[-1] * HOP
+        coverage = (len(wav) - last) / (PARTIAL_FRAMES * HOP)
+        if coverage < MIN_COVERAGE and len(starts) > 1:
+            starts = starts[:-1]
+        need = (starts[-1] + PARTIAL_FRAMES) * HOP
+        if need > len(wav):
+            wav = np.pad(wav, (0, need - len(wav)))
+        mels = mel_frames(wav)
+        batch = np.stack([mels[s : s + PARTIAL_FRAMES] for s in starts])
+        partials = self._forward(batch)
+        mean = partials.mean(axis=0)
+        return (mean / np.linalg.norm(mean)).astype(np.float32)
+
+
+# -- who is who ---------------------------------------------------------------------------
+
+
+class VoiceprintStore:
+    """One voiceprint per person, in its own SQLite file (next to the memory database)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.Lock()
+        self._db = sqlite3.connect(path, check_same_thread=False)
+        # each heard utterance refines a print: commits must stay cheap (no fsync each)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db.execute(
+            "CREATE TABLE IF NOT EXISTS voiceprints (person TEXT PRIMARY KEY, "
+            "embedding BLOB NOT NULL, utterances INTEGER NOT NULL, seconds REAL NOT NULL, "
+            "updated REAL NOT NULL)"
+        )
+        self._db.commit()
+
+    @staticmethod
+    def beside(memory_db: Path) -> Path:
+        """Where the voiceprints of the memory at `memory_db` live."""
+        return memory_db.with_name(memory_db.stem + ".voiceprints.db")
+
+    def all(self) -> dict[str, tuple[np.ndarray, float]]:
+        """Each person's print and the seconds of speech it was made from."""
+        with self._lock:
+            rows = self._db.execute("SELECT person, embedding, seconds FROM voiceprints")
+            return {p: (np.frombuffer(e, np.float32), sec) for p, e, sec in rows.fetchall()}
+
+    def add(self, person: str, embedding: np.ndarray, seconds: float) -> None:
+        """Fold one utterance of `seconds` of speech into the person's print."""
+        with self._lock:
+            row = self._db.execute(
+                "SELECT embedding, utterances, seconds FROM voiceprints WHERE person = ?",
+                (person,),
+            ).fetchone()
+            if row is None:
+                mean, n, total = embedding, 1, seconds
+            else:
+                old, n, total = np.frombuffer(row[0], np.float32), row[1] + 1, row[2]
+                w = min(total, MAX_PRINT_SECONDS)
+                mean = old * w + embedding * seconds
+                total += seconds
+            mean = (mean / np.linalg.norm(mean)).astype(np.float32)
+            self._db.execute(
+                "INSERT INTO voiceprints VALUES (?, ?, ?, ?, ?) ON CONFLICT(person) DO UPDATE "
+                "SET embedding=excluded.embedding, utterances=excluded.utterances, "
+                "seconds=excluded.seconds, updated=excluded.updated",
+                (person, mean.tobytes(), n, total, time.time()),
+            )
+            self._db.commit()
+
+    def forget(self, person: str) -> int:
+        """Delete the person's voiceprint; returns how many were deleted (0 or 1)."""
+        with self._lock:
+            cur = self._db.execute(
+                "DELETE FROM voiceprints WHERE lower(person) = lower(?)", (person,)
+            )
+            self._db.commit()
+            return cur.rowcount
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+
+@dataclass
+class Identification:
+    person: str | None
+    """The enrolled person the voice is closest to, None if unknown."""
+    confidence: float
+    """Cosine similarity to that person's print (0..1 for these embeddings)."""
+    source: Literal["voice", "face", "claim", "none"] = "voice"
+    best: str | None = None
+    """The closest enrolled person, even below the threshold."""
+    embedding: np.ndarray | None = field(default=None, repr=False)
+    ms: float = 0.0
+    """Time spent embedding and matching."""
+    seconds: float = 0.0
+    """Length of the utterance."""
+    note: str = ""
+    """Why the person was decided so (a claim bound, a claim refused...)."""
+
+
+_CLAIM = re.compile(
+    r"\b(?:i am|i'm|im|my name is|my name's|this is|call me)\s+([A-Z][a-z]+)\b", re.IGNORECASE
+)
+_NOT_NAMES = {"here", "back", "fine", "good", "sorry", "not", "just", "so", "very", "a", "the"}
+
+
+def claimed_name(text: str) -> str | None:
+    """The name someone gives for themselves ("I'm Alice", "my name is Bob"), if any."""
+    for match in _CLAIM.finditer(text):
+        name = match.group(1)
+        if name.lower() not in _NOT_NAMES:
+            return name.capitalize()
+    return None
+
+
+class SpeakerId:
+    """Names the person behind each utterance from their voice (or a face node).
+
+    `threshold`: below this cosine similarity a voice is unknown. `face_hold_s`: how long a
+    name from the face-recognition topic stands for the utterances that follow.
+    """
+
+    def __init__(
+        self,
+        store: VoiceprintStore,
+        encoder: VoiceEncoder | None = None,
+        *,
+        threshold: float = DEFAULT_THRESHOLD,
+        face_hold_s: float = 10.0,
+    ) -> None:
+        self.store = store
+        self.encoder = encoder or VoiceEncoder()
+        self.threshold = threshold
+        self.face_hold_s = face_hold_s
+        self._face: tuple[str, float, float] | None = None
+
+    def enroll(self, person: str, pcm: bytes | np.ndarray) -> None:
+        self.store.add(person, self.encoder.embed(pcm), _seconds(pcm))
+
+    def seen(self, person: str, confidence: float = 1.0, stamp: float | None = None) -> None:
+        """An external face-recognition node names the person in front of the robot."""
+        self._face = (person, confidence, time.monotonic() if stamp is None else stamp)
+
+    def identify(self, pcm: bytes | np.ndarray) -> Identification:
+        started = time.perf_counter()
+        embedding = self.encoder.embed(pcm)
+        result = self.match(embedding)
+        result.ms = (time.perf_counter() - started) * 1000
+        result.seconds = _seconds(pcm)
+        return result
+
+    def match(self, embedding: np.ndarray) -> Identification:
+        prints = self.store.all()
+        scores = {p: float(e @ embedding) for p, (e, _) in prints.items()}
+        ranked = sorted(scores, key=lambda p: -scores[p])
+        best = ranked[0] if ranked else None
+        score = scores[best] if best else 0.0
+        known = best if best is not None and score >= self.threshold else None
+        if best is not None and known is None and prints[best][1] < YOUNG_SECONDS:
+            runner_up = scores[ranked[1]] if len(ranked) > 1 else 0.0
+            if score >= YOUNG_THRESHOLD and score - runner_up >= YOUNG_MARGIN:
+                known = best
+        if self._face is not None:
+            name, conf, at = self._face
+            if time.monotonic() - at <= self.face_hold_s and known is None:
+                return Identification(name, conf, "face", best, embedding)
+        return Identification(known, score, "voice", best, embedding)
+
+    def hear(self, pcm: bytes | np.ndarray, text: str) -> Identification:
+        """Identify the utterance and act on a name it gives: the one call per turn."""
+        result = self.identify(pcm)
+        return self.resolve(result, text)
+
+    def resolve(self, result: Identification, text: str) -> Identification:
+        """Apply what was said to an identification (enrolment from conversation).
+
+        No name given: a known voice's print follows it. "I'm X" from X's voice confirms;
+        from a voice enrolled as someone else it is refused (the turn stays theirs); from
+        an unknown voice it binds the voice to X, unless X is enrolled with a voice unlike
+        this one: then the turn is X's unconfirmed and no print changes (ask first).
+        """
+        claim = claimed_name(text)
+        emb = result.embedding
+        if emb is None:
+            return result
+        if claim is None:
+            if result.person is not None and result.source == "voice":
+                self.store.add(result.person, emb, result.seconds)
+            return result
+        if result.person == claim and result.source == "voice":
+            self.store.add(claim, emb, result.seconds)
+            result.note = f"{claim} confirmed by voice"
+            return result
+        if result.person is not None and result.source == "voice":
+            result.note = (
+                f"claims to be {claim} but sounds like {result.person} "
+                f"({result.confidence:.2f}): not taken on trust"
+            )
+            return result
+        prints = self.store.all()
+        if claim in prints:  # not bound, and not theirs: a stranger must not reach their memory
+            score = float(prints[claim][0] @ emb)
+            note = f"claims to be {claim}, voice unlike {claim}'s ({score:.2f}): ask to confirm"
+            return Identification(
+                None, score, "claim", result.best, emb, result.ms, result.seconds, note
+            )
+        self.store.add(claim, emb, result.seconds)
+        note = f"bound this voice to {claim}"
+        return Identification(
+            claim, 1.0, "claim", result.best, emb, result.ms, result.seconds, note
+        )
+
+
+def _seconds(pcm: bytes | np.ndarray) -> float:
+    n = len(pcm) // 2 if isinstance(pcm, bytes) else len(pcm)
+    return n / SAMPLE_RATE
+
+
+def equal_error_rate(genuine: list[float], impostor: list[float]) -> tuple[float, float]:
+    """(EER, the threshold where false accepts and false rejects meet)."""
+    best = (1.0, 0.0)
+    for t in sorted(set(genuine) | set(impostor)):
+        far = sum(s >= t for s in impostor) / max(1, len(impostor))
+        frr = sum(s < t for s in genuine) / max(1, len(genuine))
+        gap = abs(far - frr)
+        if gap < best[0] or best == (1.0, 0.0):
+            best = (gap, t)
+    t = best[1]
+    far = sum(s >= t for s in impostor) / max(1, len(impostor))
+    frr = sum(s < t for s in genuine) / max(1, len(genuine))
+    return (far + frr) / 2, t
