@@ -332,6 +332,8 @@ class Agent:
             self._finish_record(record)
             return record
         handle = self.speech.open(since=epoch)
+        if self.profile.audio_out:
+            handle.use_backend_voice()  # its text arrives before its audio: never synthesise it
         try:
             reply = await self._generate(user, record, handle)
             await self._act(reply, record)

@@ -56,6 +56,10 @@ class SpeechHandle:
             return
         self._on_audio(pcm, sample_rate)
 
+    def use_backend_voice(self) -> None:
+        """The backend speaks this utterance itself: its text is only a transcript (outputs
+        that synthesise speech then synthesise none of it)."""
+
     def end_input(self) -> None:
         if self._input_done:
             return
