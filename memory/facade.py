@@ -104,9 +104,8 @@ class Memory:
             if rows:
                 import numpy as np
 
-                self.index.add(
-                    (r for r, _, _ in rows), (k for _, k, _ in rows), np.stack([v for *_, v in rows])
-                )
+                vecs = np.stack([v for *_, v in rows])
+                self.index.add((r for r, _, _ in rows), (k for _, k, _ in rows), vecs)
 
     # -- writes ---------------------------------------------------------------------------
 

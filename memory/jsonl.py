@@ -33,7 +33,7 @@ def _parse_time(v: object) -> object:
         try:
             v = float(v)
         except ValueError:
-            dt = datetime.fromisoformat(v.replace("Z", "+00:00"))
+            dt = datetime.fromisoformat(str(v).replace("Z", "+00:00"))
             if dt.tzinfo is None:  # naive times are UTC: the file must not depend on the host
                 dt = dt.replace(tzinfo=timezone.utc)
             v = dt.timestamp()
@@ -48,7 +48,7 @@ def _unicode(v: object) -> object:
         try:
             v.encode("utf-8")
         except UnicodeEncodeError:
-            raise ValueError("holds a lone surrogate (\\ud800-\\udfff): not valid Unicode")
+            raise ValueError("holds a lone surrogate (U+D800-U+DFFF): not Unicode") from None
     return v
 
 

@@ -14,9 +14,10 @@ import re
 import shutil
 import sqlite3
 import threading
-from datetime import datetime, timezone
+import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -382,12 +383,12 @@ class Store:
             raise
         except sqlite3.DatabaseError as exc:
             self._db.close()
-            raise StoreError(unusable(self.path, exc)) from None
+            raise StoreError(unusable(self.path, exc)) from exc
 
     def _open(self) -> None:
         # First, so that a second process opening a new file waits instead of failing.
         self._db.execute("PRAGMA busy_timeout=5000")
-        self._db.execute("PRAGMA journal_mode=WAL")
+        self._wal_mode()
         # FULL: a commit is on disk when add_turn returns (the caller's durability promise);
         # WAL keeps that to one fsync per commit.
         self._db.execute("PRAGMA synchronous=FULL")
@@ -397,6 +398,20 @@ class Store:
         migrate(self._db)
         self._n_turns = int(self._db.execute("SELECT count(*) FROM turns").fetchone()[0])
         self._data_version = self._read_data_version()
+
+    def _wal_mode(self) -> None:
+        # Switching a new file to WAL takes an exclusive lock for which SQLite does not
+        # call the busy handler: when several processes open a new file at once, the
+        # losers retry for as long as busy_timeout would have waited.
+        deadline = time.monotonic() + 5.0
+        while True:
+            try:
+                self._db.execute("PRAGMA journal_mode=WAL")
+                return
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.01)
 
     def _read_data_version(self) -> int:
         return int(self._db.execute("PRAGMA data_version").fetchone()[0])
@@ -561,8 +576,7 @@ class Store:
             self._db.execute("BEGIN IMMEDIATE")
             try:
                 rows = self._db.execute(
-                    "SELECT rowid, image_path, audio_path, id, session FROM turns "
-                    "WHERE person = ?",
+                    "SELECT rowid, image_path, audio_path, id, session FROM turns WHERE person = ?",
                     (person,),
                 ).fetchall()
                 rowids = [int(r[0]) for r in rows]
