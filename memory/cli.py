@@ -10,7 +10,7 @@ import argparse
 import contextlib
 import json
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -21,38 +21,78 @@ def register(subparsers: Any) -> None:
     """Add the `memory` command to an argparse subparsers object."""
     p = subparsers.add_parser("memory", help="long-term memory: import, export, search, forget")
     p.add_argument("--db", default=DEFAULT_DB, help=f"memory database (default {DEFAULT_DB})")
+    # The program's name for error lines: "omni-agent" or "python -m memory".
+    p.set_defaults(error_prog=p.prog.rsplit(" ", 1)[0])
     sub = p.add_subparsers(dest="memory_command", required=True)
 
     imp = sub.add_parser("import", help="import turns from a JSONL file (ids kept)")
     imp.add_argument("file")
-    imp.set_defaults(func=_import)
+    imp.add_argument(
+        "--media-root",
+        help="folder that image_path/audio_path may point into (default: the file's folder)",
+    )
+    imp.set_defaults(func=_one_line_errors(_import))
 
     exp = sub.add_parser("export", help="export turns as JSONL")
     exp.add_argument("file", nargs="?", default="-", help="output file (default stdout)")
     exp.add_argument("--person", help="only this person's own turns")
-    exp.set_defaults(func=_export)
+    exp.set_defaults(func=_one_line_errors(_export))
 
     se = sub.add_parser("search", help="hybrid search, with score parts and reasons")
     se.add_argument("query")
     se.add_argument("--person", help="search as this person (sees own and shared turns)")
-    se.add_argument("-k", type=int, default=10)
+    se.add_argument("-k", type=_positive, default=10)
     se.add_argument("--json", action="store_true", help="one JSON object per result line")
-    se.set_defaults(func=_search)
+    se.set_defaults(func=_one_line_errors(_search))
 
     sh = sub.add_parser("show", help="show one turn, or the context built for a query")
     sh.add_argument("turn_id", nargs="?")
     sh.add_argument("--query", help="build and show the context for this query")
     sh.add_argument("--person")
-    sh.add_argument("--budget", type=int, default=2000)
+    sh.add_argument("--budget", type=_positive, default=2000)
     sh.add_argument("--strategy", default="hybrid")
-    sh.set_defaults(func=_show)
+    sh.set_defaults(func=_one_line_errors(_show))
 
     st = sub.add_parser("stats", help="counts, people, places, schema version")
-    st.set_defaults(func=_stats)
+    st.set_defaults(func=_one_line_errors(_stats))
 
     fo = sub.add_parser("forget", help="delete everything about one person, files included")
     fo.add_argument("--person", required=True)
-    fo.set_defaults(func=_forget)
+    fo.set_defaults(func=_one_line_errors(_forget))
+
+
+class MemoryCliError(ValueError):
+    """A mistake on the command line: printed as one line, exit status 2."""
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def _one_line_errors(handler: Callable[[argparse.Namespace], int]) -> Callable[..., int]:
+    """Errors a user can fix (a bad file, a bad database, a bad argument) end the command
+    with one line on stderr and exit status 2; anything else is a bug and keeps its
+    traceback."""
+
+    def run(args: argparse.Namespace) -> int:
+        import sqlite3
+
+        from memory.jsonl import JsonlError
+        from memory.store import StoreError, unusable
+
+        try:
+            return handler(args)
+        except (JsonlError, StoreError, MemoryCliError) as e:
+            message = str(e)
+        except sqlite3.DatabaseError as e:  # damage found past opening the file
+            message = unusable(args.db, e)
+        print(f"{args.error_prog}: error: {message}", file=sys.stderr)
+        return 2
+
+    return run
 
 
 def _open(args: argparse.Namespace, strategy: str = "hybrid") -> Any:
@@ -62,14 +102,15 @@ def _open(args: argparse.Namespace, strategy: str = "hybrid") -> Any:
 
 
 def _import(args: argparse.Namespace) -> int:
-    from memory.jsonl import JsonlError, import_jsonl
+    from memory.jsonl import JsonlError, add_imported, read_jsonl
 
-    with _open(args) as mem:
-        try:
-            n = import_jsonl(mem, args.file)
-        except JsonlError as e:
-            print(f"error: {e}; nothing was imported", file=sys.stderr)
-            return 2
+    try:
+        # The file is checked before the database is opened: a bad file changes nothing.
+        turns = read_jsonl(args.file, args.media_root)
+        with _open(args) as mem:
+            n = add_imported(mem, turns, args.file)
+    except JsonlError as e:
+        raise JsonlError(f"{e}; nothing was imported") from None
     print(f"imported {n} turns into {args.db}")
     return 0
 
@@ -78,7 +119,10 @@ def _export(args: argparse.Namespace) -> int:
     from memory.jsonl import export_jsonl
 
     with _open(args) as mem:
-        n = export_jsonl(mem, sys.stdout if args.file == "-" else args.file, args.person)
+        try:
+            n = export_jsonl(mem, sys.stdout if args.file == "-" else args.file, args.person)
+        except OSError as e:
+            raise MemoryCliError(f"cannot write {args.file}: {e.strerror or e}") from None
     if args.file != "-":
         print(f"exported {n} turns to {args.file}")
     return 0
@@ -96,6 +140,12 @@ def _search(args: argparse.Namespace) -> int:
 
 
 def _show(args: argparse.Namespace) -> int:
+    from memory.context import STRATEGIES
+
+    if args.strategy not in STRATEGIES:
+        raise MemoryCliError(
+            f"unknown strategy {args.strategy!r}; choose one of {', '.join(sorted(STRATEGIES))}"
+        )
     with _open(args, args.strategy) as mem:
         if args.query:
             ctx = mem.build_context(args.query, person=args.person, budget_tokens=args.budget)
@@ -104,8 +154,7 @@ def _show(args: argparse.Namespace) -> int:
             print(f"{ctx.tokens}/{ctx.budget} tokens")
             return 0
         if not args.turn_id:
-            print("error: give a turn id or --query", file=sys.stderr)
-            return 2
+            raise MemoryCliError("give a turn id or --query")
         st = mem.store.get_turn(args.turn_id)
         if st is None:
             print(f"error: no turn {args.turn_id!r} in {args.db}", file=sys.stderr)
@@ -144,7 +193,7 @@ def _forget_voiceprint(db: Path, person: str) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m memory")
+    parser = argparse.ArgumentParser(prog="python -m memory", description="memory only")
     register(parser.add_subparsers(dest="command", required=True))
     args = parser.parse_args(argv)
     return int(args.func(args))

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sqlite3
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -13,7 +14,7 @@ from memory.consolidate import Consolidator, ExtractiveSummarizer, Summarizer
 from memory.context import ContextRequest, make_strategy
 from memory.embeddings import Embedder, shared_embedder
 from memory.retrieval import Filters, Retriever, ScoreWeights
-from memory.store import Store, owner_key
+from memory.store import Store, StoreError, owner_key, unusable
 from memory.types import Context, MemoryTurn, SearchResult
 from memory.vectors import VectorIndex
 
@@ -59,7 +60,15 @@ class Memory:
         summarizer: Summarizer | None = None,
         embedder: Embedder | None = None,
     ) -> Memory:
-        return cls(Store(path), embedder or shared_embedder(), strategy, summarizer)
+        store = Store(path)
+        try:
+            return cls(store, embedder or shared_embedder(), strategy, summarizer)
+        except sqlite3.DatabaseError as exc:  # damage past what opening the file reads
+            store.close()
+            raise StoreError(unusable(store.path, exc)) from None
+        except BaseException:
+            store.close()
+            raise
 
     def _load_index(self) -> None:
         rows = list(self.store.vectors(self.embedder.model_id))
@@ -78,6 +87,25 @@ class Memory:
             self.index.add(
                 rowids, (owner_key(st.turn.person, st.turn.shared) for st in missing), vecs
             )
+
+    def _follow_other_writers(self) -> None:
+        """Bring the vector index up to date with turns other processes added or removed
+        (checked once per query: one pragma when nothing changed)."""
+        if not self.store.changed_elsewhere():
+            return
+        stored = dict(self.store.vector_rowids(self.embedder.model_id))
+        held = set(self.index.rowids().tolist())
+        gone = held - stored.keys()
+        if gone:
+            self.index.remove(gone)
+        new = sorted(stored.keys() - held)
+        if new:
+            rows = self.store.vectors_of(new, self.embedder.model_id)
+            if rows:
+                import numpy as np
+
+                vecs = np.stack([v for *_, v in rows])
+                self.index.add((r for r, _, _ in rows), (k for _, k, _ in rows), vecs)
 
     # -- writes ---------------------------------------------------------------------------
 
@@ -129,6 +157,7 @@ class Memory:
         now: float | None = None,
         images: bool = False,
     ) -> Context:
+        self._follow_other_writers()
         request = ContextRequest(
             query=query, person=person, budget=budget_tokens, now=now, images=images
         )
@@ -145,6 +174,7 @@ class Memory:
         since: float | None = None,
         until: float | None = None,
     ) -> list[SearchResult]:
+        self._follow_other_writers()
         return self.retriever.search(
             query,
             person=person,

@@ -7,13 +7,17 @@ database so that forgetting a person can remove their files too.
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import math
 import re
 import shutil
 import sqlite3
 import threading
+import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -113,23 +117,39 @@ MIGRATIONS: list[Migration] = [_v1_initial, _v2_sharing_vectors_facts]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
+class StoreError(RuntimeError):
+    """A memory database that cannot be used: the message is one line saying what to do."""
+
+
 def schema_version(db: sqlite3.Connection) -> int:
-    db.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
+    row = db.execute(
+        "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'schema_version'"
+    ).fetchone()
+    if row is None:
+        return 0
     row = db.execute("SELECT version FROM schema_version").fetchone()
     return int(row[0]) if row else 0
 
 
 def migrate(db: sqlite3.Connection, target: int = SCHEMA_VERSION) -> int:
-    """Apply the missing migrations, each in its own transaction with its version bump."""
-    version = schema_version(db)
-    if version > SCHEMA_VERSION:
-        raise RuntimeError(
-            f"memory database has schema v{version}, newer than this code (v{SCHEMA_VERSION}):"
-            " upgrade omni-agent"
-        )
-    while version < target:
+    """Apply the missing migrations, each in its own transaction with its version bump.
+
+    The version is read inside the write transaction: two processes opening a new file
+    at once then migrate one after the other, and the second finds nothing left to do.
+    """
+    while True:
         db.execute("BEGIN IMMEDIATE")
         try:
+            db.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
+            version = schema_version(db)
+            if version > SCHEMA_VERSION:
+                raise StoreError(
+                    f"memory database has schema v{version}, newer than this code "
+                    f"(v{SCHEMA_VERSION}): upgrade omni-agent"
+                )
+            if version >= target:
+                db.execute("COMMIT")
+                return version
             MIGRATIONS[version](db)
             db.execute("DELETE FROM schema_version")
             db.execute("INSERT INTO schema_version VALUES (?)", (version + 1,))
@@ -137,8 +157,6 @@ def migrate(db: sqlite3.Connection, target: int = SCHEMA_VERSION) -> int:
         except BaseException:
             db.execute("ROLLBACK")
             raise
-        version += 1
-    return version
 
 
 # ---------------------------------------------------------------------------------------
@@ -146,6 +164,26 @@ def migrate(db: sqlite3.Connection, target: int = SCHEMA_VERSION) -> int:
 
 class DuplicateTurnError(ValueError):
     pass
+
+
+# Times a turn may carry: what a UTC calendar date can show (years 1 to 9999). Anything
+# else (NaN, infinity, year 10000) would be stored and then break every rendering.
+TIME_MIN = datetime(1, 1, 2, tzinfo=timezone.utc).timestamp()
+TIME_MAX = datetime(9999, 12, 30, tzinfo=timezone.utc).timestamp()
+
+
+def check_time(value: float) -> float:
+    """`value` if it is a finite unix time within years 1..9999, else ValueError."""
+    if not math.isfinite(value) or not TIME_MIN <= value <= TIME_MAX:
+        raise ValueError(f"time {value!r} is not a date between the years 1 and 9999")
+    return value
+
+
+def media_folder(turn_id: str) -> str:
+    """The media folder of a turn: readable, and distinct for distinct ids (`x/1`, `x_1`)."""
+    readable = re.sub(r"[^\w.-]", "_", turn_id)[:40].strip(".") or "turn"
+    digest = hashlib.sha256(turn_id.encode("utf-8", "surrogatepass")).hexdigest()[:16]
+    return f"{readable}-{digest}"
 
 
 @dataclass(frozen=True)
@@ -293,6 +331,18 @@ class LexicalHits:
 _NO_HITS = LexicalHits(np.zeros(0, np.int64), np.zeros(0), 0.0, (), ())
 
 
+def unusable(path: Path, exc: sqlite3.DatabaseError) -> str:
+    what = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    if isinstance(exc, sqlite3.OperationalError) and "unable to open" in what:
+        return f"cannot open memory database {path}: {what} (is its folder writable?)"
+    if isinstance(exc, sqlite3.OperationalError) and "readonly" in what:
+        return f"memory database {path} is read-only: {what}"
+    return (
+        f"memory database {path} is not a usable memory file ({what}): "
+        "restore it from a backup or move it away to start a new one"
+    )
+
+
 _TURN_COLUMNS = (
     "rowid, id, session, speaker, person, time, place, x, y, yaw, text, transcript, "
     "interrupted, image_path, image_caption, audio_path, shared"
@@ -304,25 +354,85 @@ class Store:
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
         self.media_dir = self.path.with_name(self.path.stem + ".media")
-        # isolation_level=None: we issue BEGIN/COMMIT ourselves, so a transaction is
-        # exactly what the code says it is.
-        self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
         self._lock = threading.RLock()
         self._places: list[str] | None = None
         # Document frequency per query term, an estimate: cached, and dropped when the
         # store has grown or shrunk by a tenth since it was filled.
         self._df: dict[str, int] = {}
         self._df_n = 0
-        self._db.execute("PRAGMA journal_mode=WAL")
+        if self.path.is_dir():
+            raise StoreError(f"memory database {self.path} is a directory; give a file path")
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StoreError(
+                f"cannot create folder {self.path.parent} for memory database {self.path}: "
+                f"{exc.strerror}"
+            ) from None
+        try:
+            # isolation_level=None: we issue BEGIN/COMMIT ourselves, so a transaction is
+            # exactly what the code says it is.
+            self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot open memory database {self.path}: {exc}") from None
+        try:
+            self._open()
+        except StoreError:
+            self._db.close()
+            raise
+        except sqlite3.DatabaseError as exc:
+            self._db.close()
+            raise StoreError(unusable(self.path, exc)) from exc
+
+    def _open(self) -> None:
+        # First, so that a second process opening a new file waits instead of failing.
+        self._db.execute("PRAGMA busy_timeout=5000")
+        self._wal_mode()
         # FULL: a commit is on disk when add_turn returns (the caller's durability promise);
         # WAL keeps that to one fsync per commit.
         self._db.execute("PRAGMA synchronous=FULL")
         self._db.execute("PRAGMA foreign_keys=ON")
-        self._db.execute("PRAGMA busy_timeout=5000")
+        # Deleted rows are overwritten, so forgetting a person leaves no words in free pages.
+        self._db.execute("PRAGMA secure_delete=ON")
         migrate(self._db)
         self._n_turns = int(self._db.execute("SELECT count(*) FROM turns").fetchone()[0])
+        self._data_version = self._read_data_version()
+
+    def _wal_mode(self) -> None:
+        # Switching a new file to WAL takes an exclusive lock for which SQLite does not
+        # call the busy handler: when several processes open a new file at once, the
+        # losers retry for as long as busy_timeout would have waited.
+        deadline = time.monotonic() + 5.0
+        while True:
+            try:
+                self._db.execute("PRAGMA journal_mode=WAL")
+                return
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.01)
+
+    def _read_data_version(self) -> int:
+        return int(self._db.execute("PRAGMA data_version").fetchone()[0])
+
+    def changed_elsewhere(self) -> bool:
+        """True (once per change) when another connection has committed since last asked.
+
+        SQLite's `data_version` moves only for other connections' commits, so this costs
+        one pragma per query and catches every other process's write. The caches of this
+        store (turn count, places, document frequencies) are refreshed on the way.
+        """
+        with self._lock:
+            version = self._read_data_version()
+            if version == self._data_version:
+                return False
+            self._data_version = version
+            self._n_turns = int(self._db.execute("SELECT count(*) FROM turns").fetchone()[0])
+            self._places = None
+            self._df.clear()
+            self._df_n = self._n_turns
+            return True
 
     @property
     def n_turns(self) -> int:
@@ -360,8 +470,13 @@ class Store:
         return rowids
 
     def _insert(self, turn: MemoryTurn) -> int:
+        check_time(turn.time)
+        # Before any file is copied: a refused duplicate must not overwrite the media of
+        # the turn that holds the id.
+        if self._db.execute("SELECT 1 FROM turns WHERE id = ?", (turn.id,)).fetchone():
+            raise DuplicateTurnError(f"turn id {turn.id!r} is already in the store")
         image_path = self._keep_media(turn.id, turn.image_path)
-        audio_path = self._keep_media(turn.id, turn.audio_path)
+        audio_path = self._keep_media(turn.id, turn.audio_path, avoid=image_path)
         if turn.session is not None:
             self._db.execute(
                 "INSERT INTO sessions (id, started, ended) VALUES (?, ?, ?) "
@@ -406,11 +521,12 @@ class Store:
         )
         return rowid
 
-    def _keep_media(self, turn_id: str, path: str | None) -> str | None:
+    def _keep_media(self, turn_id: str, path: str | None, avoid: str | None = None) -> str | None:
         """Copy a media file into the media folder so the store owns (and can delete) it.
 
-        A path that does not exist is kept as given: imported corpora may reference files
-        that live elsewhere.
+        Each turn has its own folder (`media_folder`: distinct ids never share one). A path
+        that does not exist is kept as given: imported corpora may reference files that
+        live elsewhere.
         """
         if path is None:
             return None
@@ -420,8 +536,9 @@ class Store:
         media = self.media_dir.resolve()
         if src.resolve().is_relative_to(media):
             return str(src.resolve().relative_to(media))
-        safe = re.sub(r"[^\w.-]", "_", turn_id)
-        dest = media / safe / src.name
+        dest = media / media_folder(turn_id) / src.name
+        if avoid is not None and str(dest.relative_to(media)) == avoid:
+            dest = dest.with_name(f"audio-{src.name}")  # image and audio with one name
         dest.parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(src, dest)
         return str(dest.relative_to(media))
@@ -450,17 +567,19 @@ class Store:
             )
 
     def forget_person(self, person: str) -> tuple[int, list[int]]:
-        """Delete every turn, vector, FTS row, summary, fact and media file of `person`.
+        """Delete every turn, vector, FTS row, session, summary, fact and media file of
+        `person`, and leave none of their words in the file.
 
         Returns the number of turns removed and their rowids (for the vector index).
         """
         with self._lock:
-            rows = self._db.execute(
-                "SELECT rowid, image_path, audio_path, id FROM turns WHERE person = ?", (person,)
-            ).fetchall()
-            rowids = [int(r[0]) for r in rows]
             self._db.execute("BEGIN IMMEDIATE")
             try:
+                rows = self._db.execute(
+                    "SELECT rowid, image_path, audio_path, id, session FROM turns WHERE person = ?",
+                    (person,),
+                ).fetchall()
+                rowids = [int(r[0]) for r in rows]
                 self._db.executemany(
                     "DELETE FROM turns_fts WHERE rowid = ?", [(r,) for r in rowids]
                 )
@@ -469,25 +588,52 @@ class Store:
                     (person,),
                 )
                 self._db.execute("DELETE FROM turns WHERE person = ?", (person,))
+                # Their sessions, once no one else's turn is in them (ids may name them).
+                self._db.executemany(
+                    "DELETE FROM sessions WHERE id = ? AND NOT EXISTS "
+                    "(SELECT 1 FROM turns WHERE session = sessions.id)",
+                    [(s,) for s in {r[4] for r in rows if r[4] is not None}],
+                )
                 self._db.execute("DELETE FROM summaries WHERE person = ?", (person,))
                 self._db.execute("DELETE FROM facts WHERE person = ?", (person,))
+                if rowids:
+                    # FTS5 keeps deleted words in its index segments until they are merged:
+                    # merge them all now, so the index holds no word of theirs.
+                    self._db.execute("INSERT INTO turns_fts (turns_fts) VALUES ('optimize')")
+                still_used = {
+                    str(p)
+                    for (p,) in self._db.execute(
+                        "SELECT image_path FROM turns WHERE image_path IS NOT NULL "
+                        "UNION SELECT audio_path FROM turns WHERE audio_path IS NOT NULL"
+                    )
+                } if rowids else set()  # fmt: skip
                 self._db.execute("COMMIT")
                 self._places = None
                 self._n_turns -= len(rowids)
             except BaseException:
                 self._db.execute("ROLLBACK")
                 raise
+            # Old page images of the deleted rows stay in the WAL until a checkpoint.
+            self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         # Files go after the commit: a crash in between leaves orphan files, never rows
-        # pointing at missing files.
+        # pointing at missing files. A file another turn still names is kept (stores
+        # written before media folders were per id could share one).
         media = self.media_dir.resolve()
-        for _, image, audio, turn_id in rows:
+        for _, image, audio, turn_id, _ in rows:
             for stored in (image, audio):
                 p = Path(self._media_abs(stored) or "")
-                if stored and p.is_file() and p.resolve().is_relative_to(media):
+                if (
+                    stored
+                    and stored not in still_used
+                    and p.is_file()
+                    and p.resolve().is_relative_to(media)
+                ):
                     p.unlink()
-            folder = media / re.sub(r"[^\w.-]", "_", turn_id)
+            folder = media / media_folder(turn_id)
             if folder.is_dir():
                 shutil.rmtree(folder, ignore_errors=True)
+            with contextlib.suppress(OSError):  # the folder of older stores, once empty
+                (media / re.sub(r"[^\w.-]", "_", turn_id)).rmdir()
         return len(rowids), rowids
 
     # -- reads ----------------------------------------------------------------------------
@@ -679,6 +825,33 @@ class Store:
         for rowid, person, shared, blob in rows:
             yield int(rowid), owner_key(person, bool(shared)), np.frombuffer(blob, np.float32)
 
+    def vector_rowids(self, model: str) -> Iterator[tuple[int, str]]:
+        """(rowid, owner key) of every turn embedded with `model`."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT v.turn, t.person, t.shared FROM vectors v "
+                "JOIN turns t ON t.rowid = v.turn WHERE v.model = ?",
+                (model,),
+            ).fetchall()
+        for rowid, person, shared in rows:
+            yield int(rowid), owner_key(person, bool(shared))
+
+    def vectors_of(self, rowids: Sequence[int], model: str) -> list[tuple[int, str, np.ndarray]]:
+        """(rowid, owner key, vector) of the given turns that have a `model` vector."""
+        out: list[tuple[int, str, np.ndarray]] = []
+        with self._lock:
+            for start in range(0, len(rowids), 500):
+                chunk = list(rowids[start : start + 500])
+                marks = ",".join("?" * len(chunk))
+                for rowid, person, shared, blob in self._db.execute(
+                    "SELECT v.turn, t.person, t.shared, v.vec FROM vectors v "
+                    f"JOIN turns t ON t.rowid = v.turn WHERE v.model = ? AND v.turn IN ({marks})",
+                    [model, *chunk],
+                ):
+                    key = owner_key(person, bool(shared))
+                    out.append((int(rowid), key, np.frombuffer(blob, np.float32)))
+        return out
+
     def turns_without_vectors(self, model: str) -> list[StoredTurn]:
         with self._lock:
             rows = self._db.execute(
@@ -760,6 +933,12 @@ class Store:
                 (person, rowid, limit),
             ).fetchall()
         return [self._row_to_turn(r) for r in rows]
+
+    def session_dates(self) -> dict[str, float]:
+        """When each session started (its date)."""
+        with self._lock:
+            rows = self._db.execute("SELECT id, started FROM sessions").fetchall()
+        return {str(r[0]): float(r[1]) for r in rows}
 
     def people(self) -> list[str | None]:
         with self._lock:

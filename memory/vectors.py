@@ -72,6 +72,12 @@ class VectorIndex:
                 part = self._parts.setdefault(key, _Partition(self.dim))
                 part.add(rows[sel], vecs[sel])
 
+    def rowids(self) -> np.ndarray:
+        """Every rowid held, in all partitions (to compare with the store's)."""
+        with self._lock:
+            held = [p.rowids[: p.n] for p in self._parts.values()]
+        return np.concatenate(held) if held else np.zeros(0, np.int64)
+
     def remove(self, rowids: Iterable[int]) -> None:
         rows = np.fromiter(rowids, np.int64)
         with self._lock:

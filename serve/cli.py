@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import math
 import os
 import shlex
 import shutil
@@ -61,7 +62,33 @@ def register(commands: Any) -> None:
     vllm.set_defaults(func=cmd_vllm)
 
 
+def check_serve_args(args: argparse.Namespace) -> None:
+    """Every argument checked before torch is imported or a model built (seconds to
+    minutes): a mistake is one line, exit 2."""
+    positive = {
+        "--concurrency": args.concurrency,
+        "--max-tokens": args.max_tokens,
+        "--max-body-mb": args.max_body_mb,
+        "--max-speech-s": args.max_speech_s,
+    }
+    for flag, value in positive.items():
+        if not (math.isfinite(value) and value > 0):
+            raise UserError(f"{flag} must be a positive number, got {value}")
+    if args.max_queue < 0:
+        raise UserError(f"--max-queue must be at least 0, got {args.max_queue}")
+    if not 0 <= args.port <= 65535:
+        raise UserError(f"--port must be between 0 and 65535, got {args.port}")
+    if args.tiny == (args.model is not None):
+        raise UserError("give either --model DIR or --tiny")
+    if args.tiny and args.engine != "qwen2.5-omni":
+        raise UserError("--tiny builds a Qwen2.5-Omni; use --engine qwen2.5-omni")
+    media = args.allowed_local_media_path
+    if media is not None and not media.is_dir():
+        raise UserError(f"--allowed-local-media-path {media} is not a folder")
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
+    check_serve_args(args)
     try:
         import fastapi  # noqa: F401
         import torch  # noqa: F401
@@ -69,31 +96,31 @@ def cmd_serve(args: argparse.Namespace) -> int:
         import uvicorn
     except ImportError:
         raise UserError(GPU_EXTRA_HINT) from None
+    from pydantic import ValidationError
+
     from serve.app import ServeSettings, create_app
     from serve.engines import load_engine
 
-    if args.concurrency < 1 or args.max_queue < 0:
-        raise UserError("--concurrency must be at least 1 and --max-queue at least 0")
-    if args.tiny == (args.model is not None):
-        raise UserError("give either --model DIR or --tiny")
+    try:
+        settings = ServeSettings(
+            concurrency=args.concurrency,
+            max_queue=args.max_queue,
+            max_tokens=args.max_tokens,
+            max_body_mb=args.max_body_mb,
+            api_key=os.environ.get("OMNI_AGENT_API_KEY") or None,
+            limits=MediaLimits(allowed_local_path=args.allowed_local_media_path),
+        )
+    except ValidationError as exc:
+        problem = exc.errors()[0]
+        raise UserError(f"--{problem['loc'][0]}: {problem['msg']}".replace("_", "-")) from None
     if args.tiny:
         from serve.tiny_model import build
 
-        if args.engine != "qwen2.5-omni":
-            raise UserError("--tiny builds a Qwen2.5-Omni; use --engine qwen2.5-omni")
         args.model = build(Path(tempfile.mkdtemp(prefix="omni-tiny-")) / "tiny-qwen2.5-omni")
     try:
         engine = load_engine(args.engine, args.model, args.device, args.dtype, args.max_speech_s)
     except RequestError as exc:
         raise UserError(str(exc)) from None
-    settings = ServeSettings(
-        concurrency=args.concurrency,
-        max_queue=args.max_queue,
-        max_tokens=args.max_tokens,
-        max_body_mb=args.max_body_mb,
-        api_key=os.environ.get("OMNI_AGENT_API_KEY") or None,
-        limits=MediaLimits(allowed_local_path=args.allowed_local_media_path),
-    )
     print(
         f"serving {engine.name} ({engine.model_id}) on http://{args.host}:{args.port}/v1 "
         f"- agent: --model-url http://{args.host}:{args.port}/v1 --profile omni-agent-serve",

@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import base64
 import binascii
+import io
+import json
+import struct
 import wave
 from dataclasses import dataclass
 from pathlib import Path
@@ -151,6 +154,31 @@ class Generation:
     json_schema: dict[str, Any] | None = None
     """Set when the client asked for JSON; engines without constrained decoding put the
     schema in the instructions and the reply is checked by the client."""
+
+
+MAX_JSON_DEPTH = 64
+"""Deepest nesting a request body may have: OpenAI bodies (schemas included) need far less,
+and parsing or copying one nested 100k deep exhausts the interpreter's stack."""
+
+
+def parse_body(raw: bytes) -> Any:
+    """The JSON of a request body, refused (400) when it is not JSON or nested too deeply."""
+    try:
+        body = json.loads(raw)
+    except RecursionError:
+        raise RequestError(f"request body is nested deeper than {MAX_JSON_DEPTH} levels") from None
+    except ValueError:  # JSONDecodeError and UnicodeDecodeError
+        raise RequestError("request body is not JSON") from None
+    stack: list[tuple[Any, int]] = [(body, 1)]
+    while stack:  # iterative: the check itself must not recurse
+        node, depth = stack.pop()
+        children = list(node.values()) if isinstance(node, dict) else node
+        if not isinstance(children, list):
+            continue
+        if children and depth > MAX_JSON_DEPTH:
+            raise RequestError(f"request body is nested deeper than {MAX_JSON_DEPTH} levels")
+        stack.extend((child, depth + 1) for child in children)
+    return body
 
 
 def decode_request(request: ChatRequest, limits: MediaLimits, max_tokens: int) -> Generation:
@@ -298,18 +326,43 @@ def _fetch(url: str, limits: MediaLimits) -> bytes:
     raise RequestError("only data: and file:// URLs are accepted; send media as a data URL")
 
 
+def image_size(data: bytes) -> tuple[int, int]:
+    """(width, height) from the image's header alone, without decoding its pixels: a few
+    hundred KB of PNG can claim 16000x16000 pixels, 768 MB once decoded."""
+    from PIL import BmpImagePlugin, JpegImagePlugin, PngImagePlugin, WebPImagePlugin
+
+    # The format's own header reader, picked by magic bytes (not Image.open, whose
+    # decompression-bomb guard refuses before telling the size, by a rule of its own).
+    if data.startswith(b"\x89PNG\r\n\x1a\n"):
+        reader: Any = PngImagePlugin.PngImageFile
+    elif data.startswith(b"\xff\xd8"):
+        reader = JpegImagePlugin.JpegImageFile
+    elif data.startswith(b"RIFF") and data[8:12] == b"WEBP":
+        reader = WebPImagePlugin.WebPImageFile
+    elif data.startswith(b"BM"):
+        reader = BmpImagePlugin.BmpImageFile
+    else:
+        raise RequestError("image could not be decoded (PNG, JPEG, WebP or BMP)")
+    try:
+        with reader(io.BytesIO(data)) as image:
+            width, height = image.size
+    except (SyntaxError, OSError, ValueError, struct.error, IndexError):
+        raise RequestError("image could not be decoded (PNG, JPEG, WebP or BMP)") from None
+    return int(width), int(height)
+
+
 def decode_image(data: bytes, limits: MediaLimits) -> np.ndarray:
     import cv2
 
-    bgr = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
-    if bgr is None:
-        raise RequestError("image could not be decoded (PNG, JPEG, WebP or BMP)")
-    if bgr.shape[0] * bgr.shape[1] > limits.max_image_pixels:
+    width, height = image_size(data)
+    if width * height > limits.max_image_pixels:
         raise RequestError(
-            f"image of {bgr.shape[1]}x{bgr.shape[0]} pixels is over the limit of "
-            f"{limits.max_image_pixels}",
+            f"image of {width}x{height} pixels is over the limit of {limits.max_image_pixels}",
             status=413,
         )
+    bgr = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+    if bgr is None or bgr.shape[0] * bgr.shape[1] > limits.max_image_pixels:
+        raise RequestError("image could not be decoded (PNG, JPEG, WebP or BMP)")
     return np.ascontiguousarray(bgr[:, :, ::-1])
 
 

@@ -12,6 +12,7 @@ import contextlib
 import json
 import math
 import sys
+import tempfile
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -99,7 +100,28 @@ def _close(sinks: list[EventSink], console: Console) -> None:
                 console.print(f"[dim]wrote {written}[/]")
 
 
+def writable_dir(path: Path, what: str) -> None:
+    """Make `path` (a folder the run writes into) or say in one line why it cannot be."""
+    if path.exists() and not path.is_dir():
+        raise UserError(f"{what} {path} is a file; give a folder")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        tempfile.TemporaryFile(dir=path).close()
+    except OSError as exc:
+        raise UserError(f"{what} {path} is not writable: {exc.strerror or exc}") from None
+
+
+def check_sim_args(config: Config, args: argparse.Namespace) -> None:
+    """Arguments checked before any model starts: each mistake is one line, exit 2."""
+    if args.speed is not None and not (math.isfinite(args.speed) and args.speed > 0):
+        raise UserError(f"--speed must be a positive number of simulated seconds, got {args.speed}")
+    if args.parallel < 1:
+        raise UserError(f"--parallel must be at least 1, got {args.parallel}")
+    writable_dir(config.sim.out_dir, "--out (sim.out_dir)")
+
+
 def run_sim(config: Config, args: argparse.Namespace, console: Console) -> int:
+    check_sim_args(config, args)
     live = getattr(args, "live", False)
     if live and args.all:
         raise UserError("--live shows one episode: leave out --all (or use --record for each)")
@@ -262,8 +284,34 @@ async def _live_view(args: argparse.Namespace, console: Console, clock: SimClock
     return SimLiveView(view)
 
 
+def check_replay_file(path: Path) -> None:
+    """A replay source is a rosbag2 folder or an episode log whose every line is an
+    event; anything else is one line, before the brain starts."""
+    if path.is_dir():
+        return
+    if not path.is_file():
+        raise UserError(f"recording not found: {path}")
+    if path.suffix != ".jsonl":
+        raise UserError(f"{path} is neither a rosbag2 folder nor an episode log (.jsonl)")
+    n = 0
+    try:
+        with path.open("rb") as fh:
+            for raw in fh:
+                n += 1
+                event = json.loads(raw.decode("utf-8"))
+                if not (isinstance(event, dict) and {"kind", "data", "stamp"} <= event.keys()):
+                    raise ValueError("not an event (kind, data, stamp)")
+    except (ValueError, RecursionError) as exc:  # UnicodeDecodeError, JSONDecodeError too
+        what = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise UserError(f"{path}:{n}: not an episode log line ({what[:80]})") from None
+    except OSError as exc:
+        raise UserError(f"{path} cannot be read: {exc.strerror or exc}") from None
+
+
 def run_replay(config: Config, args: argparse.Namespace, console: Console) -> int:
     from sim.recording import replay_file
+
+    check_replay_file(args.file)
 
     async def main() -> int:
         async with chosen_brain(config, args.brain) as brain:

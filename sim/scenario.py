@@ -15,6 +15,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from omni_agent.errors import UserError
+from sim.world import World
 
 SCENARIOS_DIR = Path(__file__).parent / "scenarios"
 DEFAULT_SCENARIO = SCENARIOS_DIR / "default.yaml"
@@ -217,9 +218,15 @@ class Scenario(BaseModel):
     @classmethod
     def load(cls, path: Path = DEFAULT_SCENARIO) -> Scenario:
         try:
-            scenario = cls.model_validate(yaml.safe_load(Path(path).read_text()))
+            scenario = cls.model_validate(yaml.safe_load(Path(path).read_text(encoding="utf-8")))
         except FileNotFoundError:
             raise ScenarioError(f"scenario file not found: {path}") from None
+        except IsADirectoryError:
+            raise ScenarioError(f"scenario {path} is a directory; give a YAML file") from None
+        except UnicodeDecodeError as exc:
+            raise ScenarioError(f"scenario {path} is not UTF-8 text (byte {exc.start})") from None
+        except OSError as exc:
+            raise ScenarioError(f"scenario {path} cannot be read: {exc.strerror}") from None
         except yaml.YAMLError:
             raise ScenarioError(f"scenario {path} is not valid YAML") from None
         except ValidationError as err:
@@ -228,4 +235,16 @@ class Scenario(BaseModel):
             raise ScenarioError(f"scenario {path}: {where}: {first['msg']}") from None
         if scenario.world is not None and not scenario.world.is_absolute():
             scenario.world = Path(path).parent / scenario.world
+        scenario.check_start()
         return scenario
+
+    def check_start(self) -> None:
+        """`start` must name a place of the scenario's world (caught before any model)."""
+        if self.start is None:
+            return
+        world = World.load(self.world) if self.world else World.load()
+        if self.start not in world.places:
+            raise ScenarioError(
+                f"scenario {self.name}: start: no place {self.start!r} in its world "
+                f"(places: {', '.join(sorted(world.places))})"
+            )
