@@ -18,7 +18,11 @@ DEFAULT_DB = "runs/memory.db"
 def register(subparsers: Any) -> None:
     """Add the `memory` command to an argparse subparsers object."""
     p = subparsers.add_parser("memory", help="long-term memory: import, export, search, forget")
-    p.add_argument("--db", default=DEFAULT_DB, help=f"memory database (default {DEFAULT_DB})")
+    p.add_argument(
+        "--db",
+        help="memory database: a SQLite file, or postgresql://... for a fleet's shared memory"
+        f" (default: memory.url, else memory.path, else {DEFAULT_DB})",
+    )
     sub = p.add_subparsers(dest="memory_command", required=True)
 
     imp = sub.add_parser("import", help="import turns from a JSONL file (ids kept)")
@@ -56,6 +60,10 @@ def register(subparsers: Any) -> None:
 def _open(args: argparse.Namespace, strategy: str = "hybrid") -> Any:
     from memory.facade import Memory
 
+    if args.db is None:
+        settings = getattr(args, "settings", None)
+        memory = getattr(settings, "memory", None)
+        args.db = str(getattr(memory, "url", None) or getattr(memory, "path", DEFAULT_DB))
     return Memory.open(args.db, strategy)
 
 
