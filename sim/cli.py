@@ -80,6 +80,10 @@ def _close(sinks: list[EventSink], console: Console) -> None:
 
 def run_sim(config: Config, args: argparse.Namespace, console: Console) -> int:
     speed = args.speed if args.speed else math.inf
+    if args.all and (getattr(args, "workers", None) or getattr(args, "ray", None)):
+        from sim.ray_library import run_sim_on_ray  # episodes as Ray tasks
+
+        return run_sim_on_ray(config, args, console, speed)
     if args.all:
         return asyncio.run(_run_all(config, args, console, speed))
     return asyncio.run(_run_one(config, args, console, speed))
