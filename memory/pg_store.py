@@ -639,6 +639,8 @@ class PgStore:
             return
         with self.connection() as conn, conn.transaction():
             conn.execute("SELECT pg_advisory_xact_lock(%s)", (_LOCK_KEY,))
+            # A first open of a big store builds the graph at once: give it memory.
+            conn.execute("SET LOCAL maintenance_work_mem = '256MB'")
             conn.execute(
                 f"CREATE INDEX IF NOT EXISTS vectors_hnsw_{dim} ON vectors USING hnsw "
                 f"((vec::vector({dim})) vector_cosine_ops) WHERE vector_dims(vec) = {dim}"
@@ -739,7 +741,8 @@ class PgVectorIndex:
 
     def _hnsw(self, where: str, params: dict[str, object], k: int) -> list[tuple[int, float]]:
         d = self.dim
-        ef = max(self.store.ef_search, k)
+        # The visibility filter drops candidates after the index scan: ask for twice k.
+        ef = min(1000, max(self.store.ef_search, 2 * k))
         with self.store.connection() as conn, conn.transaction():
             conn.execute(f"SET LOCAL hnsw.ef_search = {int(ef)}")
             rows = conn.execute(

@@ -31,6 +31,7 @@ BENCH_PLUGINS = [
     "ros_nodes.bench",
     "serve.bench",
     "bench.faults",
+    "bench.fleet",
 ]
 
 

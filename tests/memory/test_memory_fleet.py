@@ -5,6 +5,8 @@ everywhere at once."""
 from __future__ import annotations
 
 import asyncio
+import json
+from pathlib import Path
 
 import pytest
 
@@ -86,3 +88,23 @@ async def test_alice_tells_robot_a_and_robot_b_recalls_it_the_next_day(
     finally:
         for robot in (a, b, c):
             robot.close()
+
+
+def test_bench_fleet_reports_hnsw_against_exact_and_refuses_a_used_database(
+    postgres: TestPostgres, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from omni_agent.cli import main as omni_main
+
+    url = postgres.new_database("bench")
+    out = tmp_path / "bench.json"
+    args = ["bench", "fleet", "--db", url, "--turns", "300", "--queries", "10", "--writes", "5"]
+    assert omni_main([*args, "--out", str(out), "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report == json.loads(out.read_text())
+    search = report["search"]
+    assert set(search["hnsw"]) == {"20", "40", "64", "100", "200"}
+    assert search["hnsw"]["200"]["recall_at_10"] >= 0.9  # a wide search finds the exact top 10
+    assert report["writers"]["pg_4_robots"]["turns"] == 20
+    # The same database again: it is not empty any more, so nothing is written.
+    assert omni_main([*args, "--out", str(out)]) == 2
+    assert "needs an empty database" in capsys.readouterr().out
