@@ -261,3 +261,84 @@ def run_sim_on_ray(config: Config, args: argparse.Namespace, console: Console,
     console.print(f"[dim]episode logs and memory files: {out_dir}[/]")
     ok = not failed and all(r.passed for r in results)
     return 1 if (args.strict and not ok) or (failed and not results) else 0
+
+
+# -- `omni-agent bench sim --workers 1,2` ---------------------------------------------------
+
+
+def bench_workers(config: Config, counts: list[int], rounds: int) -> dict[str, Any]:
+    """Episodes per minute of the library on a local Ray with each worker count, after a
+    warm-up round (worker processes start and import once), against today's in-process
+    run (`sim --all`, one event loop) side by side."""
+    from sim.library import library_paths, load_library, run_library, scripted_brains
+
+    paths = library_paths()
+    jobs = library_jobs(config, paths, seeds=1, brain="scripted", speed=math.inf,
+                        timeout_s=DEFAULT_EPISODE_TIMEOUT_S)  # fmt: skip
+    rows: dict[str, Any] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        walls = []
+        for r in range(rounds):
+            started = time.perf_counter()
+            asyncio.run(run_library(config, load_library(paths), scripted_brains(config),
+                                    Path(tmp) / f"inproc-{r}"))  # fmt: skip
+            walls.append(time.perf_counter() - started)
+        rows["in-process"] = _rate(len(jobs), walls)
+    for n in counts:
+        ray = start_ray(None, n)
+        try:
+            run_jobs(jobs, workers=n)  # warm-up
+            walls, failed = [], 0
+            for _ in range(rounds):
+                started = time.perf_counter()
+                outcomes = run_jobs(jobs, workers=n)
+                walls.append(time.perf_counter() - started)
+                failed += sum(o.error is not None for o in outcomes)
+            rows[f"ray-{n}"] = _rate(len(jobs), walls) | {"failed": failed}
+        finally:
+            ray.shutdown()
+    base = rows.get(f"ray-{counts[0]}")
+    for n in counts:
+        if base is not None:
+            rows[f"ray-{n}"]["speedup_vs_ray_1st"] = round(
+                base["wall_s_median"] / rows[f"ray-{n}"]["wall_s_median"], 2
+            )
+    return {"episodes": len(jobs), "rounds": rounds, "brain": "scripted", "runs": rows}
+
+
+def _rate(episodes: int, walls: list[float]) -> dict[str, Any]:
+    import statistics
+
+    med = statistics.median(walls)
+    return {"wall_s_median": round(med, 3), "episodes_per_min": round(60 * episodes / med, 1)}
+
+
+def cmd_bench_sim_workers(args: argparse.Namespace) -> int:
+    import json
+
+    try:
+        counts = [int(x) for x in str(args.workers).split(",") if x.strip()]
+    except ValueError:
+        counts = []
+    if not counts or min(counts) < 1:
+        print(f"omni-agent: error: --workers wants counts like 1,2 (got {args.workers!r})")
+        return 2
+    try:
+        report = bench_workers(args.settings, counts, max(1, args.rounds))
+    except UserError as e:
+        print(f"omni-agent: error: {e}")
+        return 2
+    out: Path = args.out.with_name(args.out.stem + "-workers.json")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(report, indent=2))
+    if getattr(args, "json", False):
+        print(json.dumps(report, indent=2))
+        return 0
+    print(f"sim library on Ray ({report['episodes']} episodes, scripted brain, "
+          f"median of {report['rounds']})     wall s   episodes/min   speed-up")  # fmt: skip
+    for name, row in report["runs"].items():
+        up = row.get("speedup_vs_ray_1st")
+        print(f"  {name:12} {row['wall_s_median']:36.2f} {row['episodes_per_min']:14.1f} "
+              f"{'' if up is None else f'{up:9.2f}x'}")  # fmt: skip
+    print(f"  written to {out}")
+    return 0
