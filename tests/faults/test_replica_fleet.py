@@ -72,9 +72,11 @@ def _port(server: HostileServer) -> int:
 
 @contextlib.asynccontextmanager
 async def fleet() -> AsyncIterator[tuple[HostileServer, HostileServer, RoundRobin]]:
-    async with HostileServer() as a, HostileServer() as b:
-        async with RoundRobin([_port(a), _port(b)]) as balancer:
-            yield a, b, balancer
+    async with contextlib.AsyncExitStack() as stack:
+        a = await stack.enter_async_context(HostileServer())
+        b = await stack.enter_async_context(HostileServer())
+        balancer = await stack.enter_async_context(RoundRobin([_port(a), _port(b)]))
+        yield a, b, balancer
 
 
 async def _ask(client: ModelClient) -> str:
