@@ -80,7 +80,10 @@ def _close(sinks: list[EventSink], console: Console) -> None:
 
 def run_sim(config: Config, args: argparse.Namespace, console: Console) -> int:
     speed = args.speed if args.speed else math.inf
-    if args.all and (getattr(args, "workers", None) or getattr(args, "ray", None)):
+    on_ray = getattr(args, "workers", None) or getattr(args, "ray", None)
+    if on_ray and not args.all:
+        raise UserError("--workers and --ray run the scenario library: add --all")
+    if on_ray:
         from sim.ray_library import run_sim_on_ray  # episodes as Ray tasks
 
         return run_sim_on_ray(config, args, console, speed)

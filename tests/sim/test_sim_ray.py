@@ -70,3 +70,10 @@ def test_sim_all_with_workers_runs_the_library_on_ray(
     assert "ERROR" not in out
     logs = list(tmp_path.glob("library-*/*.jsonl"))
     assert len(logs) == n
+
+
+def test_workers_without_all_is_one_line_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["sim", "--workers", "2", "--brain", "scripted"]) == 2
+    assert capsys.readouterr().err.strip() == (
+        "omni-agent: error: --workers and --ray run the scenario library: add --all"
+    )
