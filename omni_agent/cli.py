@@ -80,6 +80,10 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument("--ray", metavar="ADDRESS", help="with --all: run on this Ray cluster")
     sim.add_argument("--seeds", type=int, default=1, metavar="K", help="with --workers: K seeds")
     sim.add_argument(
+        "--matrix", type=Path, metavar="FILE",
+        help="with --workers: variants, YAML name: {section.field: value, brain: KIND}",
+    )  # fmt: skip
+    sim.add_argument(
         "--episode-timeout", type=float, default=None, metavar="S",
         help="with --workers: an episode still running after S seconds is reported (300)",
     )  # fmt: skip

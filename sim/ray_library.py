@@ -44,6 +44,7 @@ class EpisodeJob(BaseModel):
     speed: float = math.inf
     timeout_s: float = DEFAULT_EPISODE_TIMEOUT_S
     config_json: str
+    variant: str = ""  # its name in a matrix file
 
 
 @dataclass
@@ -59,6 +60,8 @@ class EpisodeOutcome:
     @property
     def label(self) -> str:
         name = Path(self.job.scenario_path).stem
+        if self.job.variant:
+            name = f"{self.job.variant}/{name}"
         return name if self.job.seed is None else f"{name} (seed {self.job.seed})"
 
 
@@ -223,6 +226,45 @@ def library_jobs(config: Config, paths: list[Path], *, seeds: int, brain: str, s
     return jobs
 
 
+def load_matrix(path: Path, config: Config, brain: str) -> list[tuple[str, Config, str]]:
+    """Variants from a matrix file: `name: {section.field: value, ..., brain: KIND}`.
+
+    Each variant is the effective config with its overrides applied, validated like the
+    config itself; a bad file or field is one line naming the variant.
+    """
+    import yaml
+    from pydantic import ValidationError
+
+    from omni_agent.config import _set_dotted
+
+    try:
+        tree = yaml.safe_load(path.read_text())
+    except FileNotFoundError:
+        raise UserError(f"matrix file not found: {path}") from None
+    except yaml.YAMLError as e:
+        raise UserError(f"matrix file {path} is not YAML: {str(e).splitlines()[0]}") from None
+    if not isinstance(tree, dict) or not tree:
+        raise UserError(f"matrix file {path}: expected variants, name: {{section.field: value}}")
+    variants = []
+    for name, overrides in tree.items():
+        if not isinstance(overrides, dict):
+            raise UserError(f"matrix {path}: variant {name!r}: expected section.field: value")
+        data = config.model_dump(mode="json")
+        kind = str(overrides.get("brain", brain))
+        if kind not in ("scripted", "embedded"):
+            raise UserError(f"matrix {path}: variant {name!r}: brain must be scripted or embedded")
+        for key, value in overrides.items():
+            if key != "brain":
+                _set_dotted(data, str(key), value)
+        try:
+            variants.append((str(name), Config.model_validate(data), kind))
+        except ValidationError as e:
+            err = e.errors()[0]
+            where = ".".join(str(p) for p in err["loc"])
+            raise UserError(f"matrix {path}: variant {name!r}: {where}: {err['msg']}") from None
+    return variants
+
+
 def run_sim_on_ray(config: Config, args: argparse.Namespace, console: Console,
                    speed: float) -> int:  # fmt: skip
     """`omni-agent sim --all --workers N [--ray ADDRESS] [--seeds K]`."""
@@ -236,16 +278,25 @@ def run_sim_on_ray(config: Config, args: argparse.Namespace, console: Console,
         raise UserError(f"--seeds must be at least 1 (got {seeds})")
     if args.brain not in (None, "scripted", "embedded"):
         raise UserError(f"--brain {args.brain} does not run on Ray yet: use scripted or embedded")
-    if args.brain != "scripted" and not config.model.url:
-        raise UserError(
-            "on Ray each worker needs a model server to talk to: give --model-url "
-            "(several workers can share one vLLM), or --brain scripted"
-        )
+    brain = args.brain or "embedded"
+    matrix = getattr(args, "matrix", None)
+    variants = load_matrix(matrix, config, brain) if matrix else [("", config, brain)]
+    for name, variant, kind in variants:
+        if kind != "scripted" and not variant.model.url:
+            raise UserError(
+                f"{f'variant {name!r}: ' if name else ''}on Ray each worker needs a model "
+                "server to talk to: give --model-url (several workers can share one vLLM), "
+                "or --brain scripted"
+            )
     timeout = float(getattr(args, "episode_timeout", None) or DEFAULT_EPISODE_TIMEOUT_S)
-    jobs = library_jobs(
-        config, library_paths(), seeds=seeds, brain=args.brain or "embedded", speed=speed,
-        timeout_s=timeout,
-    )  # fmt: skip
+    jobs = []
+    for name, variant, kind in variants:
+        for job in library_jobs(variant, library_paths(), seeds=seeds, brain=kind,
+                                speed=speed, timeout_s=timeout):  # fmt: skip
+            if name:  # each variant in its own folder
+                job = job.model_copy(update={"out_name": str(Path(name) / job.out_name),
+                                             "variant": name})  # fmt: skip
+            jobs.append(job)
     out_dir = config.sim.out_dir / f"library-{time.strftime('%Y%m%d-%H%M%S')}"
     where = f"Ray cluster {args.ray}" if args.ray else f"local Ray, {workers} workers"
     console.print(f"[bold]Scenario library:[/] {len(jobs)} episodes on {where}")
@@ -253,8 +304,12 @@ def run_sim_on_ray(config: Config, args: argparse.Namespace, console: Console,
     outcomes = run_jobs(jobs, workers=workers, address=args.ray, console=console)
     wall = time.perf_counter() - started
     results = gather(outcomes, out_dir)
-    if results:
-        print_library_report(results, wall, console)
+    for name, _, _ in variants:
+        mine = [o.result for o in outcomes if o.result is not None and o.job.variant == name]
+        if mine:
+            if name:
+                console.print(f"[bold]variant {name}[/]")
+            print_library_report(mine, wall, console)
     failed = [o for o in outcomes if o.error]
     for o in failed:
         console.print(f"[red]ERROR[/] {o.label}: {o.error}", highlight=False)

@@ -77,3 +77,23 @@ def test_workers_without_all_is_one_line_exit_2(capsys: pytest.CaptureFixture[st
     assert capsys.readouterr().err.strip() == (
         "omni-agent: error: --workers and --ray run the scenario library: add --all"
     )
+
+
+def test_a_matrix_runs_each_variant_and_shows_what_memory_is_worth(
+    local_ray: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    matrix = tmp_path / "matrix.yaml"
+    matrix.write_text("full: {}\nno-memory: {memory.budget_tokens: 0}\n")
+    args = ["sim", "--all", "--workers", "2", "--brain", "scripted", "--out", str(tmp_path)]
+    assert main([*args, "--matrix", str(matrix)]) == 0
+    out = capsys.readouterr().out
+    full, _, no_memory = out.partition("variant no-memory")
+    assert "variant full" in full and "FAIL" not in full
+    assert "FAIL" in no_memory  # the memory probes need long-term memory
+    n = len(library_paths())
+    for name in ("full", "no-memory"):
+        assert len(list(tmp_path.glob(f"library-*/{name}/*.jsonl"))) == n
+    matrix.write_text("bad: {memory.budget_tokens: -1}\n")
+    assert main([*args, "--matrix", str(matrix)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("omni-agent: error: matrix") and "'bad': memory.budget_tokens" in err
