@@ -222,6 +222,12 @@ class PgStore:
             raise MemoryDatabaseUnreachable(
                 f"cannot reach memory database {self.path}: {first}"
             ) from None
+        except psycopg.Error as e:  # no pgvector, no rights to create the schema, ...
+            first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            raise UserError(
+                f"memory database {self.path} cannot hold the memory schema: {first}"
+                " (it needs the pgvector extension and the right to create tables)"
+            ) from None
 
         def configure(conn: Any) -> None:
             register_vector(conn)

@@ -40,10 +40,14 @@ class TestPostgres:
         head = head.rsplit("/", 1)[0] + "/" + database
         return f"{head}?{tail}" if tail else head
 
+    def psql(self, sql: str) -> str:
+        """Run SQL as the superuser (roles, databases): psql's output."""
+        return str(self._server.psql(sql))
+
     def new_database(self, prefix: str = "mem") -> str:
         """URL of a new, empty database (the schema is created on first open)."""
         name = f"{prefix}_{next(self._names)}"
-        self._server.psql(f"CREATE DATABASE {name};")
+        self.psql(f"CREATE DATABASE {name};")
         return self.url(name)
 
 

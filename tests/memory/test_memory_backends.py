@@ -159,3 +159,17 @@ def test_postgres_writer_killed_mid_write_loses_no_committed_turn(
 def test_unreachable_database_is_one_clear_line(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(ConnectionError, match="cannot reach memory database"):
         Memory.open("postgresql://nobody@/nowhere?host=/nonexistent-dir&connect_timeout=2")
+
+
+def test_a_database_that_cannot_hold_the_schema_is_one_line_exit_2(
+    postgres: TestPostgres, capsys: pytest.CaptureFixture[str]
+) -> None:
+    url = postgres.new_database("locked")
+    postgres.psql("CREATE ROLE visitor LOGIN;")
+    visitor = url.replace("postgres:@", "visitor:@")
+    from omni_agent.cli import main as omni_main
+
+    assert omni_main(["memory", "--db", visitor, "stats"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("omni-agent: error: memory database") and "\n" not in err
+    assert "cannot hold the memory schema: permission denied" in err
