@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -108,3 +109,72 @@ def test_bench_fleet_reports_hnsw_against_exact_and_refuses_a_used_database(
     # The same database again: it is not empty any more, so nothing is written.
     assert omni_main([*args, "--out", str(out)]) == 2
     assert "needs an empty database" in capsys.readouterr().out
+
+
+SCENARIO_MONDAY = """
+name: fleet-monday
+person: Alice
+sessions:
+  - day: 1
+    lines:
+      - text: "My favourite drink is coffee."
+"""
+SCENARIO_MONDAY_BOB = """
+name: fleet-monday-bob
+person: Bob
+sessions:
+  - day: 1
+    lines:
+      - text: "My favourite drink is green tea."
+"""
+SCENARIO_TUESDAY = """
+name: fleet-tuesday
+person: Alice
+sessions:
+  - day: 2
+    lines:
+      - text: "What is my favourite drink?"
+      - {text: "What is my favourite drink?", person: Bob}
+expect:
+  - {type: reply_mentions, turn: 1, any_of: [coffee], memory_probe: true}
+  - {type: reply_avoids, turn: 1, none_of: [tea], memory_probe: true}
+  - {type: reply_mentions, turn: 2, any_of: [tea], memory_probe: true}
+  - {type: reply_avoids, turn: 2, none_of: [coffee], memory_probe: true}
+"""
+
+
+async def test_three_simulated_robots_share_one_memory_in_the_simulator(
+    postgres: TestPostgres, embedder: Embedder, tmp_path: Path
+) -> None:
+    """The simulator's own agent loop and instant brain on three robots: A hears Alice and
+    C hears Bob on Monday; on Tuesday robot B, which met neither, answers both correctly."""
+    import yaml
+
+    from memory import Memory
+    from omni_agent.config import Config
+    from sim.clock import SimClock
+    from sim.instant_brain import instant_brain
+    from sim.runner import run_episode
+    from sim.scenario import Scenario
+
+    url = postgres.new_database("simfleet")
+    config = Config()
+
+    async def robot(name: str, text: str, db: str = url) -> Any:
+        scenario = Scenario.model_validate(yaml.safe_load(text))
+        clock = SimClock()
+        memory = Memory.open(f"{db}&robot={name}", embedder=embedder)
+        ltm = LongTermMemory(memory, config.memory.budget_tokens, clock.wall_time, name)
+        try:
+            async with instant_brain(config) as brain:
+                return await run_episode(config, scenario, brain, memory=ltm, clock=clock)
+        finally:
+            ltm.close()
+
+    await asyncio.gather(robot("robot-a", SCENARIO_MONDAY), robot("robot-c", SCENARIO_MONDAY_BOB))
+    result = await robot("robot-b", SCENARIO_TUESDAY)
+    assert result.memory_probes == (4, 4), [c.detail for c in result.checks]
+    assert result.passed
+    # A robot on a memory of its own never heard either of them: the probes fail.
+    alone = await robot("robot-d", SCENARIO_TUESDAY, postgres.new_database("alone"))
+    assert alone.memory_probes[0] < 4
