@@ -20,7 +20,11 @@ DEFAULT_DB = "runs/memory.db"
 def register(subparsers: Any) -> None:
     """Add the `memory` command to an argparse subparsers object."""
     p = subparsers.add_parser("memory", help="long-term memory: import, export, search, forget")
-    p.add_argument("--db", default=DEFAULT_DB, help=f"memory database (default {DEFAULT_DB})")
+    p.add_argument(
+        "--db",
+        help="memory database: a SQLite file, or postgresql://... for a fleet's shared memory"
+        f" (default: memory.url, else memory.path, else {DEFAULT_DB})",
+    )
     # The program's name for error lines: "omni-agent" or "python -m memory".
     p.set_defaults(error_prog=p.prog.rsplit(" ", 1)[0])
     sub = p.add_subparsers(dest="memory_command", required=True)
@@ -98,6 +102,10 @@ def _one_line_errors(handler: Callable[[argparse.Namespace], int]) -> Callable[.
 def _open(args: argparse.Namespace, strategy: str = "hybrid") -> Any:
     from memory.facade import Memory
 
+    if args.db is None:
+        settings = getattr(args, "settings", None)
+        memory = getattr(settings, "memory", None)
+        args.db = str(getattr(memory, "url", None) or getattr(memory, "path", DEFAULT_DB))
     return Memory.open(args.db, strategy)
 
 

@@ -60,6 +60,17 @@ class Memory:
         summarizer: Summarizer | None = None,
         embedder: Embedder | None = None,
     ) -> Memory:
+        if isinstance(path, str) and path.startswith(("postgresql://", "postgres://")):
+            # A fleet's shared memory: PostgreSQL + pgvector (memory/pg_store.py).
+            from memory.pg_store import open_pg_memory
+
+            return open_pg_memory(
+                cls,
+                path,
+                embedder=embedder or shared_embedder(),
+                strategy=strategy,
+                summarizer=summarizer,
+            )
         store = Store(path)
         try:
             return cls(store, embedder or shared_embedder(), strategy, summarizer)

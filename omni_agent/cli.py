@@ -35,6 +35,7 @@ BENCH_PLUGINS = [
     "bench.faults",
     "bench.safety",
     "bench.speaker",
+    "bench.fleet",
 ]
 
 
@@ -76,6 +77,20 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sim.add_argument("--all", action="store_true", help="run the whole scenario library")
     sim.add_argument("--parallel", type=int, default=1, metavar="N", help="episodes at once")
+    sim.add_argument(
+        "--workers", type=int, default=None, metavar="N",
+        help="with --all: run each episode in its own process on a local Ray with N CPUs",
+    )  # fmt: skip
+    sim.add_argument("--ray", metavar="ADDRESS", help="with --all: run on this Ray cluster")
+    sim.add_argument("--seeds", type=int, default=1, metavar="K", help="with --workers: K seeds")
+    sim.add_argument(
+        "--matrix", type=Path, metavar="FILE",
+        help="with --workers: variants, YAML name: {section.field: value, brain: KIND}",
+    )  # fmt: skip
+    sim.add_argument(
+        "--episode-timeout", type=float, default=None, metavar="S",
+        help="with --workers: an episode still running after S seconds is reported (300)",
+    )  # fmt: skip
     sim.add_argument(
         "--brain", choices=["embedded", "scripted", "omni-double"], default=None,
         help="scripted: an instant rule-based brain; omni-double: the same rules behind a "

@@ -176,6 +176,9 @@ class RobotConfig(Section):
 
 class MemoryConfig(Section):
     path: Path = Path("runs/memory.db")
+    url: str | None = Field(None, pattern=r"^postgres(ql)?://")
+    """A fleet's shared memory (postgresql://...; `?robot=NAME` tags this robot's turns);
+    when set it is used instead of `path`. PostgreSQL needs the pgvector extension."""
     strategy: Literal["window", "summary", "retrieval", "hybrid"] = "hybrid"
     budget_tokens: int = Field(384, ge=0)
     """Token budget for remembered evidence in each request (older turns, summaries).

@@ -49,7 +49,8 @@ class LongTermMemory:
     ) -> LongTermMemory:
         """`summarizer` consolidates old turns (ModelSummarizer: the agent's own model);
         without one, memory keeps a deterministic extractive summary."""
-        memory = Memory.open(path or config.path, strategy=config.strategy, summarizer=summarizer)
+        where = path or config.url or config.path  # an episode's own file wins over the fleet's
+        memory = Memory.open(where, strategy=config.strategy, summarizer=summarizer)
         return cls(memory, config.budget_tokens, clock, session)
 
     def recall(self, query: str, person: str | None, skip: set[int]) -> str:

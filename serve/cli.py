@@ -59,6 +59,10 @@ def register(commands: Any) -> None:
     vllm.add_argument("--host", default="127.0.0.1")
     vllm.add_argument("--port", type=int, default=8000)
     vllm.add_argument("--run", action="store_true", help="start vLLM instead of printing")
+    vllm.add_argument(
+        "--replicas", type=int, default=1, metavar="N",
+        help="serve a fleet: N engine replicas (one GPU each) behind one endpoint",
+    )  # fmt: skip
     vllm.set_defaults(func=cmd_vllm)
 
 
@@ -133,8 +137,20 @@ def cmd_serve(args: argparse.Namespace) -> int:
 def cmd_vllm(args: argparse.Namespace) -> int:
     profile = LAUNCH_PROFILES[args.profile]
     command = launch_command(profile, args.model, args.host, args.port)
+    replicas = getattr(args, "replicas", 1)
+    if replicas < 1:
+        raise UserError(f"--replicas must be at least 1 (got {replicas})")
+    if replicas > 1:
+        # vLLM's data parallelism: N engine copies, one API server balancing requests.
+        command += ["--data-parallel-size", str(replicas)]
     if not args.run:
         print(shlex.join(command))
+        if replicas > 1:
+            print(
+                f"# fleet: {replicas} replicas, one GPU each, one endpoint; every robot uses"
+                " the same --model-url. Across machines: one such server per machine behind"
+                " a load balancer (docs/serve.md, 'A fleet of robots')."
+            )
         print(
             f"# agent: omni-agent --model-url http://{args.host}:{args.port}/v1 "
             f"--profile {profile.client_profile} sim"

@@ -50,6 +50,10 @@ async def run_sim_bench(
 
 
 def cmd_bench_sim(args: argparse.Namespace) -> int:
+    if getattr(args, "workers", None):
+        from sim.ray_library import cmd_bench_sim_workers  # the library as Ray tasks
+
+        return cmd_bench_sim_workers(args)
     report = asyncio.run(
         run_sim_bench(args.settings, args.brain, args.parallel, args.rounds, args.out)
     )
@@ -75,5 +79,8 @@ def register_bench(benches: Any) -> None:
     bench.add_argument("--parallel", type=int, default=1)
     bench.add_argument("--rounds", type=int, default=3)
     bench.add_argument("--out", type=Path, default=Path("runs/bench-sim.json"))
+    bench.add_argument(
+        "--workers", metavar="N,M", help="local Ray worker counts to compare (e.g. 1,2)"
+    )
     bench.add_argument("--json", action="store_true", help="print the report as JSON")
     bench.set_defaults(func=cmd_bench_sim)

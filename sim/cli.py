@@ -134,6 +134,13 @@ def run_sim(config: Config, args: argparse.Namespace, console: Console) -> int:
         if not args.all:
             raise UserError("--json goes with --all (one episode writes its log as JSON lines)")
         console = Console(stderr=True)  # stdout carries the JSON report alone
+    on_ray = getattr(args, "workers", None) or getattr(args, "ray", None)
+    if on_ray and not args.all:
+        raise UserError("--workers and --ray run the scenario library: add --all")
+    if on_ray:
+        from sim.ray_library import run_sim_on_ray  # episodes as Ray tasks
+
+        return run_sim_on_ray(config, args, console, speed)
     if args.all:
         return asyncio.run(_run_all(config, args, console, speed))
     return asyncio.run(_run_one(config, args, console, speed))
