@@ -263,6 +263,11 @@ class PgStore:
             self._n_at = now
         return self._n_turns
 
+    def changed_elsewhere(self) -> bool:
+        """Always False: vectors are searched in the database itself (PgVectorIndex), so
+        other robots' writes are seen by the next query with no index to bring up to date."""
+        return False
+
     def close(self) -> None:
         self._pool.close()
 
@@ -591,6 +596,10 @@ class PgStore:
             (person, rowid, limit),
         )
         return [self._row_to_turn(r) for r in rows]
+
+    def session_dates(self) -> dict[str, float]:
+        """When each session started (its date)."""
+        return {str(r[0]): float(r[1]) for r in self._select("SELECT id, started FROM sessions")}
 
     def people(self) -> list[str | None]:
         return [r[0] for r in self._select("SELECT DISTINCT person FROM turns")]
