@@ -15,11 +15,13 @@ import numpy as np
 from pydantic import BaseModel
 
 from memory.embeddings import Embedder
-from memory.store import SHARED_KEY, Store, StoredTurn, query_terms
+from memory.store import _STOPWORDS, SHARED_KEY, Store, StoredTurn, query_terms
 from memory.types import SearchResult
 from memory.vectors import VectorIndex
 
-PARTS = ("semantic", "lexical", "recency", "person", "place")
+PARTS = ("semantic", "lexical", "recency", "person", "place", "link", "speaker")
+_AFTER = re.compile(r"\b(after|afterwards|following|next)\b", re.IGNORECASE)
+_NAME = re.compile(r"(?<![.!?] )(?<!^)\b[A-Z][a-z]{2,}\b")
 
 
 class ScoreWeights(BaseModel):
@@ -32,6 +34,12 @@ class ScoreWeights(BaseModel):
     candidates: int = 100  # per channel (semantic, lexical) before fusion
     lexical_postings: int = 1500  # rowids the lexical channel reads per query, at most
     max_df: float = 0.2  # query terms in more than this share of turns are ignored
+    speaker: float = 0.1  # a person's own words: the robot's rarely hold facts about them
+    named_people: bool = True  # turns of a person the query names get the person part
+    link: float = 0.5  # a turn reached by a second hop: weight of the seed's score
+    hop_seeds: int = 8  # best results whose names are followed
+    hop_terms: int = 3  # names followed per query, at most
+    hop_max_df: float = 0.01  # only names rarer than this share of turns are followed
 
 
 @dataclass(frozen=True)
@@ -55,6 +63,18 @@ def _ago(seconds: float) -> str:
     return "just now"  # pragma: no cover
 
 
+Row = tuple[str, str | None, float, str | None, str]
+"""What scoring reads of a turn: id, owner, time, place, speaker."""
+
+
+@dataclass(frozen=True)
+class _Scoring:
+    now: float
+    person: str | None
+    named: set[str]
+    mentioned: set[str]
+
+
 class Retriever:
     def __init__(self, store: Store, index: VectorIndex, embedder: Embedder,
                  weights: ScoreWeights | None = None) -> None:  # fmt: skip
@@ -71,8 +91,21 @@ class Retriever:
         k: int = 10,
         now: float | None = None,
         filters: Filters | None = None,
-        exclude: set[str] | None = None,
+        exclude: set[str] | frozenset[str] | None = None,
+        query_vector: np.ndarray | None = None,
+        hops: bool = False,
+        sequels: bool = False,
     ) -> list[SearchResult]:
+        """The best `k` turns `person` may see for `query`.
+
+        `query_vector`: the query's embedding when the caller already has it (computed
+        once per turn, possibly before the person has finished speaking).
+        `hops`: follow the rare names in the best results one step further (multi-hop:
+        "my cousin" finds "my cousin Nadia", and "Nadia moved to Porto" is reached through
+        the name). One or two FTS lookups, no second embedding.
+        `sequels`: when the query asks what came after something ("the weekend after the
+        trip"), the person's words in the session that followed the best matches.
+        """
         w = self.weights
         now = _time.time() if now is None else now
         filters = filters or Filters()
@@ -81,49 +114,184 @@ class Retriever:
             allowed = np.array(
                 self.store.rowids_where(filters.place, filters.since, filters.until), np.int64
             )
-        keys = [SHARED_KEY] if person is None else [person, SHARED_KEY]
-        qvec = self.embedder.embed_one(query)
+        keys = self.visible_keys(person)
+        qvec = self.embedder.embed_one(query) if query_vector is None else query_vector
         semantic = dict(self.index.search(qvec, keys, w.candidates, allowed))
         lexical = self._lexical(query, keys, allowed)
         exclude = exclude or set()
-        rows = self.store.score_rows(dict.fromkeys([*semantic, *lexical]))
+        rows: dict[int, Row] = self.store.scoring_rows(dict.fromkeys([*semantic, *lexical]))
         rows = {r: v for r, v in rows.items() if v[0] not in exclude}
         if not rows:
             return []
         lexical_only = [r for r in rows if r not in semantic]
         semantic.update(self.index.score_rows(qvec, keys, lexical_only))
-        mentioned = self._mentioned_places(query)
-        weights = [getattr(w, name) for name in PARTS]
-        half_life = w.recency_half_life_s
-        scored: list[tuple[float, float, str, int, tuple[float, ...]]] = []
-        for rowid, (turn_id, owner, when, place) in rows.items():
-            values = (
-                round(max(0.0, semantic.get(rowid, 0.0)), 6),
-                round(lexical.get(rowid, 0.0), 6),
-                round(0.5 ** (max(0.0, now - when) / half_life), 6),
-                1.0 if person is not None and owner == person else 0.0,
-                1.0 if place and place.lower() in mentioned else 0.0,
-            )
-            score = round(sum(a * b for a, b in zip(weights, values, strict=True)), 6)
-            scored.append((-score, when, turn_id, rowid, values))
-        scored.sort()  # best first; ties: older first, then id (deterministic)
-        top = [
-            (neg, when, turn_id, rowid, dict(zip(PARTS, values, strict=True)))
-            for neg, when, turn_id, rowid, values in scored[:k]
-        ]
+        ctx = _Scoring(
+            now=now,
+            person=person,
+            named=self._named_people(query, person),
+            mentioned=self._mentioned_places(query),
+        )
+        scored = {r: self._score(ctx, v, semantic.get(r, 0.0), lexical.get(r, 0.0), 0.0)
+                  for r, v in rows.items()}  # fmt: skip
+        if hops:
+            self._hop(query, keys, allowed, exclude, qvec, ctx, scored, rows, semantic, lexical)
+        if sequels and _AFTER.search(query):
+            self._sequel(keys, exclude, qvec, ctx, scored, rows, semantic, lexical)
+        ranked = sorted(
+            (-score, rows[r][2], rows[r][0], r) for r, (score, _) in scored.items()
+        )  # best first; ties: older first, then id (deterministic)
+        top = ranked[:k]
         # Full rows (text, captions) only for what is returned.
-        turns = self.store.turns_by_rowid(r for *_, r, _ in top)
+        turns = self.store.turns_by_rowid(r for *_, r in top)
         terms = set(query_terms(query))
         return [
             SearchResult(
                 turn_id=turn_id,
                 score=-neg,
-                parts=parts,
-                reason=self._reason(turns[rowid], parts, terms, now),
+                parts=dict(zip(PARTS, scored[rowid][1], strict=True)),
+                reason=self._reason(
+                    turns[rowid], dict(zip(PARTS, scored[rowid][1], strict=True)), terms, now
+                ),
                 turn=turns[rowid].turn,
             )
-            for neg, _, turn_id, rowid, parts in top
+            for neg, _, turn_id, rowid in top
         ]
+
+    @staticmethod
+    def visible_keys(person: str | None) -> list[str]:
+        """Index partitions `person` may see: their own and the shared one."""
+        return [SHARED_KEY] if person is None else [person, SHARED_KEY]
+
+    def _score(self, ctx: _Scoring, row: Row,
+               semantic: float, lexical: float, link: float) -> tuple[float, tuple[float, ...]]:  # fmt: skip
+        w = self.weights
+        _, owner, when, place, speaker = row
+        values = (
+            round(max(0.0, semantic), 6),
+            round(lexical, 6),
+            round(0.5 ** (max(0.0, ctx.now - when) / w.recency_half_life_s), 6),
+            1.0 if owner is not None and owner in ctx.named else 0.0,
+            1.0 if place and place.lower() in ctx.mentioned else 0.0,
+            round(min(1.0, link), 6),
+            1.0 if speaker == "user" else 0.0,
+        )
+        weights = [getattr(w, name) for name in PARTS]
+        return round(sum(a * b for a, b in zip(weights, values, strict=True)), 6), values
+
+    def _hop(
+        self,
+        query: str,
+        keys: list[str],
+        allowed: np.ndarray | None,
+        exclude: set[str] | frozenset[str],
+        qvec: np.ndarray,
+        ctx: _Scoring,
+        scored: dict[int, tuple[float, tuple[float, ...]]],
+        rows: dict[int, Row],
+        semantic: dict[int, float],
+        lexical: dict[int, float],
+    ) -> None:
+        """Second hop: turns naming a rare name found in the best results get a link."""
+        w = self.weights
+        seeds = sorted(scored, key=lambda r: -scored[r][0])[: w.hop_seeds]
+        texts = {r: st.turn.text for r, st in self.store.turns_by_rowid(seeds).items()}
+        asked = {t.lower() for t in query_terms(query)} | {p.lower() for p in self.index.keys()}
+        cutoff = max(2, int(w.hop_max_df * max(1, self.store.n_turns)))
+        links: dict[str, float] = {}
+        for r in seeds:
+            for name in _NAME.findall(texts.get(r, "")):
+                term = name.lower()
+                if term in asked or term in _STOPWORDS:
+                    continue
+                links[term] = max(links.get(term, 0.0), scored[r][0])
+        followed = sorted(links, key=lambda t: -links[t])[: w.hop_terms]
+        reached: dict[int, float] = {}
+        for term in followed:
+            if self.store.document_frequency(term, cutoff + 1) > cutoff:
+                continue
+            hits = self.store.lexical(term, cutoff, 1.0)
+            if len(hits.rowids) == 0:
+                continue
+            keep = self.index.visible(keys, hits.rowids)
+            if allowed is not None:
+                keep &= np.isin(hits.rowids, allowed)
+            for r in hits.rowids[keep].tolist():
+                reached[r] = max(reached.get(r, 0.0), links[term])
+        if reached:
+            self._link(reached, exclude, qvec, keys, ctx, scored, rows, semantic, lexical)
+
+    def _sequel(
+        self,
+        keys: list[str],
+        exclude: set[str] | frozenset[str],
+        qvec: np.ndarray,
+        ctx: _Scoring,
+        scored: dict[int, tuple[float, tuple[float, ...]]],
+        rows: dict[int, Row],
+        semantic: dict[int, float],
+        lexical: dict[int, float],
+        seeds: int = 2,
+        per_seed: int = 6,
+        within_s: float = 14 * 86400,
+    ) -> None:
+        """The person's words in the session after each of the best user-turn matches."""
+        best = [r for r in sorted(scored, key=lambda r: -scored[r][0]) if rows[r][4] == "user"]
+        reached: dict[int, float] = {}
+        for seed in best[:seeds]:
+            turn_id, owner, when, _, _ = rows[seed]
+            nxt: str | None = None
+            for st in self.store.turns_after(owner, seed, 80):
+                t = st.turn
+                if t.time - when > within_s:
+                    break
+                if t.session == self._session_of(seed) or t.speaker != "user":
+                    continue
+                if nxt is None:
+                    nxt = t.session
+                if t.session != nxt:
+                    break
+                reached[st.rowid] = max(reached.get(st.rowid, 0.0), scored[seed][0])
+                if sum(1 for _ in reached) >= per_seed * seeds:
+                    break
+        if reached:
+            visible = self.index.visible(keys, np.array(sorted(reached), np.int64))
+            keep = {r: reached[r] for r, ok in zip(sorted(reached), visible.tolist(), strict=True) if ok}
+            self._link(keep, exclude, qvec, keys, ctx, scored, rows, semantic, lexical)
+
+    def _session_of(self, rowid: int) -> str | None:
+        st = self.store.turns_by_rowid([rowid]).get(rowid)
+        return st.turn.session if st else None
+
+    def _link(
+        self,
+        reached: dict[int, float],
+        exclude: set[str] | frozenset[str],
+        qvec: np.ndarray,
+        keys: list[str],
+        ctx: _Scoring,
+        scored: dict[int, tuple[float, tuple[float, ...]]],
+        rows: dict[int, Row],
+        semantic: dict[int, float],
+        lexical: dict[int, float],
+    ) -> None:
+        """Score turns reached through a better result, with that result's score as link."""
+        fresh = self.store.scoring_rows([r for r in reached if r not in rows])
+        fresh = {r: v for r, v in fresh.items() if v[0] not in exclude}
+        rows.update(fresh)
+        semantic.update(self.index.score_rows(qvec, keys, list(fresh)))
+        for r, link in reached.items():
+            if r in rows and link > scored.get(r, (0.0, (0.0,) * len(PARTS)))[1][5]:
+                scored[r] = self._score(ctx, rows[r], semantic.get(r, 0.0),
+                                        lexical.get(r, 0.0), link)  # fmt: skip
+
+    def _named_people(self, query: str, person: str | None) -> set[str]:
+        """The asker, and anyone the query names ("what did Bob say ..."): their turns
+        get the person part. Owners come from the index partitions (no SQL per query)."""
+        if not self.weights.named_people:
+            return {person} if person is not None else set()
+        words = set(re.findall(r"\w+", query.lower()))
+        named = {k for k in self.index.keys() if k.lower() in words}
+        return named | ({person} if person is not None else set())
 
     def _lexical(self, query: str, keys: list[str], allowed: np.ndarray | None) -> dict[int, float]:
         """Top lexical candidates the asker may see: rowid -> share of the query matched.
@@ -160,8 +328,10 @@ class Retriever:
             bits.append("words " + ", ".join(hits[:4]))
         if parts["place"]:
             bits.append(f"at {st.turn.place}")
+        if parts["link"]:
+            bits.append("linked by a name in a better result")
         if parts["person"]:
-            bits.append(f"{st.turn.person}'s own turn")
+            bits.append(f"{st.turn.person}'s turn")
         elif st.turn.shared:
             bits.append("shared")
         if st.turn.image_caption:

@@ -63,6 +63,11 @@ class VectorIndex:
     def __len__(self) -> int:
         return sum(p.n for p in self._parts.values())
 
+    def keys(self) -> list[str]:
+        """The owners with vectors here (people, and the shared key)."""
+        with self._lock:
+            return [k for k, p in self._parts.items() if p.n]
+
     def add(self, rowids: Iterable[int], keys: Iterable[str], vecs: np.ndarray) -> None:
         rows = np.fromiter(rowids, np.int64)
         key_list = list(keys)
