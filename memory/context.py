@@ -150,7 +150,7 @@ class BudgetedStrategy:
             )
             if s.neighbours:
                 results = self._with_neighbours(results, request, recent_ids)
-            sessions: set[str | None] = set()
+            groups: set[tuple[str | None, str]] = set()
             texts: set[str] = set()
             for r in results:
                 if s.dedupe:
@@ -161,14 +161,16 @@ class BudgetedStrategy:
                 image = r.turn.image_path if request.images else None
                 if s.compact:
                     cost = pack.cost(render_compact(r.turn), image)
-                    if r.turn.session not in sessions:  # its header, once per session
-                        cost += count_tokens(session_header(r.turn))
+                    group = (r.turn.session, session_header(r.turn))
+                    if group not in groups:  # its header, once per session (and place)
+                        cost += count_tokens(group[1])
                 else:
                     cost = pack.cost(render_turn(r.turn), image)
                 if pack.fits(cost):
                     pack.take(cost)
                     evidence.append((r, image))
-                    sessions.add(r.turn.session)
+                    if s.compact:
+                        groups.add((r.turn.session, session_header(r.turn)))
 
         if s.backfill_recent and recent:
             taken = recent_ids | {r.turn_id for r, _ in evidence} | request.exclude
@@ -179,16 +181,34 @@ class BudgetedStrategy:
             recent = older + recent
 
         items = summary_items
-        seen: set[str | None] = set()
+        shown = self._evidence_items(evidence)
+        recent_items = [self._recent_item(st, image) for st, image in recent]
+        used = sum(pack.cost(i.text, i.image_path) for i in [*items, *recent_items])
+        # Headers are reserved per group at packing; when interleaved groups repeat one,
+        # the least relevant evidence goes until the context fits again (rare).
+        while shown and used + sum(pack.cost(i.text, i.image_path) for i in shown) > pack.budget:
+            worst = min(range(len(evidence)), key=lambda j: (evidence[j][0].score, -j))
+            evidence.pop(worst)
+            shown = self._evidence_items(evidence)
+        items.extend(shown)
+        items.extend(recent_items)
+        tokens = sum(pack.cost(i.text, i.image_path) for i in items)
+        return Context(items=items, tokens=tokens, budget=request.budget)
+
+    def _evidence_items(self, evidence: list[tuple[SearchResult, str | None]]) -> list[ContextItem]:
+        """Evidence oldest first; compact: a header each time the session or place changes."""
+        out: list[ContextItem] = []
+        previous: tuple[str | None, str] | None = None
         for r, image in sorted(evidence, key=lambda e: (e[0].turn.time, e[0].turn_id)):
-            if s.compact:
+            if self.shares.compact:
+                group = (r.turn.session, session_header(r.turn))
                 text = render_compact(r.turn)
-                if r.turn.session not in seen:
-                    text = f"{session_header(r.turn)} {text}"
-                    seen.add(r.turn.session)
+                if group != previous:
+                    text = f"{group[1]} {text}"
+                previous = group
             else:
                 text = render_turn(r.turn)
-            items.append(
+            out.append(
                 ContextItem(
                     kind="evidence",
                     turn_id=r.turn_id,
@@ -198,6 +218,19 @@ class BudgetedStrategy:
                     reason=r.reason,
                 )
             )
+        return out
+
+    @staticmethod
+    def _recent_item(st: StoredTurn, image: str | None) -> ContextItem:
+        return ContextItem(
+            kind="recent",
+            turn_id=st.turn.id,
+            text=render_turn(st.turn),
+            image_path=image,
+            score=None,
+            reason="recent turn",
+        )
+
         for st, image in recent:
             items.append(
                 ContextItem(

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 import time as _time
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
@@ -19,7 +20,7 @@ from memory.store import _STOPWORDS, SHARED_KEY, Store, StoredTurn, query_terms
 from memory.types import SearchResult
 from memory.vectors import VectorIndex
 
-PARTS = ("semantic", "lexical", "recency", "person", "place", "link", "speaker")
+PARTS = ("semantic", "lexical", "recency", "person", "place", "link", "speaker", "named")
 _AFTER = re.compile(r"\b(after|afterwards|following|next)\b", re.IGNORECASE)
 _NAME = re.compile(r"(?<![.!?] )(?<!^)\b[A-Z][a-z]{2,}\b")
 
@@ -35,7 +36,8 @@ class ScoreWeights(BaseModel):
     lexical_postings: int = 1500  # rowids the lexical channel reads per query, at most
     max_df: float = 0.2  # query terms in more than this share of turns are ignored
     speaker: float = 0.1  # a person's own words: the robot's rarely hold facts about them
-    named_people: bool = True  # turns of a person the query names get the person part
+    named: float = 0.15  # turns of a person the query names ("what did Bob say ...")
+    named_people: bool = True  # look for people's names in the query at all
     link: float = 0.5  # a turn reached by a second hop: weight of the seed's score
     hop_seeds: int = 8  # best results whose names are followed
     hop_terms: int = 3  # names followed per query, at most
@@ -82,6 +84,18 @@ class Retriever:
         self.index = index
         self.embedder = embedder
         self.weights = weights or ScoreWeights()
+        self._people: set[str] = set()
+        self._people_rowid = -1
+        self._people_n = -1
+
+    def people(self) -> set[str]:
+        """Everyone with turns in the store; only new rows are read, and only when the
+        store changed (a forgotten person may linger: it only names, never shows)."""
+        if self.store.n_turns != self._people_n:
+            self._people_n = self.store.n_turns
+            new, self._people_rowid = self.store.people_after(self._people_rowid)
+            self._people |= new
+        return self._people
 
     def search(
         self,
@@ -170,10 +184,11 @@ class Retriever:
             round(max(0.0, semantic), 6),
             round(lexical, 6),
             round(0.5 ** (max(0.0, ctx.now - when) / w.recency_half_life_s), 6),
-            1.0 if owner is not None and owner in ctx.named else 0.0,
+            1.0 if ctx.person is not None and owner == ctx.person else 0.0,
             1.0 if place and place.lower() in ctx.mentioned else 0.0,
             round(min(1.0, link), 6),
             1.0 if speaker == "user" else 0.0,
+            1.0 if owner is not None and owner in ctx.named else 0.0,
         )
         weights = [getattr(w, name) for name in PARTS]
         return round(sum(a * b for a, b in zip(weights, values, strict=True)), 6), values
@@ -195,7 +210,7 @@ class Retriever:
         w = self.weights
         seeds = sorted(scored, key=lambda r: -scored[r][0])[: w.hop_seeds]
         texts = {r: st.turn.text for r, st in self.store.turns_by_rowid(seeds).items()}
-        asked = {t.lower() for t in query_terms(query)} | {p.lower() for p in self.index.keys()}
+        asked = {t.lower() for t in query_terms(query)} | {p.lower() for p in self.people()}
         cutoff = max(2, int(w.hop_max_df * max(1, self.store.n_turns)))
         links: dict[str, float] = {}
         for r in seeds:
@@ -285,13 +300,12 @@ class Retriever:
                                         lexical.get(r, 0.0), link)  # fmt: skip
 
     def _named_people(self, query: str, person: str | None) -> set[str]:
-        """The asker, and anyone the query names ("what did Bob say ..."): their turns
-        get the person part. Owners come from the index partitions (no SQL per query)."""
+        """Anyone other than the asker whom the query names ("what did Bob say ...").
+        The people are kept in memory (no SQL per query)."""
         if not self.weights.named_people:
-            return {person} if person is not None else set()
+            return set()
         words = set(re.findall(r"\w+", query.lower()))
-        named = {k for k in self.index.keys() if k.lower() in words}
-        return named | ({person} if person is not None else set())
+        return {k for k in self.people() if k.lower() in words and k != person}
 
     def _lexical(self, query: str, keys: list[str], allowed: np.ndarray | None) -> dict[int, float]:
         """Top lexical candidates the asker may see: rowid -> share of the query matched.
@@ -331,7 +345,9 @@ class Retriever:
         if parts["link"]:
             bits.append("linked by a name in a better result")
         if parts["person"]:
-            bits.append(f"{st.turn.person}'s turn")
+            bits.append(f"{st.turn.person}'s own turn")
+        elif parts["named"]:
+            bits.append(f"{st.turn.person}, named in the question")
         elif st.turn.shared:
             bits.append("shared")
         if st.turn.image_caption:

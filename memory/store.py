@@ -731,6 +731,16 @@ class Store:
                     out[int(r[0])] = (r[1], r[2], float(r[3]), r[4])
         return out
 
+    def people_after(self, rowid: int) -> tuple[set[str], int]:
+        """People with turns after `rowid`, and the newest rowid (where to ask on from)."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT DISTINCT person FROM turns WHERE rowid > ? AND person IS NOT NULL",
+                (rowid,),
+            ).fetchall()
+            last = self._db.execute("SELECT max(rowid) FROM turns").fetchone()[0]
+        return {str(r[0]) for r in rows}, int(last or 0)
+
     def scoring_rows(
         self, rowids: Iterable[int]
     ) -> dict[int, tuple[str, str | None, float, str | None, str]]:
