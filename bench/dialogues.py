@@ -257,6 +257,20 @@ AGGREGATES = {
          "A work trip took me to Santiago, great wine there."],
         ("Which countries have {I} been to this year?", "Name the foreign places {I} visited."),
     ),
+    "home": (
+        ["I finally fixed the leaking tap in the bathroom.",
+         "Put up new shelves in the study, only slightly crooked.",
+         "Painted the bedroom a pale blue, two coats.",
+         "Replaced the old carpet in the hall with floorboards."],
+        ("What improvements have {I} made around the house?", "Which DIY jobs did {I} finish?"),
+    ),
+    "health": (
+        ["I've cut out sugar completely since March.",
+         "Started swimming lengths before breakfast three times a week.",
+         "In bed by ten every night this month, feeling great.",
+         "I do ten minutes of meditation each morning now."],
+        ("What changes did {I} make to stay fit and well?", "How is {my} lifestyle different lately?"),
+    ),
 }  # fmt: skip
 
 CHAIN_MENTIONS = [
@@ -322,6 +336,10 @@ PATTERNS = ["white polka dots", "a cat drawing", "gold stripes", "a small crack"
 GIVERS = ["sister", "grandmother", "colleague", "best friend", "uncle"]
 SHOW = ["Look at this, my {g} gave it to me.", "Here, a present from my {g}. What do you think?"]
 ASK_SHOWN = ["What did the {o} from {my} {g} look like?", "Describe the {o} {my} {g} gave {me}."]
+# The question names the object as people do, not as the caption does.
+OBJECT_ALIAS = {"mug": "cup", "vase": "flower holder", "teapot": "tea kettle", "lamp": "light",
+                "clock": "timepiece", "kite": "kite", "backpack": "rucksack",
+                "picture frame": "photo frame"}  # fmt: skip
 STORED = ["first aid kit", "fire blanket", "spare light bulbs", "extension cord", "picnic blanket",
           "sewing kit", "jump leads", "board games", "ladder", "watering can"]  # fmt: skip
 KEEP = ["Please remember that the {i} is kept here.", "This is where the {i} lives from now on."]
@@ -511,19 +529,19 @@ class _Builder:
         rng = self.rng
         roll = rng.random()
         used = self.used[person]
-        if roll < 0.36:
+        if roll < 0.33:
             fact = rng.choice(SINGLE)
             v = rng.choice(fact.values)
             text = rng.choice(fact.statements).format(v=v, n=rng.choice(NAMES), m=rng.choice(MONTHS))
             return _Plan("single", person, [text], list(fact.questions), slot=fact.slot)
-        if roll < 0.48:
+        if roll < 0.43:
             free = [w for w in WHEN if w[0] not in used]
             if not free:
                 return None
             stmt, q = rng.choice(free)
             used.add(stmt)
             return _Plan("temporal", person, [stmt], [q])
-        if roll < 0.55:
+        if roll < 0.50:
             if person in self.after_trip:
                 return None
             c = rng.choice(CITIES)
@@ -531,7 +549,7 @@ class _Builder:
                          [q.replace("{c}", c) for q in ASK_AFTER_TRIP], anchored=True)  # fmt: skip
             self.after_trip[person] = (plan, rng.choice(AFTER_TRIP))
             return plan
-        if roll < 0.68:
+        if roll < 0.60:
             r, n = rng.choice(RELATIVES), rng.choice(NAMES)
             if f"rel:{r}" in used or f"name:{n}" in used:
                 return None
@@ -546,27 +564,27 @@ class _Builder:
                 [q.replace("{r}", r) for q in qs],
                 anchored=True,
             )
-        if roll < 0.76:
+        if roll < 0.78:
             key = rng.choice(sorted(AGGREGATES))
             if f"agg:{key}" in used:
                 return None
             used.add(f"agg:{key}")
             mentions, qs = AGGREGATES[key]
-            k = rng.randint(2, 4) if len(mentions) >= 4 else rng.randint(2, len(mentions))
+            k = min(len(mentions), rng.choice((2, 3, 3, 4)))
             return _Plan("multi-hop", person, rng.sample(mentions, k), list(qs))
-        if roll < 0.89:
+        if roll < 0.92:
             key = rng.choice(sorted(TRAITS))
             if f"trait:{key}" in used:
                 return None
             used.add(f"trait:{key}")
             stmts, q = TRAITS[key]
-            k = rng.choice((1, 2))
+            k = 2  # implied, never stated: both hints are needed
             return _Plan("inference", person, rng.sample(stmts, k), [q])
-        if roll < 0.95:
+        if roll < 0.96:
             o, g = rng.choice(SHOWABLE), rng.choice(GIVERS)
             caption = f"a {rng.choice(COLORS)} {o} with {rng.choice(PATTERNS)}"
             plan = _Plan("image", person, [rng.choice(SHOW).format(g=g)],
-                         [q.replace("{o}", o).replace("{g}", g) for q in ASK_SHOWN],
+                         [q.replace("{o}", OBJECT_ALIAS[o]).replace("{g}", g) for q in ASK_SHOWN],
                          slot=f"show:{o}:{g}", caption=caption)  # fmt: skip
             return plan
         item = rng.choice(STORED)

@@ -132,6 +132,8 @@ def _choices(ours: Shares, weights: ScoreWeights) -> dict[str, tuple[Shares, Sco
     # Tried and not kept: each on top of the final builder.
     out["tried: + neighbours"] = (replace(s, neighbours=5), w)
     out["tried: recency x4"] = (s, w.model_copy(update={"recency": 4 * w.recency}))
+    out["tried: speaker x2"] = (s, w.model_copy(update={"speaker": 2 * w.speaker}))
+    out["tried: no recent share"] = (replace(s, recent=0.0, summary=0.0), w)
     return out
 
 
