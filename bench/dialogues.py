@@ -52,11 +52,107 @@ PLACES = {
 
 # Words that carry no evidence when checking that a question paraphrases its evidence.
 _STOP = frozenset(
-    """a an the and or but if of to in on at by for with from about as is are was were be
-    been am do did does i you he she it we they me my your our his her its their them this
-    that these those what which who whom where when why how can could would should will
-    shall may might must have has had not no yes so than then there here just very too also
-    any some now new up out over into lately these days s t ll ve re d m o""".split()
+    [
+        "a",
+        "an",
+        "the",
+        "and",
+        "or",
+        "but",
+        "if",
+        "of",
+        "to",
+        "in",
+        "on",
+        "at",
+        "by",
+        "for",
+        "with",
+        "from",
+        "about",
+        "as",
+        "is",
+        "are",
+        "was",
+        "were",
+        "be",
+        "been",
+        "am",
+        "do",
+        "did",
+        "does",
+        "i",
+        "you",
+        "he",
+        "she",
+        "it",
+        "we",
+        "they",
+        "me",
+        "my",
+        "your",
+        "our",
+        "his",
+        "her",
+        "its",
+        "their",
+        "them",
+        "this",
+        "that",
+        "these",
+        "those",
+        "what",
+        "which",
+        "who",
+        "whom",
+        "where",
+        "when",
+        "why",
+        "how",
+        "can",
+        "could",
+        "would",
+        "should",
+        "will",
+        "shall",
+        "may",
+        "might",
+        "must",
+        "have",
+        "has",
+        "had",
+        "not",
+        "no",
+        "yes",
+        "so",
+        "than",
+        "then",
+        "there",
+        "here",
+        "just",
+        "very",
+        "too",
+        "also",
+        "any",
+        "some",
+        "now",
+        "new",
+        "up",
+        "out",
+        "over",
+        "into",
+        "lately",
+        "these",
+        "days",
+        "s",
+        "t",
+        "ll",
+        "ve",
+        "re",
+        "d",
+        "m",
+        "o",
+    ]
 )
 _WORD = re.compile(r"[a-z']+")
 
@@ -71,10 +167,38 @@ def content_stems(text: str) -> set[str]:
 # Single facts: (slot, statements, questions, values). `{v}` is the value, `{n}` a name.
 # Questions use {I} {my} {me} so that another person can ask in the third person.
 
-NAMES = ["Nadia", "Tomas", "Lena", "Rafael", "Ingrid", "Kwame", "Sofia", "Matteo", "Yara", "Oren",
-         "Hanna", "Diego", "Maren", "Felix", "Amara", "Jonas"]  # fmt: skip
-CITIES = ["Lisbon", "Porto", "Krakow", "Seville", "Ghent", "Bergen", "Trieste", "Tallinn",
-          "Valencia", "Lyon", "Bruges", "Split"]  # fmt: skip
+NAMES = [
+    "Nadia",
+    "Tomas",
+    "Lena",
+    "Rafael",
+    "Ingrid",
+    "Kwame",
+    "Sofia",
+    "Matteo",
+    "Yara",
+    "Oren",
+    "Hanna",
+    "Diego",
+    "Maren",
+    "Felix",
+    "Amara",
+    "Jonas",
+]
+CITIES = [
+    "Lisbon",
+    "Porto",
+    "Krakow",
+    "Seville",
+    "Ghent",
+    "Bergen",
+    "Trieste",
+    "Tallinn",
+    "Valencia",
+    "Lyon",
+    "Bruges",
+    "Split",
+]
 RELATIVES = ["cousin", "aunt", "nephew", "brother-in-law", "niece", "godmother"]
 MONTHS = ["March", "April", "May", "June", "September", "October"]
 
@@ -97,10 +221,12 @@ SINGLE = [
         ),
         ("What sort of animal did {I} bring home?", "Which companion joined {my} household?"),
         ("beagle", "spaniel", "greyhound", "corgi", "terrier"),
-        ("The dogs in the park were wild this morning, one {v} chased every ball.",
-         "My friend's {v} is so sweet, she wants me to look after it sometime.",
-         "I watched a video about training a {v} puppy, looks like hard work.",
-         "A stray {v} followed me home from the bakery today."),
+        (
+            "The dogs in the park were wild this morning, one {v} chased every ball.",
+            "My friend's {v} is so sweet, she wants me to look after it sometime.",
+            "I watched a video about training a {v} puppy, looks like hard work.",
+            "A stray {v} followed me home from the bakery today.",
+        ),
     ),
     SlotFact(
         "boss",
@@ -110,10 +236,12 @@ SINGLE = [
         ),
         ("Who is {my} supervisor?", "Who do {I} report to at the office?"),
         ("logistics", "design", "research", "accounts", "customer care"),
-        ("Work was exhausting again, {n} from {v} kept us in meetings all day.",
-         "The {v} department had a leaving party for {n} this afternoon.",
-         "I might apply for a role in {v}, {n} says they're hiring.",
-         "My old manager {n} sent me a kind note today."),
+        (
+            "Work was exhausting again, {n} from {v} kept us in meetings all day.",
+            "The {v} department had a leaving party for {n} this afternoon.",
+            "I might apply for a role in {v}, {n} says they're hiring.",
+            "My old manager {n} sent me a kind note today.",
+        ),
     ),
     SlotFact(
         "holiday",
@@ -123,10 +251,12 @@ SINGLE = [
         ),
         ("Where is {my} next vacation going to be?", "Which destination did {I} pick to get away?"),
         tuple(CITIES),
-        ("My friend just came back from {v} and loved every minute.",
-         "Flights to {v} are so expensive these days, maybe one day.",
-         "I watched a documentary about {v}, the old streets looked magical.",
-         "My colleague keeps telling me to visit {v} in the spring."),
+        (
+            "My friend just came back from {v} and loved every minute.",
+            "Flights to {v} are so expensive these days, maybe one day.",
+            "I watched a documentary about {v}, the old streets looked magical.",
+            "My colleague keeps telling me to visit {v} in the spring.",
+        ),
     ),
     SlotFact(
         "allergy",
@@ -136,10 +266,12 @@ SINGLE = [
         ),
         ("What food must {I} avoid for health reasons?", "Which ingredient makes {me} ill?"),
         ("peanuts", "shellfish", "strawberries", "sesame", "kiwi"),
-        ("I made a salad with {v} for lunch, really good.",
-         "My nephew can't eat {v}, we have to check every label for him.",
-         "I had a check-up at the clinic today, all routine, nothing to worry about.",
-         "Bought a big bag of {v} at the market this morning."),
+        (
+            "I made a salad with {v} for lunch, really good.",
+            "My nephew can't eat {v}, we have to check every label for him.",
+            "I had a check-up at the clinic today, all routine, nothing to worry about.",
+            "Bought a big bag of {v} at the market this morning.",
+        ),
     ),
     SlotFact(
         "book",
@@ -148,12 +280,20 @@ SINGLE = [
             "Started {v} on the train, couldn't put it down.",
         ),
         ("What title keeps {me} company in the evenings?", "Which novel is {my} current one?"),
-        ("The Glass Harbour", "Salt and Thunder", "The Quiet Orchard", "Ninety Winters",
-         "A Map of Embers", "The Lantern Keeper"),  # fmt: skip
-        ("A friend recommended {v} to me, maybe after the holidays.",
-         "I saw {v} in the shop window, the cover looked nice.",
-         "I gave up on {v} halfway through, too slow for me.",
-         "The book club is discussing {v} next month, I probably won't go."),
+        (
+            "The Glass Harbour",
+            "Salt and Thunder",
+            "The Quiet Orchard",
+            "Ninety Winters",
+            "A Map of Embers",
+            "The Lantern Keeper",
+        ),
+        (
+            "A friend recommended {v} to me, maybe after the holidays.",
+            "I saw {v} in the shop window, the cover looked nice.",
+            "I gave up on {v} halfway through, too slow for me.",
+            "The book club is discussing {v} next month, I probably won't go.",
+        ),
     ),
     SlotFact(
         "home",
@@ -163,10 +303,12 @@ SINGLE = [
         ),
         ("Where is {my} apartment?", "What address do {I} live at?"),
         ("Elm Road", "Baker Lane", "Mill Street", "Harbour Walk", "Orchard Close"),
-        ("My friend lives on {v}, it's a lovely area with a good bakery.",
-         "They're digging up {v} again, the traffic is awful.",
-         "I looked at a flat on {v} once but it was far too small.",
-         "The rent keeps going up around here, it's getting ridiculous."),
+        (
+            "My friend lives on {v}, it's a lovely area with a good bakery.",
+            "They're digging up {v} again, the traffic is awful.",
+            "I looked at a flat on {v} once but it was far too small.",
+            "The rent keeps going up around here, it's getting ridiculous.",
+        ),
     ),
     SlotFact(
         "instrument",
@@ -176,10 +318,12 @@ SINGLE = [
         ),
         ("What music gear did {I} buy?", "Which thing am {I} learning to perform on?"),
         ("cello", "trumpet", "ukulele", "saxophone", "banjo"),
-        ("There was a street musician playing the {v} outside the bakery.",
-         "My cousin wants to learn the {v}, I told her it takes years.",
-         "I heard an amazing {v} solo on the radio this morning.",
-         "I once tried the {v} at school, I was hopeless."),
+        (
+            "There was a street musician playing the {v} outside the bakery.",
+            "My cousin wants to learn the {v}, I told her it takes years.",
+            "I heard an amazing {v} solo on the radio this morning.",
+            "I once tried the {v} at school, I was hopeless.",
+        ),
     ),
     SlotFact(
         "car",
@@ -189,24 +333,36 @@ SINGLE = [
         ),
         ("What is wrong with {my} vehicle?", "Which part failed on {my} motor?"),
         ("gearbox", "clutch", "alternator", "radiator", "starter"),
-        ("My colleague's car needed a new {v}, cost her a fortune.",
-         "Traffic on the ring road was terrible, an hour to get in.",
-         "The mechanic checked the {v} last year and said it was fine.",
-         "I need to wash the car this week, it's covered in dust."),
+        (
+            "My colleague's car needed a new {v}, cost her a fortune.",
+            "Traffic on the ring road was terrible, an hour to get in.",
+            "The mechanic checked the {v} last year and said it was fine.",
+            "I need to wash the car this week, it's covered in dust.",
+        ),
     ),
 ]
 
 # Temporal, one turn: the rendered date of the session answers "when".
 WHEN = [
-    ("Yesterday I finally passed my driving test, first try!", "On which day did {I} get {my} licence?"),
-    ("Last night we celebrated our tenth anniversary at a tiny Italian place.",
-     "When was {my} wedding milestone dinner?"),
-    ("This morning I ran ten kilometres without stopping once.", "When did {I} manage that long jog?"),
+    (
+        "Yesterday I finally passed my driving test, first try!",
+        "On which day did {I} get {my} licence?",
+    ),
+    (
+        "Last night we celebrated our tenth anniversary at a tiny Italian place.",
+        "When was {my} wedding milestone dinner?",
+    ),
+    (
+        "This morning I ran ten kilometres without stopping once.",
+        "When did {I} manage that long jog?",
+    ),
     ("I handed in my notice at the bank today.", "When did {I} quit {my} job?"),
-    ("We watched the fireworks down by the harbour yesterday evening.",
-     "When did {I} see the pyrotechnics show?"),
+    (
+        "We watched the fireworks down by the harbour yesterday evening.",
+        "When did {I} see the pyrotechnics show?",
+    ),
     ("Today I got the key to the allotment, finally.", "When did {I} receive {my} vegetable plot?"),
-]  # fmt: skip
+]
 TRIP = [
     "Just got back from {c}, the old town and the food were unforgettable.",
     "Home again after a few days in {c}, I'm still dreaming of that coast.",
@@ -230,48 +386,65 @@ CHAIN_INTRO = [
 ]
 CHAIN_STEP = {
     "city": (
-        ("{n} moved to {c} last week, the flat has a balcony.", "{n} called, she's settled in {c} now."),
+        (
+            "{n} moved to {c} last week, the flat has a balcony.",
+            "{n} called, she's settled in {c} now.",
+        ),
         ("Where is {my} {r} living now?", "Which town did {my} {r} relocate to?"),
     ),
     "job": (
-        ("{n} started working as a {j} at the hospital.", "{n} is training to be a {j}, long shifts."),
+        (
+            "{n} started working as a {j} at the hospital.",
+            "{n} is training to be a {j}, long shifts.",
+        ),
         ("What does {my} {r} do for a living?", "What is {my} {r}'s occupation?"),
     ),
-}  # fmt: skip
+}
 JOBS = ["nurse", "paramedic", "pharmacist", "radiographer", "midwife"]
 
 # Multi-hop aggregates: 2-4 mentions in different sessions, asked together.
 AGGREGATES = {
     "pastimes": (
-        ["I started a pottery class on Tuesdays, my bowls are wonky.",
-         "Joined a climbing gym near the office, my arms are sore.",
-         "I'm learning to sail on the reservoir on Sundays.",
-         "I signed up for a choir, we sing at the town hall.",
-         "Got myself a chess coach, we play every Thursday."],
+        [
+            "I started a pottery class on Tuesdays, my bowls are wonky.",
+            "Joined a climbing gym near the office, my arms are sore.",
+            "I'm learning to sail on the reservoir on Sundays.",
+            "I signed up for a choir, we sing at the town hall.",
+            "Got myself a chess coach, we play every Thursday.",
+        ],
         ("Which pastimes have {I} taken up?", "What leisure pursuits did {I} get into?"),
     ),
     "visits": (
-        ["Spent a week in Kyoto, the temples were stunning.",
-         "Flew to Nairobi for a friend's wedding, amazing party.",
-         "We had four days in Montreal, so cold but lovely.",
-         "A work trip took me to Santiago, great wine there."],
+        [
+            "Spent a week in Kyoto, the temples were stunning.",
+            "Flew to Nairobi for a friend's wedding, amazing party.",
+            "We had four days in Montreal, so cold but lovely.",
+            "A work trip took me to Santiago, great wine there.",
+        ],
         ("Which countries have {I} been to this year?", "Name the foreign places {I} visited."),
     ),
     "home": (
-        ["I finally fixed the leaking tap in the bathroom.",
-         "Put up new shelves in the study, only slightly crooked.",
-         "Painted the bedroom a pale blue, two coats.",
-         "Replaced the old carpet in the hall with floorboards."],
+        [
+            "I finally fixed the leaking tap in the bathroom.",
+            "Put up new shelves in the study, only slightly crooked.",
+            "Painted the bedroom a pale blue, two coats.",
+            "Replaced the old carpet in the hall with floorboards.",
+        ],
         ("What improvements have {I} made around the house?", "Which DIY jobs did {I} finish?"),
     ),
     "health": (
-        ["I've cut out sugar completely since March.",
-         "Started swimming lengths before breakfast three times a week.",
-         "In bed by ten every night this month, feeling great.",
-         "I do ten minutes of meditation each morning now."],
-        ("What changes did {I} make to stay fit and well?", "How is {my} lifestyle different lately?"),
+        [
+            "I've cut out sugar completely since March.",
+            "Started swimming lengths before breakfast three times a week.",
+            "In bed by ten every night this month, feeling great.",
+            "I do ten minutes of meditation each morning now.",
+        ],
+        (
+            "What changes did {I} make to stay fit and well?",
+            "How is {my} lifestyle different lately?",
+        ),
     ),
-}  # fmt: skip
+}
 
 CHAIN_MENTIONS = [
     "My colleague {n} moved to {c} in the summer, we still chat online.",
@@ -298,36 +471,48 @@ AGG_MENTIONS = [
 # Inference: traits implied by 1-2 statements, asked as hypotheticals.
 TRAITS = {
     "outdoors": (
-        ["Nothing beats watching the sunrise from a ridge after a long climb.",
-         "I walked the coastal path on Sunday, twenty kilometres, bliss."],
+        [
+            "Nothing beats watching the sunrise from a ridge after a long climb.",
+            "I walked the coastal path on Sunday, twenty kilometres, bliss.",
+        ],
         "Would {I} enjoy a trekking vacation in the Alps?",
     ),
     "quiet": (
-        ["Big parties drain me, I'd rather stay in with tea.",
-         "Crowds make me anxious, I left that concert early."],
+        [
+            "Big parties drain me, I'd rather stay in with tea.",
+            "Crowds make me anxious, I left that concert early.",
+        ],
         "Would {I} like a loud celebration with lots of guests?",
     ),
     "vegetarian": (
-        ["I haven't touched meat in six years.",
-         "Lentils and chickpeas are basically my whole diet."],
+        [
+            "I haven't touched meat in six years.",
+            "Lentils and chickpeas are basically my whole diet.",
+        ],
         "Would a steakhouse be a good choice to take {me} to?",
     ),
     "early": (
-        ["I'm up at five most days, before the birds.",
-         "By seven I've already done yoga and had breakfast."],
+        [
+            "I'm up at five most days, before the birds.",
+            "By seven I've already done yoga and had breakfast.",
+        ],
         "Is a midnight movie screening a good plan for {me}?",
     ),
     "furry": (
-        ["My eyes stream whenever a furry animal is nearby.",
-         "I sneezed all evening at Tom's, he has a rabbit."],
+        [
+            "My eyes stream whenever a furry animal is nearby.",
+            "I sneezed all evening at Tom's, he has a rabbit.",
+        ],
         "Could {I} comfortably stay with a friend who owns three cats?",
     ),
     "water": (
-        ["I never learned to swim, deep water terrifies me.",
-         "Even the ferry makes me nervous, I stay inside."],
+        [
+            "I never learned to swim, deep water terrifies me.",
+            "Even the ferry makes me nervous, I stay inside.",
+        ],
         "Should {I} sign up for a sailing course?",
     ),
-}  # fmt: skip
+}
 
 # Embodied kinds (v2): objects shown to the camera, things kept in rooms.
 SHOWABLE = ["mug", "vase", "teapot", "lamp", "clock", "kite", "backpack", "picture frame"]
@@ -337,11 +522,28 @@ GIVERS = ["sister", "grandmother", "colleague", "best friend", "uncle"]
 SHOW = ["Look at this, my {g} gave it to me.", "Here, a present from my {g}. What do you think?"]
 ASK_SHOWN = ["What did the {o} from {my} {g} look like?", "Describe the {o} {my} {g} gave {me}."]
 # The question names the object as people do, not as the caption does.
-OBJECT_ALIAS = {"mug": "cup", "vase": "flower holder", "teapot": "tea kettle", "lamp": "light",
-                "clock": "timepiece", "kite": "kite", "backpack": "rucksack",
-                "picture frame": "photo frame"}  # fmt: skip
-STORED = ["first aid kit", "fire blanket", "spare light bulbs", "extension cord", "picnic blanket",
-          "sewing kit", "jump leads", "board games", "ladder", "watering can"]  # fmt: skip
+OBJECT_ALIAS = {
+    "mug": "cup",
+    "vase": "flower holder",
+    "teapot": "tea kettle",
+    "lamp": "light",
+    "clock": "timepiece",
+    "kite": "kite",
+    "backpack": "rucksack",
+    "picture frame": "photo frame",
+}
+STORED = [
+    "first aid kit",
+    "fire blanket",
+    "spare light bulbs",
+    "extension cord",
+    "picnic blanket",
+    "sewing kit",
+    "jump leads",
+    "board games",
+    "ladder",
+    "watering can",
+]
 KEEP = ["Please remember that the {i} is kept here.", "This is where the {i} lives from now on."]
 ASK_KEPT = ["Which room is the {i} in?", "Where do we keep the {i}?"]
 
@@ -495,8 +697,14 @@ class _Builder:
 
     # -- turns ---------------------------------------------------------------------------
 
-    def add(self, speaker: str, person: str | None, text: str, ctx: dict[str, object],
-            caption: str | None = None) -> int:  # fmt: skip
+    def add(
+        self,
+        speaker: str,
+        person: str | None,
+        text: str,
+        ctx: dict[str, object],
+        caption: str | None = None,
+    ) -> int:
         tid = f"t{len(self.turns):06d}"
         place = str(ctx["place"])
         px, py = PLACES[place]
@@ -532,7 +740,9 @@ class _Builder:
         if roll < 0.33:
             fact = rng.choice(SINGLE)
             v = rng.choice(fact.values)
-            text = rng.choice(fact.statements).format(v=v, n=rng.choice(NAMES), m=rng.choice(MONTHS))
+            text = rng.choice(fact.statements).format(
+                v=v, n=rng.choice(NAMES), m=rng.choice(MONTHS)
+            )
             return _Plan("single", person, [text], list(fact.questions), slot=fact.slot)
         if roll < 0.43:
             free = [w for w in WHEN if w[0] not in used]
@@ -545,8 +755,13 @@ class _Builder:
             if person in self.after_trip:
                 return None
             c = rng.choice(CITIES)
-            plan = _Plan("temporal", person, [rng.choice(TRIP).format(c=c)],
-                         [q.replace("{c}", c) for q in ASK_AFTER_TRIP], anchored=True)  # fmt: skip
+            plan = _Plan(
+                "temporal",
+                person,
+                [rng.choice(TRIP).format(c=c)],
+                [q.replace("{c}", c) for q in ASK_AFTER_TRIP],
+                anchored=True,
+            )
             self.after_trip[person] = (plan, rng.choice(AFTER_TRIP))
             return plan
         if roll < 0.60:
@@ -583,13 +798,23 @@ class _Builder:
         if roll < 0.96:
             o, g = rng.choice(SHOWABLE), rng.choice(GIVERS)
             caption = f"a {rng.choice(COLORS)} {o} with {rng.choice(PATTERNS)}"
-            plan = _Plan("image", person, [rng.choice(SHOW).format(g=g)],
-                         [q.replace("{o}", OBJECT_ALIAS[o]).replace("{g}", g) for q in ASK_SHOWN],
-                         slot=f"show:{o}:{g}", caption=caption)  # fmt: skip
+            plan = _Plan(
+                "image",
+                person,
+                [rng.choice(SHOW).format(g=g)],
+                [q.replace("{o}", OBJECT_ALIAS[o]).replace("{g}", g) for q in ASK_SHOWN],
+                slot=f"show:{o}:{g}",
+                caption=caption,
+            )
             return plan
         item = rng.choice(STORED)
-        return _Plan("place", person, [rng.choice(KEEP).format(i=item)],
-                     [q.format(i=item) for q in ASK_KEPT], slot=f"kept:{item}")  # fmt: skip
+        return _Plan(
+            "place",
+            person,
+            [rng.choice(KEEP).format(i=item)],
+            [q.format(i=item) for q in ASK_KEPT],
+            slot=f"kept:{item}",
+        )
 
     def say_fact(self, person: str, ctx: dict[str, object]) -> bool:
         """One statement of `person`: the next step of an open plan, or a new plan."""
@@ -657,13 +882,12 @@ class _Builder:
                 return
             who = rng.choice(people)
             roll = rng.random()
-            if facts_left and roll < 0.3:
-                if self.say_fact(who, ctx):
-                    facts_left -= 1
-                    if self.full:
-                        return
-                    self.add("robot", who, rng.choice(FACT_REPLY), ctx)
-                    continue
+            if facts_left and roll < 0.3 and self.say_fact(who, ctx):
+                facts_left -= 1
+                if self.full:
+                    return
+                self.add("robot", who, rng.choice(FACT_REPLY), ctx)
+                continue
             text = self.mention(who) if roll > 0.55 else rng.choice(CHAT_USER)
             if rng.random() < 0.5:  # people say more than one thing at a time
                 text += " " + rng.choice(CHAT_USER)

@@ -99,15 +99,16 @@ BEFORE_WEIGHTS = ScoreWeights(link=0.0, named_people=False, speaker=0.0)
 
 def _choices(ours: Shares, weights: ScoreWeights) -> dict[str, tuple[Shares, ScoreWeights]]:
     """One entry per choice: the builder before it is applied -> after (cumulative)."""
+
     def shares(**kw: object) -> Callable[[Shares, ScoreWeights], tuple[Shares, ScoreWeights]]:
         return lambda s, w: (replace(s, **{k: getattr(ours, k) for k in kw}), w)
 
     def weighs(**kw: object) -> Callable[[Shares, ScoreWeights], tuple[Shares, ScoreWeights]]:
         return lambda s, w: (s, w.model_copy(update={k: getattr(weights, k) for k in kw}))
 
-    def both(*fs: Callable[[Shares, ScoreWeights], tuple[Shares, ScoreWeights]]) -> Callable[
-        [Shares, ScoreWeights], tuple[Shares, ScoreWeights]
-    ]:
+    def both(
+        *fs: Callable[[Shares, ScoreWeights], tuple[Shares, ScoreWeights]],
+    ) -> Callable[[Shares, ScoreWeights], tuple[Shares, ScoreWeights]]:
         def step(s: Shares, w: ScoreWeights) -> tuple[Shares, ScoreWeights]:
             for f in fs:
                 s, w = f(s, w)
@@ -200,8 +201,9 @@ def recall_bench(dialogue: Dialogue, workdir: Path, ablate: bool = False) -> dic
     bar.close()
     mem.close()
 
-    def rate(name: str, budget: int, which: int, kind: str | None = None,
-             b: str | None = None) -> float:  # fmt: skip
+    def rate(
+        name: str, budget: int, which: int, kind: str | None = None, b: str | None = None
+    ) -> float:
         vals = [
             v[which]
             for (n, bu, kd, bk), vs in hits.items()
@@ -230,9 +232,7 @@ def recall_bench(dialogue: Dialogue, workdir: Path, ablate: bool = False) -> dic
             b: sum(1 for p in probes if bucket(p.distance) == b) for b in bucket_names()
         },
         "probes_multi_evidence": sum(1 for p in probes if len(p.evidence_ids) > 1),
-        "probes_third_person": sum(
-            1 for p in probes if owners[p.evidence_ids[0]] != p.person
-        ),
+        "probes_third_person": sum(1 for p in probes if owners[p.evidence_ids[0]] != p.person),
         "recall": {name: {str(b): table(name, b) for b in BUDGETS} for name in COMPARED},
         "ablation": {
             name: table(name, ABLATION_BUDGET) for name in builders if name not in COMPARED
@@ -403,7 +403,10 @@ def plots(report: dict[str, Any], out: Path) -> list[str]:
 
 
 def _row(cells: list[str], widths: list[int]) -> str:
-    return "  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(cells, widths, strict=True)))  # fmt: skip
+    return "  ".join(
+        c.ljust(w) if i == 0 else c.rjust(w)
+        for i, (c, w) in enumerate(zip(cells, widths, strict=True))
+    )
 
 
 def summary_text(report: dict[str, Any]) -> str:
@@ -493,7 +496,9 @@ def register_bench(bench_subparsers: Any) -> None:
     """Add `memory` to `omni-agent bench`."""
     p = bench_subparsers.add_parser("memory", help="memory recall at budget, latency, ingest")
     p.add_argument("--out", default="runs/bench-memory", help="report folder")
-    p.add_argument("--sizes", type=_sizes, default="1e3,1e4,1e5", help="store sizes, comma separated")
+    p.add_argument(
+        "--sizes", type=_sizes, default="1e3,1e4,1e5", help="store sizes, comma separated"
+    )
     p.add_argument("--quick", action="store_true", help="1000-turn dialogue, sizes up to 1e4")
     p.add_argument("--big", action="store_true", help="also measure 1e6 stored turns")
     p.add_argument("--ablate", action="store_true", help="also measure each choice of our builder")

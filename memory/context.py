@@ -231,21 +231,6 @@ class BudgetedStrategy:
             reason="recent turn",
         )
 
-        for st, image in recent:
-            items.append(
-                ContextItem(
-                    kind="recent",
-                    turn_id=st.turn.id,
-                    text=render_turn(st.turn),
-                    image_path=image,
-                    score=None,
-                    reason="recent turn",
-                )
-            )
-        # A header joined to its first line costs at most what was reserved for both.
-        tokens = sum(pack.cost(i.text, i.image_path) for i in items)
-        return Context(items=items, tokens=tokens, budget=request.budget)
-
     def _with_neighbours(
         self, results: list[SearchResult], request: ContextRequest, skip: set[str]
     ) -> list[SearchResult]:

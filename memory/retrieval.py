@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import re
 import time as _time
-from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
@@ -78,8 +77,13 @@ class _Scoring:
 
 
 class Retriever:
-    def __init__(self, store: Store, index: VectorIndex, embedder: Embedder,
-                 weights: ScoreWeights | None = None) -> None:  # fmt: skip
+    def __init__(
+        self,
+        store: Store,
+        index: VectorIndex,
+        embedder: Embedder,
+        weights: ScoreWeights | None = None,
+    ) -> None:
         self.store = store
         self.index = index
         self.embedder = embedder
@@ -145,8 +149,10 @@ class Retriever:
             named=self._named_people(query, person),
             mentioned=self._mentioned_places(query),
         )
-        scored = {r: self._score(ctx, v, semantic.get(r, 0.0), lexical.get(r, 0.0), 0.0)
-                  for r, v in rows.items()}  # fmt: skip
+        scored = {
+            r: self._score(ctx, v, semantic.get(r, 0.0), lexical.get(r, 0.0), 0.0)
+            for r, v in rows.items()
+        }
         if hops:
             self._hop(query, keys, allowed, exclude, qvec, ctx, scored, rows, semantic, lexical)
         if sequels and _AFTER.search(query):
@@ -176,8 +182,9 @@ class Retriever:
         """Index partitions `person` may see: their own and the shared one."""
         return [SHARED_KEY] if person is None else [person, SHARED_KEY]
 
-    def _score(self, ctx: _Scoring, row: Row,
-               semantic: float, lexical: float, link: float) -> tuple[float, tuple[float, ...]]:  # fmt: skip
+    def _score(
+        self, ctx: _Scoring, row: Row, semantic: float, lexical: float, link: float
+    ) -> tuple[float, tuple[float, ...]]:
         w = self.weights
         _, owner, when, place, speaker = row
         values = (
@@ -253,7 +260,7 @@ class Retriever:
         best = [r for r in sorted(scored, key=lambda r: -scored[r][0]) if rows[r][4] == "user"]
         reached: dict[int, float] = {}
         for seed in best[:seeds]:
-            turn_id, owner, when, _, _ = rows[seed]
+            _, owner, when, _, _ = rows[seed]
             nxt: str | None = None
             for st in self.store.turns_after(owner, seed, 80):
                 t = st.turn
@@ -270,7 +277,9 @@ class Retriever:
                     break
         if reached:
             visible = self.index.visible(keys, np.array(sorted(reached), np.int64))
-            keep = {r: reached[r] for r, ok in zip(sorted(reached), visible.tolist(), strict=True) if ok}
+            keep = {
+                r: reached[r] for r, ok in zip(sorted(reached), visible.tolist(), strict=True) if ok
+            }
             self._link(keep, exclude, qvec, keys, ctx, scored, rows, semantic, lexical)
 
     def _session_of(self, rowid: int) -> str | None:
@@ -296,8 +305,9 @@ class Retriever:
         semantic.update(self.index.score_rows(qvec, keys, list(fresh)))
         for r, link in reached.items():
             if r in rows and link > scored.get(r, (0.0, (0.0,) * len(PARTS)))[1][5]:
-                scored[r] = self._score(ctx, rows[r], semantic.get(r, 0.0),
-                                        lexical.get(r, 0.0), link)  # fmt: skip
+                scored[r] = self._score(
+                    ctx, rows[r], semantic.get(r, 0.0), lexical.get(r, 0.0), link
+                )
 
     def _named_people(self, query: str, person: str | None) -> set[str]:
         """Anyone other than the asker whom the query names ("what did Bob say ...").

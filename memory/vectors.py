@@ -19,7 +19,6 @@ from collections.abc import Iterable
 
 import numpy as np
 
-
 APPROX_ABOVE = 200_000
 LOW_DIM = 64
 RESCORE_FACTOR = 8

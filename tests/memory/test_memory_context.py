@@ -178,8 +178,10 @@ def test_a_precomputed_query_vector_gives_the_same_context(filled: Memory) -> No
 def test_compact_evidence_names_each_session_once(mem: Memory) -> None:
     mem.add_turns(
         [turn(i, f"the blue kettle story part {i}", place="kitchen") for i in range(5)]
-        + [turn(i, f"the blue kettle story part {i}", session="s2", place="garden")
-           for i in range(10, 13)]  # fmt: skip
+        + [
+            turn(i, f"the blue kettle story part {i}", session="s2", place="garden")
+            for i in range(10, 13)
+        ]
     )
     shares = dataclasses.replace(SHARES["retrieval"], compact=True)  # evidence only
     mem.strategy = BudgetedStrategy(mem.store, mem.retriever, shares)
@@ -187,5 +189,8 @@ def test_compact_evidence_names_each_session_once(mem: Memory) -> None:
     evidence = [i.text for i in ctx.items if i.kind == "evidence"]
     headed = [t for t in evidence if t.startswith("[")]
     assert len(evidence) == 8
-    assert [h.split("] ")[0] for h in headed] == ["[Thu 2026-01-01, kitchen", "[Thu 2026-01-01, garden"]
+    assert [h.split("] ")[0] for h in headed] == [
+        "[Thu 2026-01-01, kitchen",
+        "[Thu 2026-01-01, garden",
+    ]
     assert all(t.startswith("alice: ") for t in evidence if not t.startswith("["))

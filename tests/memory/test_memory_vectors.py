@@ -38,5 +38,7 @@ def test_removal_and_late_adds_keep_the_projection_in_step(embedder: Embedder) -
     index.add(range(1, 2001), ["bob"] * 2000, vecs[:2000])
     index.remove(range(1, 1001))
     index.add(range(2001, 3001), ["bob"] * 1000, vecs[2000:])
-    assert index.search(vecs[2500], ["bob"], 1) == [(2501, index.search(vecs[2500], ["bob"], 1)[0][1])]
+    assert index.search(vecs[2500], ["bob"], 1) == [
+        (2501, index.search(vecs[2500], ["bob"], 1)[0][1])
+    ]
     assert index.search(vecs[10], ["bob"], 5)[0][0] != 11  # removed rows are gone
