@@ -94,7 +94,7 @@ class BM25Turns:
 # -- the ablation: every choice of our builder, measured --------------------------------
 
 BEFORE = Shares(summary=0.1, recent=0.3, evidence=True, backfill_recent=True, evidence_k=60)
-BEFORE_WEIGHTS = ScoreWeights(link=0.0, named_people=False, speaker=0.0)
+BEFORE_WEIGHTS = ScoreWeights(link=0.0, named_people=False, speaker=0.0, candidates=100)
 
 
 def _choices(ours: Shares, weights: ScoreWeights) -> dict[str, tuple[Shares, ScoreWeights]]:
@@ -118,7 +118,8 @@ def _choices(ours: Shares, weights: ScoreWeights) -> dict[str, tuple[Shares, Sco
 
     steps = [
         ("compact rendering", shares(compact=1)),
-        ("budget shares", shares(summary=1, recent=1, evidence_k=1)),
+        ("budget shares", shares(summary=1, recent=1)),
+        ("more candidates", both(shares(evidence_k=1), weighs(candidates=1))),
         ("speaker prior", weighs(speaker=1)),
         ("dedupe", shares(dedupe=1)),
         ("named people", weighs(named_people=1)),
@@ -132,6 +133,7 @@ def _choices(ours: Shares, weights: ScoreWeights) -> dict[str, tuple[Shares, Sco
         out[f"+ {name}"] = (s, w)
     # Tried and not kept: each on top of the final builder.
     out["tried: + neighbours"] = (replace(s, neighbours=5), w)
+    out["tried: + feedback scan"] = (replace(s, feedback=True), w)
     out["tried: recency x4"] = (s, w.model_copy(update={"recency": 4 * w.recency}))
     out["tried: speaker x2"] = (s, w.model_copy(update={"speaker": 2 * w.speaker}))
     out["tried: no recent share"] = (replace(s, recent=0.0, summary=0.0), w)
@@ -352,8 +354,15 @@ def plots(report: dict[str, Any], out: Path) -> list[str]:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    files: list[str] = []
+    if "recall" in report:
+        files += _recall_plots(report["recall"]["recall"], out, plt)
+    files.append(_latency_plot(report["scale"], out, plt))
+    return files
+
+
+def _recall_plots(rec: dict[str, Any], out: Path, plt: Any) -> list[str]:
     files = []
-    rec = report["recall"]["recall"]
     fig, axes = plt.subplots(1, len(BUDGETS), figsize=(4 * len(BUDGETS), 3.5), sharey=True)
     for ax, budget in zip(axes, BUDGETS, strict=True):
         for name, style in zip(COMPARED, ("o-", "s--", "^:"), strict=True):
@@ -384,8 +393,10 @@ def plots(report: dict[str, Any], out: Path) -> list[str]:
     fig.savefig(out / "recall_by_kind.png", dpi=110)
     files.append(str(out / "recall_by_kind.png"))
     plt.close(fig)
+    return files
 
-    scale = report["scale"]
+
+def _latency_plot(scale: dict[str, Any], out: Path, plt: Any) -> str:
     sizes = [int(s) for s in scale]
     fig, ax = plt.subplots(figsize=(5, 3.5))
     for key, style in (("search", "o-"), ("build_context_2k", "s--"), ("embed_query", "^:")):
@@ -397,9 +408,8 @@ def plots(report: dict[str, Any], out: Path) -> list[str]:
     ax.legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(out / "latency_by_size.png", dpi=110)
-    files.append(str(out / "latency_by_size.png"))
     plt.close(fig)
-    return files
+    return str(out / "latency_by_size.png")
 
 
 def _row(cells: list[str], widths: list[int]) -> str:
@@ -411,7 +421,21 @@ def _row(cells: list[str], widths: list[int]) -> str:
 
 def summary_text(report: dict[str, Any]) -> str:
     """The side-by-side tables a person reads at the end of a run."""
-    r = report["recall"]
+    lines = _recall_text(report["recall"]) if "recall" in report else []
+    lines.append("latency (p50 / p99 ms), query vector computed once beforehand")
+    widths3 = [10, 16, 16, 18, 10]
+    lines.append(_row(["turns", "embed_query", "search", "build_context_2k", "add_turn"], widths3))
+    for size, row in report["scale"].items():
+        cells = [f"{int(size):.0e}"]
+        for key in ("embed_query", "search", "build_context_2k"):
+            cells.append(f"{row[key]['p50_ms']:.1f} / {row[key]['p99_ms']:.1f}")
+        lines.append(_row([*cells, f"{row['add_turn_ms']:.1f}"], widths3))
+        for name, p in row.get("ablation_build_2k", {}).items():
+            lines.append(f"    build 2k, {name}: {p['p50_ms']:.1f} / {p['p99_ms']:.1f}")
+    return "\n".join(lines)
+
+
+def _recall_text(r: dict[str, Any]) -> list[str]:
     lines = [
         f"recall: {r['turns']} turns, {r['probes']} probes "
         f"({r['probes_multi_evidence']} with 2-4 evidence turns); all-evidence / any-evidence",
@@ -441,26 +465,21 @@ def summary_text(report: dict[str, Any]) -> str:
             ms = r["build_ms_p50"].get(f"{name}@{ABLATION_BUDGET}", float("nan"))
             cells = [name, f"{a['all']:.3f}", *[f"{a['by_kind'][k]:.3f}" for k in KINDS]]
             lines.append(_row([*cells, f"{ms:.1f}"], widths2))
-    lines.append("latency (p50 / p99 ms), query vector computed once beforehand")
-    widths3 = [10, 16, 16, 18, 10]
-    lines.append(_row(["turns", "embed_query", "search", "build_context_2k", "add_turn"], widths3))
-    for size, row in report["scale"].items():
-        cells = [f"{int(size):.0e}"]
-        for key in ("embed_query", "search", "build_context_2k"):
-            cells.append(f"{row[key]['p50_ms']:.1f} / {row[key]['p99_ms']:.1f}")
-        lines.append(_row([*cells, f"{row['add_turn_ms']:.1f}"], widths3))
-    return "\n".join(lines)
+    return lines
 
 
-def run(out: Path, sizes: list[int], quick: bool, ablate: bool) -> dict[str, Any]:
+def run(
+    out: Path, sizes: list[int], quick: bool, ablate: bool, recall: bool = True
+) -> dict[str, Any]:
     out.mkdir(parents=True, exist_ok=True)
     dialogue = generate(n_turns=1000 if quick else 2000)
     with tempfile.TemporaryDirectory(prefix="bench-memory-") as tmp:
         work = Path(tmp)
         report: dict[str, Any] = {"quick": quick, "generator": "v3"}
-        t = time.perf_counter()
-        report["recall"] = recall_bench(dialogue, work, ablate)
-        report["recall"]["seconds"] = round(time.perf_counter() - t, 1)
+        if recall:
+            t = time.perf_counter()
+            report["recall"] = recall_bench(dialogue, work, ablate)
+            report["recall"]["seconds"] = round(time.perf_counter() - t, 1)
         ablate_at = 100_000 if 100_000 in sizes else max(sizes)
         report["scale"] = scale_bench(
             dialogue,
@@ -470,13 +489,14 @@ def run(out: Path, sizes: list[int], quick: bool, ablate: bool) -> dict[str, Any
             writes=30 if quick else 100,
             ablate_at=ablate_at if ablate else None,
         )
-    ours = report["recall"]["recall"]["ours"]["2000"]["all_evidence"]
     report["targets"] = {
-        "all_evidence_recall_2k": ours["all"],
-        "multi_hop_recall_2k": ours["by_kind"]["multi-hop"],
         "search_p50_ms": {s: v["search"]["p50_ms"] for s, v in report["scale"].items()},
         "build_p50_ms": {s: v["build_context_2k"]["p50_ms"] for s, v in report["scale"].items()},
     }
+    if recall:
+        ours = report["recall"]["recall"]["ours"]["2000"]["all_evidence"]
+        report["targets"]["all_evidence_recall_2k"] = ours["all"]
+        report["targets"]["multi_hop_recall_2k"] = ours["by_kind"]["multi-hop"]
     report["plots"] = plots(report, out)
     (out / "report.json").write_text(json.dumps(report, indent=2))
     return report
@@ -503,6 +523,7 @@ def register_bench(bench_subparsers: Any) -> None:
     p.add_argument("--big", action="store_true", help="also measure 1e6 stored turns")
     p.add_argument("--ablate", action="store_true", help="also measure each choice of our builder")
     p.add_argument("--json", action="store_true", help="print the report as JSON")
+    p.add_argument("--no-recall", action="store_true", help="latency only (e.g. with --big)")
     p.set_defaults(func=_main)
 
 
@@ -512,7 +533,7 @@ def _main(args: argparse.Namespace) -> int:
         sizes = [s for s in sizes if s <= 10_000] or [1000]
     if args.big and 1_000_000 not in sizes:
         sizes.append(1_000_000)
-    report = run(Path(args.out), sizes, args.quick, args.ablate)
+    report = run(Path(args.out), sizes, args.quick, args.ablate, not args.no_recall)
     if args.json:
         print(json.dumps(report, indent=2))
     else:

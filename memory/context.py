@@ -12,7 +12,7 @@ to BPE tokenizers (Qwen, Llama) and errs on the generous side.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Protocol
@@ -24,6 +24,7 @@ from memory.store import Store, StoredTurn
 from memory.types import Context, ContextItem, MemoryTurn, SearchResult
 
 IMAGE_TOKENS = 64  # one 448x448 tile of InternViT in InteractiveOmni
+MIN_TURN_TOKENS = 6  # a rendered turn costs at least this ("alice: Yes, thanks." is 4 words)
 
 
 def count_tokens(text: str) -> int:
@@ -114,6 +115,7 @@ class Shares:
     hops: bool = False  # follow rare names in the best results (multi-hop)
     neighbours: int = 0  # the next turn of the same session after each of the best N hits
     sequels: bool = False  # "what did I do after X": the person's words in the next session
+    feedback: bool = False  # a second scan towards the best matches (several alike turns)
     dedupe: bool = False  # a text already in the context (the robot repeats itself) is skipped
 
 
@@ -124,6 +126,7 @@ class BudgetedStrategy:
         self.store = store
         self.retriever = retriever
         self.shares = shares
+        self._headers: dict[tuple[float, str | None], str] = {}
 
     def build(self, request: ContextRequest) -> Context:
         s = self.shares
@@ -138,7 +141,7 @@ class BudgetedStrategy:
 
         evidence: list[tuple[SearchResult, str | None]] = []
         if s.evidence and pack.used < pack.budget:
-            results = self.retriever.search(
+            results: Iterable[SearchResult] = self.retriever.ranked(
                 request.query,
                 person=request.person,
                 k=s.evidence_k,
@@ -147,12 +150,15 @@ class BudgetedStrategy:
                 query_vector=request.query_vector,
                 hops=s.hops,
                 sequels=s.sequels,
+                feedback=s.feedback,
             )
             if s.neighbours:
-                results = self._with_neighbours(results, request, recent_ids)
+                results = self._with_neighbours(list(results), request, recent_ids)
             groups: set[tuple[str | None, str]] = set()
             texts: set[str] = set()
             for r in results:
+                if pack.budget - pack.used < MIN_TURN_TOKENS:
+                    break  # nothing more fits: read no further rows
                 if s.dedupe:
                     said = f"{r.turn.speaker}:{' '.join(r.turn.text.lower().split())}"
                     if said in texts:
@@ -161,7 +167,7 @@ class BudgetedStrategy:
                 image = r.turn.image_path if request.images else None
                 if s.compact:
                     cost = pack.cost(render_compact(r.turn), image)
-                    group = (r.turn.session, session_header(r.turn))
+                    group = (r.turn.session, self._header(r.turn))
                     if group not in groups:  # its header, once per session (and place)
                         cost += count_tokens(group[1])
                 else:
@@ -170,7 +176,7 @@ class BudgetedStrategy:
                     pack.take(cost)
                     evidence.append((r, image))
                     if s.compact:
-                        groups.add((r.turn.session, session_header(r.turn)))
+                        groups.add((r.turn.session, self._header(r.turn)))
 
         if s.backfill_recent and recent:
             taken = recent_ids | {r.turn_id for r, _ in evidence} | request.exclude
@@ -201,7 +207,7 @@ class BudgetedStrategy:
         previous: tuple[str | None, str] | None = None
         for r, image in sorted(evidence, key=lambda e: (e[0].turn.time, e[0].turn_id)):
             if self.shares.compact:
-                group = (r.turn.session, session_header(r.turn))
+                group = (r.turn.session, self._header(r.turn))
                 text = render_compact(r.turn)
                 if group != previous:
                     text = f"{group[1]} {text}"
@@ -219,6 +225,14 @@ class BudgetedStrategy:
                 )
             )
         return out
+
+    def _header(self, turn: MemoryTurn) -> str:
+        key = (turn.time // 86400, turn.place)  # the header names only the day and place
+        if key not in self._headers:
+            if len(self._headers) > 4096:
+                self._headers.clear()
+            self._headers[key] = session_header(turn)
+        return self._headers[key]
 
     @staticmethod
     def _recent_item(st: StoredTurn, image: str | None) -> ContextItem:
@@ -332,7 +346,7 @@ SHARES: dict[str, Shares] = {
         recent=0.15,
         evidence=True,
         backfill_recent=True,
-        evidence_k=100,
+        evidence_k=150,
         compact=True,
         hops=True,
         sequels=True,

@@ -6,10 +6,13 @@ explains its score exactly: score == sum(weights[p] * parts[p]).
 
 from __future__ import annotations
 
+import itertools
 import re
 import time as _time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timezone
+from typing import Any
 
 import numpy as np
 from pydantic import BaseModel
@@ -20,6 +23,7 @@ from memory.types import SearchResult
 from memory.vectors import VectorIndex
 
 PARTS = ("semantic", "lexical", "recency", "person", "place", "link", "speaker", "named")
+_WORDS = re.compile(r"\w+")
 _AFTER = re.compile(r"\b(after|afterwards|following|next)\b", re.IGNORECASE)
 _NAME = re.compile(r"(?<![.!?] )(?<!^)\b[A-Z][a-z]{2,}\b")
 
@@ -31,7 +35,7 @@ class ScoreWeights(BaseModel):
     person: float = 0.05
     place: float = 0.15
     recency_half_life_s: float = 7 * 24 * 3600.0
-    candidates: int = 100  # per channel (semantic, lexical) before fusion
+    candidates: int = 250  # per channel (semantic, lexical) before fusion
     lexical_postings: int = 1500  # rowids the lexical channel reads per query, at most
     max_df: float = 0.2  # query terms in more than this share of turns are ignored
     speaker: float = 0.1  # a person's own words: the robot's rarely hold facts about them
@@ -40,6 +44,9 @@ class ScoreWeights(BaseModel):
     link: float = 0.5  # a turn reached by a second hop: weight of the seed's score
     hop_seeds: int = 8  # best results whose names are followed
     hop_terms: int = 3  # names followed per query, at most
+    feedback: float = 0.5  # link of a turn found by the feedback scan: its cosine x this
+    feedback_seeds: int = 3
+    feedback_candidates: int = 30
     hop_max_df: float = 0.01  # only names rarer than this share of turns are followed
 
 
@@ -101,7 +108,12 @@ class Retriever:
             self._people |= new
         return self._people
 
-    def search(
+    def search(self, query: str, *, person: str | None, k: int = 10,
+               **options: Any) -> list[SearchResult]:  # fmt: skip
+        """The best `k` turns `person` may see for `query` (options: see `ranked`)."""
+        return list(itertools.islice(self.ranked(query, person=person, k=k, **options), k))
+
+    def ranked(
         self,
         query: str,
         *,
@@ -113,8 +125,10 @@ class Retriever:
         query_vector: np.ndarray | None = None,
         hops: bool = False,
         sequels: bool = False,
-    ) -> list[SearchResult]:
-        """The best `k` turns `person` may see for `query`.
+        feedback: bool = False,
+    ) -> Iterator[SearchResult]:
+        """The best `k` turns `person` may see for `query`, best first, lazily: full rows
+        are read in small batches, so a caller that stops early reads only what it used.
 
         `query_vector`: the query's embedding when the caller already has it (computed
         once per turn, possibly before the person has finished speaking).
@@ -123,6 +137,9 @@ class Retriever:
         the name). One or two FTS lookups, no second embedding.
         `sequels`: when the query asks what came after something ("the weekend after the
         trip"), the person's words in the session that followed the best matches.
+        `feedback`: a second vector scan for the query moved towards the best matches
+        (pseudo-relevance feedback), for questions whose evidence is several turns alike
+        ("which pastimes have I taken up?").
         """
         w = self.weights
         now = _time.time() if now is None else now
@@ -140,7 +157,7 @@ class Retriever:
         rows: dict[int, Row] = self.store.scoring_rows(dict.fromkeys([*semantic, *lexical]))
         rows = {r: v for r, v in rows.items() if v[0] not in exclude}
         if not rows:
-            return []
+            return iter(())
         lexical_only = [r for r in rows if r not in semantic]
         semantic.update(self.index.score_rows(qvec, keys, lexical_only))
         ctx = _Scoring(
@@ -149,38 +166,73 @@ class Retriever:
             named=self._named_people(query, person),
             mentioned=self._mentioned_places(query),
         )
-        scored = {
-            r: self._score(ctx, v, semantic.get(r, 0.0), lexical.get(r, 0.0), 0.0)
-            for r, v in rows.items()
-        }
+        scored = self._score_all(ctx, rows, semantic, lexical)
         if hops:
             self._hop(query, keys, allowed, exclude, qvec, ctx, scored, rows, semantic, lexical)
+        if feedback:
+            self._feedback(keys, allowed, exclude, qvec, ctx, scored, rows, semantic, lexical)
         if sequels and _AFTER.search(query):
             self._sequel(keys, exclude, qvec, ctx, scored, rows, semantic, lexical)
         ranked = sorted(
             (-score, rows[r][2], rows[r][0], r) for r, (score, _) in scored.items()
         )  # best first; ties: older first, then id (deterministic)
-        top = ranked[:k]
-        # Full rows (text, captions) only for what is returned.
-        turns = self.store.turns_by_rowid(r for *_, r in top)
-        terms = set(query_terms(query))
-        return [
-            SearchResult(
-                turn_id=turn_id,
-                score=-neg,
-                parts=dict(zip(PARTS, scored[rowid][1], strict=True)),
-                reason=self._reason(
-                    turns[rowid], dict(zip(PARTS, scored[rowid][1], strict=True)), terms, now
-                ),
-                turn=turns[rowid].turn,
-            )
-            for neg, _, turn_id, rowid in top
-        ]
+        return self._results(ranked[:k], scored, set(query_terms(query)), now)
+
+    def _results(
+        self,
+        top: list[tuple[float, float, str, int]],
+        scored: dict[int, tuple[float, tuple[float, ...]]],
+        terms: set[str],
+        now: float,
+        batch: int = 40,
+    ) -> Iterator[SearchResult]:
+        # Full rows (text, captions) only for what is consumed, a batch at a time.
+        for start in range(0, len(top), batch):
+            chunk = top[start : start + batch]
+            turns = self.store.turns_by_rowid(r for *_, r in chunk)
+            for neg, _, turn_id, rowid in chunk:
+                parts = dict(zip(PARTS, scored[rowid][1], strict=True))
+                # Built from validated rows: constructed without validating them again.
+                yield SearchResult.model_construct(
+                    turn_id=turn_id,
+                    score=-neg,
+                    parts=parts,
+                    reason=self._reason(turns[rowid], parts, terms, now),
+                    turn=turns[rowid].turn,
+                )
 
     @staticmethod
     def visible_keys(person: str | None) -> list[str]:
         """Index partitions `person` may see: their own and the shared one."""
         return [SHARED_KEY] if person is None else [person, SHARED_KEY]
+
+    def _score_all(
+        self,
+        ctx: _Scoring,
+        rows: dict[int, Row],
+        semantic: dict[int, float],
+        lexical: dict[int, float],
+    ) -> dict[int, tuple[float, tuple[float, ...]]]:
+        """`_score` of every candidate at once, in numpy (the same values, rounded alike)."""
+        w = self.weights
+        ids = list(rows)
+        meta = list(rows.values())
+        values = np.zeros((len(ids), len(PARTS)))
+        values[:, 0] = np.maximum(0.0, [semantic.get(r, 0.0) for r in ids])
+        values[:, 1] = [lexical.get(r, 0.0) for r in ids]
+        age = np.maximum(0.0, ctx.now - np.array([m[2] for m in meta], np.float64))
+        values[:, 2] = 0.5 ** (age / w.recency_half_life_s)
+        values[:, 3] = [ctx.person is not None and m[1] == ctx.person for m in meta]
+        values[:, 4] = [m[3] is not None and m[3].lower() in ctx.mentioned for m in meta]
+        values[:, 6] = [m[4] == "user" for m in meta]
+        values[:, 7] = [m[1] is not None and m[1] in ctx.named for m in meta]
+        values = np.round(values, 6)
+        weights = np.array([getattr(w, name) for name in PARTS])
+        scores = np.round(values @ weights, 6)
+        return {
+            r: (float(sc), tuple(v))
+            for r, sc, v in zip(ids, scores.tolist(), values.tolist(), strict=True)
+        }
 
     def _score(
         self, ctx: _Scoring, row: Row, semantic: float, lexical: float, link: float
@@ -241,6 +293,29 @@ class Retriever:
                 reached[r] = max(reached.get(r, 0.0), links[term])
         if reached:
             self._link(reached, exclude, qvec, keys, ctx, scored, rows, semantic, lexical)
+
+    def _feedback(
+        self,
+        keys: list[str],
+        allowed: np.ndarray | None,
+        exclude: set[str] | frozenset[str],
+        qvec: np.ndarray,
+        ctx: _Scoring,
+        scored: dict[int, tuple[float, tuple[float, ...]]],
+        rows: dict[int, Row],
+        semantic: dict[int, float],
+        lexical: dict[int, float],
+    ) -> None:
+        w = self.weights
+        best = [r for r in sorted(scored, key=lambda r: -scored[r][0]) if rows[r][4] == "user"]
+        seeds = self.index.vectors(keys, best[: w.feedback_seeds])
+        if len(seeds) == 0:
+            return
+        moved = qvec + seeds.mean(axis=0)
+        moved /= max(float(np.linalg.norm(moved)), 1e-9)
+        found = dict(self.index.search(moved, keys, w.feedback_candidates, allowed))
+        reached = {r: w.feedback * c for r, c in found.items()}
+        self._link(reached, exclude, qvec, keys, ctx, scored, rows, semantic, lexical)
 
     def _sequel(
         self,
@@ -346,7 +421,7 @@ class Retriever:
         bits = [f"semantic {parts['semantic']:.2f}"]
         text = (st.turn.text + " " + (st.turn.image_caption or "")).lower()
         # FTS5 stems ("keys" matches "key"): show the query words that share a stem prefix.
-        prefixes = {w[:n] for w in re.findall(r"\w+", text) for n in (2, 3, 4)}
+        prefixes = {w[:4] for w in _WORDS.findall(text)}
         hits = sorted(t for t in terms if t[:4] in prefixes)
         if parts["lexical"] > 0 and hits:
             bits.append("words " + ", ".join(hits[:4]))

@@ -171,6 +171,19 @@ class VectorIndex:
                 out.update(zip(wanted[found].tolist(), scores.tolist(), strict=True))
         return out
 
+    def vectors(self, keys: Iterable[str], rowids: Iterable[int]) -> np.ndarray:
+        """The stored vectors of `rowids` found in the partitions `keys`."""
+        wanted = np.fromiter(rowids, np.int64)
+        out: list[np.ndarray] = []
+        with self._lock:
+            for key in keys:
+                part = self._parts.get(key)
+                if part is None or part.n == 0 or len(wanted) == 0:
+                    continue
+                pos, found = part.locate(wanted)
+                out.append(part.vecs[pos[found]])
+        return np.concatenate(out) if out else np.zeros((0, self.dim), np.float32)
+
     def search(
         self,
         query: np.ndarray,
