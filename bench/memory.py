@@ -41,6 +41,7 @@ from memory.context import (
     ContextRequest,
     ContextStrategy,
     Shares,
+    count_tokens,
     render_turn,
 )
 from memory.facade import Memory
@@ -80,7 +81,7 @@ class BM25Turns:
             if st.turn.id in request.exclude:
                 continue
             text = render_turn(st.turn)
-            cost = -(-len(text.split()) * 13 // 10)  # count_tokens, without float error
+            cost = count_tokens(text)
             if used + cost <= request.budget:
                 used += cost
                 chosen.append((st.turn.time, st.turn.id, text))
