@@ -47,7 +47,8 @@ class ScoreWeights(BaseModel):
     feedback: float = 0.5  # link of a turn found by the feedback scan: its cosine x this
     feedback_seeds: int = 3
     feedback_candidates: int = 30
-    hop_max_df: float = 0.01  # only names rarer than this share of turns are followed
+    hop_max_df: float = 0.01
+    hop_postings: int = 50  # turns read per name followed (the most recent)  # only names rarer than this share of turns are followed
 
 
 @dataclass(frozen=True)
@@ -283,7 +284,7 @@ class Retriever:
         for term in followed:
             if self.store.document_frequency(term, cutoff + 1) > cutoff:
                 continue
-            hits = self.store.lexical(term, cutoff, 1.0)
+            hits = self.store.lexical(term, w.hop_postings, 1.0)  # its latest mentions
             if len(hits.rowids) == 0:
                 continue
             keep = self.index.visible(keys, hits.rowids)
@@ -378,11 +379,17 @@ class Retriever:
         fresh = {r: v for r, v in fresh.items() if v[0] not in exclude}
         rows.update(fresh)
         semantic.update(self.index.score_rows(qvec, keys, list(fresh)))
-        for r, link in reached.items():
-            if r in rows and link > scored.get(r, (0.0, (0.0,) * len(PARTS)))[1][5]:
-                scored[r] = self._score(
-                    ctx, rows[r], semantic.get(r, 0.0), lexical.get(r, 0.0), link
-                )
+        linked = {
+            r: link
+            for r, link in reached.items()
+            if r in rows and link > scored.get(r, (0.0, (0.0,) * len(PARTS)))[1][5]
+        }
+        base = self._score_all(ctx, {r: rows[r] for r in linked}, semantic, lexical)
+        weight = self.weights.link
+        for r, (score, values) in base.items():
+            part = round(min(1.0, linked[r]), 6)
+            link_values = (*values[:5], part, *values[6:])
+            scored[r] = (round(score + weight * part, 6), link_values)
 
     def _named_people(self, query: str, person: str | None) -> set[str]:
         """Anyone other than the asker whom the query names ("what did Bob say ...").
