@@ -151,6 +151,7 @@ class BudgetedStrategy:
                 hops=s.hops,
                 sequels=s.sequels,
                 feedback=s.feedback,
+                explain=False,  # only the evidence kept is explained, below
             )
             if s.neighbours:
                 results = self._with_neighbours(list(results), request, recent_ids)
@@ -174,6 +175,7 @@ class BudgetedStrategy:
                     cost = pack.cost(render_turn(r.turn), image)
                 if pack.fits(cost):
                     pack.take(cost)
+                    r.reason = self.retriever.explain(r, request.query, request.now)
                     evidence.append((r, image))
                     if s.compact:
                         groups.add((r.turn.session, self._header(r.turn)))

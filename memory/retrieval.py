@@ -47,8 +47,8 @@ class ScoreWeights(BaseModel):
     feedback: float = 0.5  # link of a turn found by the feedback scan: its cosine x this
     feedback_seeds: int = 3
     feedback_candidates: int = 30
-    hop_max_df: float = 0.01
-    hop_postings: int = 50  # turns read per name followed (the most recent)  # only names rarer than this share of turns are followed
+    hop_max_df: float = 0.01  # only names rarer than this share of turns are followed
+    hop_postings: int = 50  # turns read per name followed (the most recent)
 
 
 @dataclass(frozen=True)
@@ -127,6 +127,7 @@ class Retriever:
         hops: bool = False,
         sequels: bool = False,
         feedback: bool = False,
+        explain: bool = True,
     ) -> Iterator[SearchResult]:
         """The best `k` turns `person` may see for `query`, best first, lazily: full rows
         are read in small batches, so a caller that stops early reads only what it used.
@@ -138,6 +139,8 @@ class Retriever:
         the name). One or two FTS lookups, no second embedding.
         `sequels`: when the query asks what came after something ("the weekend after the
         trip"), the person's words in the session that followed the best matches.
+        `explain=False` leaves `reason` empty (see `explain`): a caller that keeps only some
+        results explains only those.
         `feedback`: a second vector scan for the query moved towards the best matches
         (pseudo-relevance feedback), for questions whose evidence is several turns alike
         ("which pastimes have I taken up?").
@@ -177,7 +180,7 @@ class Retriever:
         ranked = sorted(
             (-score, rows[r][2], rows[r][0], r) for r, (score, _) in scored.items()
         )  # best first; ties: older first, then id (deterministic)
-        return self._results(ranked[:k], scored, set(query_terms(query)), now)
+        return self._results(ranked[:k], scored, set(query_terms(query)), now, explain)
 
     def _results(
         self,
@@ -185,6 +188,7 @@ class Retriever:
         scored: dict[int, tuple[float, tuple[float, ...]]],
         terms: set[str],
         now: float,
+        explain: bool,
         batch: int = 40,
     ) -> Iterator[SearchResult]:
         # Full rows (text, captions) only for what is consumed, a batch at a time.
@@ -198,7 +202,7 @@ class Retriever:
                     turn_id=turn_id,
                     score=-neg,
                     parts=parts,
-                    reason=self._reason(turns[rowid], parts, terms, now),
+                    reason=self._reason(turns[rowid], parts, terms, now) if explain else "",
                     turn=turns[rowid].turn,
                 )
 
@@ -422,6 +426,12 @@ class Retriever:
     def _mentioned_places(self, query: str) -> set[str]:
         q = " " + " ".join(re.findall(r"\w+", query.lower())) + " "
         return {p.lower() for p in self.store.places() if f" {p.lower()} " in q}
+
+    def explain(self, result: SearchResult, query: str, now: float | None = None) -> str:
+        """Why `result` was chosen (its `reason`), for results ranked with explain=False."""
+        now = _time.time() if now is None else now
+        st = StoredTurn(rowid=0, turn=result.turn)
+        return self._reason(st, result.parts, set(query_terms(query)), now)
 
     @staticmethod
     def _reason(st: StoredTurn, parts: dict[str, float], terms: set[str], now: float) -> str:
