@@ -12,16 +12,19 @@ to BPE tokenizers (Qwen, Llama) and errs on the generous side.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Protocol
+
+import numpy as np
 
 from memory.retrieval import Retriever
 from memory.store import Store, StoredTurn
 from memory.types import Context, ContextItem, MemoryTurn, SearchResult
 
 IMAGE_TOKENS = 64  # one 448x448 tile of InternViT in InteractiveOmni
+MIN_TURN_TOKENS = 6  # a rendered turn costs at least this ("alice: Yes, thanks." is 4 words)
 
 
 def count_tokens(text: str) -> int:
@@ -43,6 +46,23 @@ def render_turn(turn: MemoryTurn) -> str:
     return line
 
 
+def render_compact(turn: MemoryTurn) -> str:
+    """A turn without its date and place: those go once in its session's header."""
+    who = "Robot" if turn.speaker == "robot" else (turn.person or "User")
+    line = f"{who}: {turn.text}"
+    if turn.interrupted:
+        line += " (interrupted)"
+    if turn.image_caption:
+        line += f" [shown: {turn.image_caption}]"
+    return line
+
+
+def session_header(turn: MemoryTurn) -> str:
+    """`[Sat 2026-03-07, kitchen]`: the weekday answers "the weekend after ..." questions."""
+    when = datetime.fromtimestamp(turn.time, tz=timezone.utc).strftime("%a %Y-%m-%d")
+    return f"[{when}, {turn.place}]" if turn.place else f"[{when}]"
+
+
 @dataclass(frozen=True)
 class ContextRequest:
     query: str
@@ -50,6 +70,10 @@ class ContextRequest:
     budget: int
     now: float | None
     images: bool
+    exclude: frozenset[str] = frozenset()
+    """Turn ids the model already sees (the conversation window): never spent on."""
+    query_vector: np.ndarray | None = field(default=None, compare=False)
+    """The query's embedding when the caller has it (computed once per turn)."""
 
 
 class ContextStrategy(Protocol):
@@ -79,51 +103,85 @@ class _Packer:
 
 @dataclass(frozen=True)
 class Shares:
-    """How a strategy splits its budget (fractions of the whole budget)."""
+    """How a strategy splits its budget (fractions of the whole budget), and how it picks
+    and renders evidence. Each option is measured in docs/memory.md (the ablation)."""
 
     summary: float
     recent: float
     evidence: bool
     backfill_recent: bool  # give what evidence left unused to older recent turns
     evidence_k: int = 60
+    compact: bool = False  # evidence grouped by session: date and place once per session
+    hops: bool = False  # follow rare names in the best results (multi-hop)
+    neighbours: int = 0  # the next turn of the same session after each of the best N hits
+    sequels: bool = False  # "what did I do after X": the person's words in the next session
+    feedback: bool = False  # a second scan towards the best matches (several alike turns)
+    dedupe: bool = False  # a text already in the context (the robot repeats itself) is skipped
 
 
 class BudgetedStrategy:
-    """Summary, evidence and recent turns in fixed shares: all four built-in strategies."""
+    """Summary, evidence and recent turns in fixed shares: all built-in strategies."""
 
     def __init__(self, store: Store, retriever: Retriever, shares: Shares) -> None:
         self.store = store
         self.retriever = retriever
         self.shares = shares
+        self._headers: dict[tuple[float, str | None], str] = {}
 
     def build(self, request: ContextRequest) -> Context:
         s = self.shares
         pack = _Packer(max(0, request.budget))
         summary_items = self._summary(request, pack, int(request.budget * s.summary))
 
+        # Turns the model already sees are excluded here, before any budget is spent.
         # Recent turns are chosen first (they are the conversation) but placed last.
         recent_cap = int(request.budget * s.recent) + pack.used
-        recent = self._recent(request, pack, recent_cap, skip=set())
+        recent = self._recent(request, pack, recent_cap, skip=set(request.exclude))
         recent_ids = {st.turn.id for st, _ in recent}
 
-        evidence: list[tuple[SearchResult, int, str | None]] = []
+        evidence: list[tuple[SearchResult, str | None]] = []
         if s.evidence and pack.used < pack.budget:
-            results = self.retriever.search(
+            results: Iterable[SearchResult] = self.retriever.ranked(
                 request.query,
                 person=request.person,
                 k=s.evidence_k,
                 now=request.now,
-                exclude=recent_ids,
+                exclude=recent_ids | request.exclude,
+                query_vector=request.query_vector,
+                hops=s.hops,
+                sequels=s.sequels,
+                feedback=s.feedback,
+                explain=False,  # only the evidence kept is explained, below
             )
+            if s.neighbours:
+                results = self._with_neighbours(list(results), request, recent_ids)
+            groups: set[tuple[str | None, str]] = set()
+            texts: set[str] = set()
             for r in results:
+                if pack.budget - pack.used < MIN_TURN_TOKENS:
+                    break  # nothing more fits: read no further rows
+                if s.dedupe:
+                    said = f"{r.turn.speaker}:{' '.join(r.turn.text.lower().split())}"
+                    if said in texts:
+                        continue
+                    texts.add(said)
                 image = r.turn.image_path if request.images else None
-                cost = pack.cost(render_turn(r.turn), image)
+                if s.compact:
+                    cost = pack.cost(render_compact(r.turn), image)
+                    group = (r.turn.session, self._header(r.turn))
+                    if group not in groups:  # its header, once per session (and place)
+                        cost += count_tokens(group[1])
+                else:
+                    cost = pack.cost(render_turn(r.turn), image)
                 if pack.fits(cost):
                     pack.take(cost)
-                    evidence.append((r, cost, image))
+                    r.reason = self.retriever.explain(r, request.query, request.now)
+                    evidence.append((r, image))
+                    if s.compact:
+                        groups.add((r.turn.session, self._header(r.turn)))
 
         if s.backfill_recent and recent:
-            taken = recent_ids | {r.turn_id for r, _, _ in evidence}
+            taken = recent_ids | {r.turn_id for r, _ in evidence} | request.exclude
             first = recent[0][0]
             older = self._recent(
                 request, pack, pack.budget, skip=taken, before=(first.turn.time, first.rowid)
@@ -131,29 +189,99 @@ class BudgetedStrategy:
             recent = older + recent
 
         items = summary_items
-        for r, _, image in sorted(evidence, key=lambda e: (e[0].turn.time, e[0].turn_id)):
-            items.append(
+        shown = self._evidence_items(evidence)
+        recent_items = [self._recent_item(st, image) for st, image in recent]
+        used = sum(pack.cost(i.text, i.image_path) for i in [*items, *recent_items])
+        # Headers are reserved per group at packing; when interleaved groups repeat one,
+        # the least relevant evidence goes until the context fits again (rare).
+        while shown and used + sum(pack.cost(i.text, i.image_path) for i in shown) > pack.budget:
+            worst = min(range(len(evidence)), key=lambda j: (evidence[j][0].score, -j))
+            evidence.pop(worst)
+            shown = self._evidence_items(evidence)
+        items.extend(shown)
+        items.extend(recent_items)
+        tokens = sum(pack.cost(i.text, i.image_path) for i in items)
+        return Context(items=items, tokens=tokens, budget=request.budget)
+
+    def _evidence_items(self, evidence: list[tuple[SearchResult, str | None]]) -> list[ContextItem]:
+        """Evidence oldest first; compact: a header each time the session or place changes."""
+        out: list[ContextItem] = []
+        previous: tuple[str | None, str] | None = None
+        for r, image in sorted(evidence, key=lambda e: (e[0].turn.time, e[0].turn_id)):
+            if self.shares.compact:
+                group = (r.turn.session, self._header(r.turn))
+                text = render_compact(r.turn)
+                if group != previous:
+                    text = f"{group[1]} {text}"
+                previous = group
+            else:
+                text = render_turn(r.turn)
+            out.append(
                 ContextItem(
                     kind="evidence",
                     turn_id=r.turn_id,
-                    text=render_turn(r.turn),
+                    text=text,
                     image_path=image,
                     score=r.score,
                     reason=r.reason,
                 )
             )
-        for st, image in recent:
-            items.append(
-                ContextItem(
-                    kind="recent",
-                    turn_id=st.turn.id,
-                    text=render_turn(st.turn),
-                    image_path=image,
-                    score=None,
-                    reason="recent turn",
+        return out
+
+    def _header(self, turn: MemoryTurn) -> str:
+        key = (turn.time // 86400, turn.place)  # the header names only the day and place
+        if key not in self._headers:
+            if len(self._headers) > 4096:
+                self._headers.clear()
+            self._headers[key] = session_header(turn)
+        return self._headers[key]
+
+    @staticmethod
+    def _recent_item(st: StoredTurn, image: str | None) -> ContextItem:
+        return ContextItem(
+            kind="recent",
+            turn_id=st.turn.id,
+            text=render_turn(st.turn),
+            image_path=image,
+            score=None,
+            reason="recent turn",
+        )
+
+    def _with_neighbours(
+        self, results: list[SearchResult], request: ContextRequest, skip: set[str]
+    ) -> list[SearchResult]:
+        """Each of the best hits followed by the next turn of its session (the answer to
+        a question, the detail after a topic), when the asker may see it."""
+        best = results[: self.shares.neighbours]
+        at = {r.turn_id: self.store.get_turn(r.turn_id) for r in best}
+        after = [st.rowid + 1 for st in at.values() if st is not None]
+        found = self.store.turns_by_rowid(after)
+        keys = self.retriever.visible_keys(request.person)
+        mask = self.retriever.index.visible(keys, np.array(after, np.int64))
+        visible = {rid for rid, ok in zip(after, mask.tolist(), strict=True) if ok}
+        have = {r.turn_id for r in results} | skip | request.exclude
+        out: list[SearchResult] = []
+        for r in results:
+            out.append(r)
+            st0 = at.get(r.turn_id)
+            nxt = found.get(st0.rowid + 1) if st0 is not None else None
+            if (
+                nxt is not None
+                and nxt.rowid in visible
+                and nxt.turn.session == r.turn.session
+                and nxt.turn.id not in have
+            ):
+                have.add(nxt.turn.id)
+                out.append(
+                    SearchResult(
+                        turn_id=nxt.turn.id,
+                        score=r.score,
+                        parts=r.parts,
+                        reason=f"follows {r.turn_id}",
+                        turn=nxt.turn,
+                    )
                 )
-            )
-        return Context(items=items, tokens=pack.used, budget=request.budget)
+        return out
 
     def _summary(self, request: ContextRequest, pack: _Packer, cap: int) -> list[ContextItem]:
         if cap <= 0:
@@ -215,7 +343,17 @@ SHARES: dict[str, Shares] = {
     "window": Shares(summary=0.0, recent=1.0, evidence=False, backfill_recent=False),
     "summary": Shares(summary=0.25, recent=1.0, evidence=False, backfill_recent=False),
     "retrieval": Shares(summary=0.0, recent=0.0, evidence=True, backfill_recent=False),
-    "hybrid": Shares(summary=0.1, recent=0.3, evidence=True, backfill_recent=True),
+    "hybrid": Shares(
+        summary=0.05,
+        recent=0.15,
+        evidence=True,
+        backfill_recent=True,
+        evidence_k=150,
+        compact=True,
+        hops=True,
+        sequels=True,
+        dedupe=True,
+    ),
 }
 
 StrategyFactory = Callable[[Store, Retriever], ContextStrategy]

@@ -6,9 +6,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+
+import numpy as np
 
 from memory.consolidate import Consolidator, ExtractiveSummarizer, Summarizer
 from memory.context import ContextRequest, make_strategy
@@ -84,8 +86,6 @@ class Memory:
     def _load_index(self) -> None:
         rows = list(self.store.vectors(self.embedder.model_id))
         if rows:
-            import numpy as np
-
             self.index.add(
                 (r for r, _, _ in rows), (k for _, k, _ in rows), np.stack([v for *_, v in rows])
             )
@@ -167,12 +167,27 @@ class Memory:
         budget_tokens: int,
         now: float | None = None,
         images: bool = False,
+        exclude: Iterable[str] = (),
+        query_vector: np.ndarray | None = None,
     ) -> Context:
+        """`exclude`: turn ids the model already sees (its conversation window); they are
+        left out before the budget is spent. `query_vector`: `embed_query(query)` when the
+        caller computed it already (once per turn, possibly during speech)."""
         self._follow_other_writers()
         request = ContextRequest(
-            query=query, person=person, budget=budget_tokens, now=now, images=images
+            query=query,
+            person=person,
+            budget=budget_tokens,
+            now=now,
+            images=images,
+            exclude=frozenset(exclude),
+            query_vector=query_vector,
         )
         return self.strategy.build(request)
+
+    def embed_query(self, query: str) -> np.ndarray:
+        """The query's vector, for `build_context(query_vector=...)` and `search`."""
+        return self.embedder.embed_one(query)
 
     def search(
         self,
@@ -184,6 +199,7 @@ class Memory:
         place: str | None = None,
         since: float | None = None,
         until: float | None = None,
+        query_vector: np.ndarray | None = None,
     ) -> list[SearchResult]:
         self._follow_other_writers()
         return self.retriever.search(
@@ -192,6 +208,7 @@ class Memory:
             k=k,
             now=now,
             filters=Filters(place=place, since=since, until=until),
+            query_vector=query_vector,
         )
 
     def close(self) -> None:

@@ -6,20 +6,26 @@ explains its score exactly: score == sum(weights[p] * parts[p]).
 
 from __future__ import annotations
 
+import itertools
 import re
 import time as _time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timezone
+from typing import Any
 
 import numpy as np
 from pydantic import BaseModel
 
 from memory.embeddings import Embedder
-from memory.store import SHARED_KEY, Store, StoredTurn, query_terms
+from memory.store import _STOPWORDS, SHARED_KEY, Store, StoredTurn, query_terms
 from memory.types import SearchResult
 from memory.vectors import VectorIndex
 
-PARTS = ("semantic", "lexical", "recency", "person", "place")
+PARTS = ("semantic", "lexical", "recency", "person", "place", "link", "speaker", "named")
+_WORDS = re.compile(r"\w+")
+_AFTER = re.compile(r"\b(after|afterwards|following|next)\b", re.IGNORECASE)
+_NAME = re.compile(r"(?<![.!?] )(?<!^)\b[A-Z][a-z]{2,}\b")
 
 
 class ScoreWeights(BaseModel):
@@ -29,9 +35,20 @@ class ScoreWeights(BaseModel):
     person: float = 0.05
     place: float = 0.15
     recency_half_life_s: float = 7 * 24 * 3600.0
-    candidates: int = 100  # per channel (semantic, lexical) before fusion
+    candidates: int = 250  # per channel (semantic, lexical) before fusion
     lexical_postings: int = 1500  # rowids the lexical channel reads per query, at most
     max_df: float = 0.2  # query terms in more than this share of turns are ignored
+    speaker: float = 0.1  # a person's own words: the robot's rarely hold facts about them
+    named: float = 0.15  # turns of a person the query names ("what did Bob say ...")
+    named_people: bool = True  # look for people's names in the query at all
+    link: float = 0.5  # a turn reached by a second hop: weight of the seed's score
+    hop_seeds: int = 8  # best results whose names are followed
+    hop_terms: int = 3  # names followed per query, at most
+    feedback: float = 0.5  # link of a turn found by the feedback scan: its cosine x this
+    feedback_seeds: int = 3
+    feedback_candidates: int = 30
+    hop_max_df: float = 0.01  # only names rarer than this share of turns are followed
+    hop_postings: int = 50  # turns read per name followed (the most recent)
 
 
 @dataclass(frozen=True)
@@ -55,15 +72,49 @@ def _ago(seconds: float) -> str:
     return "just now"  # pragma: no cover
 
 
+Row = tuple[str, str | None, float, str | None, str]
+"""What scoring reads of a turn: id, owner, time, place, speaker."""
+
+
+@dataclass(frozen=True)
+class _Scoring:
+    now: float
+    person: str | None
+    named: set[str]
+    mentioned: set[str]
+
+
 class Retriever:
-    def __init__(self, store: Store, index: VectorIndex, embedder: Embedder,
-                 weights: ScoreWeights | None = None) -> None:  # fmt: skip
+    def __init__(
+        self,
+        store: Store,
+        index: VectorIndex,
+        embedder: Embedder,
+        weights: ScoreWeights | None = None,
+    ) -> None:
         self.store = store
         self.index = index
         self.embedder = embedder
         self.weights = weights or ScoreWeights()
+        self._people: set[str] = set()
+        self._people_rowid = -1
+        self._people_n = -1
 
-    def search(
+    def people(self) -> set[str]:
+        """Everyone with turns in the store; only new rows are read, and only when the
+        store changed (a forgotten person may linger: it only names, never shows)."""
+        if self.store.n_turns != self._people_n:
+            self._people_n = self.store.n_turns
+            new, self._people_rowid = self.store.people_after(self._people_rowid)
+            self._people |= new
+        return self._people
+
+    def search(self, query: str, *, person: str | None, k: int = 10,
+               **options: Any) -> list[SearchResult]:  # fmt: skip
+        """The best `k` turns `person` may see for `query` (options: see `ranked`)."""
+        return list(itertools.islice(self.ranked(query, person=person, k=k, **options), k))
+
+    def ranked(
         self,
         query: str,
         *,
@@ -71,8 +122,29 @@ class Retriever:
         k: int = 10,
         now: float | None = None,
         filters: Filters | None = None,
-        exclude: set[str] | None = None,
-    ) -> list[SearchResult]:
+        exclude: set[str] | frozenset[str] | None = None,
+        query_vector: np.ndarray | None = None,
+        hops: bool = False,
+        sequels: bool = False,
+        feedback: bool = False,
+        explain: bool = True,
+    ) -> Iterator[SearchResult]:
+        """The best `k` turns `person` may see for `query`, best first, lazily: full rows
+        are read in small batches, so a caller that stops early reads only what it used.
+
+        `query_vector`: the query's embedding when the caller already has it (computed
+        once per turn, possibly before the person has finished speaking).
+        `hops`: follow the rare names in the best results one step further (multi-hop:
+        "my cousin" finds "my cousin Nadia", and "Nadia moved to Porto" is reached through
+        the name). One or two FTS lookups, no second embedding.
+        `sequels`: when the query asks what came after something ("the weekend after the
+        trip"), the person's words in the session that followed the best matches.
+        `explain=False` leaves `reason` empty (see `explain`): a caller that keeps only some
+        results explains only those.
+        `feedback`: a second vector scan for the query moved towards the best matches
+        (pseudo-relevance feedback), for questions whose evidence is several turns alike
+        ("which pastimes have I taken up?").
+        """
         w = self.weights
         now = _time.time() if now is None else now
         filters = filters or Filters()
@@ -81,49 +153,255 @@ class Retriever:
             allowed = np.array(
                 self.store.rowids_where(filters.place, filters.since, filters.until), np.int64
             )
-        keys = [SHARED_KEY] if person is None else [person, SHARED_KEY]
-        qvec = self.embedder.embed_one(query)
+        keys = self.visible_keys(person)
+        qvec = self.embedder.embed_one(query) if query_vector is None else query_vector
         semantic = dict(self.index.search(qvec, keys, w.candidates, allowed))
         lexical = self._lexical(query, keys, allowed)
         exclude = exclude or set()
-        rows = self.store.score_rows(dict.fromkeys([*semantic, *lexical]))
+        rows: dict[int, Row] = self.store.scoring_rows(dict.fromkeys([*semantic, *lexical]))
         rows = {r: v for r, v in rows.items() if v[0] not in exclude}
         if not rows:
-            return []
+            return iter(())
         lexical_only = [r for r in rows if r not in semantic]
         semantic.update(self.index.score_rows(qvec, keys, lexical_only))
-        mentioned = self._mentioned_places(query)
+        ctx = _Scoring(
+            now=now,
+            person=person,
+            named=self._named_people(query, person),
+            mentioned=self._mentioned_places(query),
+        )
+        scored = self._score_all(ctx, rows, semantic, lexical)
+        if hops:
+            self._hop(query, keys, allowed, exclude, qvec, ctx, scored, rows, semantic, lexical)
+        if feedback:
+            self._feedback(keys, allowed, exclude, qvec, ctx, scored, rows, semantic, lexical)
+        if sequels and _AFTER.search(query):
+            self._sequel(keys, exclude, qvec, ctx, scored, rows, semantic, lexical)
+        ranked = sorted(
+            (-score, rows[r][2], rows[r][0], r) for r, (score, _) in scored.items()
+        )  # best first; ties: older first, then id (deterministic)
+        return self._results(ranked[:k], scored, set(query_terms(query)), now, explain)
+
+    def _results(
+        self,
+        top: list[tuple[float, float, str, int]],
+        scored: dict[int, tuple[float, tuple[float, ...]]],
+        terms: set[str],
+        now: float,
+        explain: bool,
+        batch: int = 40,
+    ) -> Iterator[SearchResult]:
+        # Full rows (text, captions) only for what is consumed, a batch at a time.
+        for start in range(0, len(top), batch):
+            chunk = top[start : start + batch]
+            turns = self.store.turns_by_rowid(r for *_, r in chunk)
+            for neg, _, turn_id, rowid in chunk:
+                parts = dict(zip(PARTS, scored[rowid][1], strict=True))
+                # Built from validated rows: constructed without validating them again.
+                yield SearchResult.model_construct(
+                    turn_id=turn_id,
+                    score=-neg,
+                    parts=parts,
+                    reason=self._reason(turns[rowid], parts, terms, now) if explain else "",
+                    turn=turns[rowid].turn,
+                )
+
+    @staticmethod
+    def visible_keys(person: str | None) -> list[str]:
+        """Index partitions `person` may see: their own and the shared one."""
+        return [SHARED_KEY] if person is None else [person, SHARED_KEY]
+
+    def _score_all(
+        self,
+        ctx: _Scoring,
+        rows: dict[int, Row],
+        semantic: dict[int, float],
+        lexical: dict[int, float],
+    ) -> dict[int, tuple[float, tuple[float, ...]]]:
+        """`_score` of every candidate at once, in numpy (the same values, rounded alike)."""
+        w = self.weights
+        ids = list(rows)
+        meta = list(rows.values())
+        values = np.zeros((len(ids), len(PARTS)))
+        values[:, 0] = np.maximum(0.0, [semantic.get(r, 0.0) for r in ids])
+        values[:, 1] = [lexical.get(r, 0.0) for r in ids]
+        age = np.maximum(0.0, ctx.now - np.array([m[2] for m in meta], np.float64))
+        values[:, 2] = 0.5 ** (age / w.recency_half_life_s)
+        values[:, 3] = [ctx.person is not None and m[1] == ctx.person for m in meta]
+        values[:, 4] = [m[3] is not None and m[3].lower() in ctx.mentioned for m in meta]
+        values[:, 6] = [m[4] == "user" for m in meta]
+        values[:, 7] = [m[1] is not None and m[1] in ctx.named for m in meta]
+        values = np.round(values, 6)
+        weights = np.array([getattr(w, name) for name in PARTS])
+        scores = np.round(values @ weights, 6)
+        return {
+            r: (float(sc), tuple(v))
+            for r, sc, v in zip(ids, scores.tolist(), values.tolist(), strict=True)
+        }
+
+    def _score(
+        self, ctx: _Scoring, row: Row, semantic: float, lexical: float, link: float
+    ) -> tuple[float, tuple[float, ...]]:
+        w = self.weights
+        _, owner, when, place, speaker = row
+        values = (
+            round(max(0.0, semantic), 6),
+            round(lexical, 6),
+            round(0.5 ** (max(0.0, ctx.now - when) / w.recency_half_life_s), 6),
+            1.0 if ctx.person is not None and owner == ctx.person else 0.0,
+            1.0 if place and place.lower() in ctx.mentioned else 0.0,
+            round(min(1.0, link), 6),
+            1.0 if speaker == "user" else 0.0,
+            1.0 if owner is not None and owner in ctx.named else 0.0,
+        )
         weights = [getattr(w, name) for name in PARTS]
-        half_life = w.recency_half_life_s
-        scored: list[tuple[float, float, str, int, tuple[float, ...]]] = []
-        for rowid, (turn_id, owner, when, place) in rows.items():
-            values = (
-                round(max(0.0, semantic.get(rowid, 0.0)), 6),
-                round(lexical.get(rowid, 0.0), 6),
-                round(0.5 ** (max(0.0, now - when) / half_life), 6),
-                1.0 if person is not None and owner == person else 0.0,
-                1.0 if place and place.lower() in mentioned else 0.0,
-            )
-            score = round(sum(a * b for a, b in zip(weights, values, strict=True)), 6)
-            scored.append((-score, when, turn_id, rowid, values))
-        scored.sort()  # best first; ties: older first, then id (deterministic)
-        top = [
-            (neg, when, turn_id, rowid, dict(zip(PARTS, values, strict=True)))
-            for neg, when, turn_id, rowid, values in scored[:k]
-        ]
-        # Full rows (text, captions) only for what is returned.
-        turns = self.store.turns_by_rowid(r for *_, r, _ in top)
-        terms = set(query_terms(query))
-        return [
-            SearchResult(
-                turn_id=turn_id,
-                score=-neg,
-                parts=parts,
-                reason=self._reason(turns[rowid], parts, terms, now),
-                turn=turns[rowid].turn,
-            )
-            for neg, _, turn_id, rowid, parts in top
-        ]
+        return round(sum(a * b for a, b in zip(weights, values, strict=True)), 6), values
+
+    def _hop(
+        self,
+        query: str,
+        keys: list[str],
+        allowed: np.ndarray | None,
+        exclude: set[str] | frozenset[str],
+        qvec: np.ndarray,
+        ctx: _Scoring,
+        scored: dict[int, tuple[float, tuple[float, ...]]],
+        rows: dict[int, Row],
+        semantic: dict[int, float],
+        lexical: dict[int, float],
+    ) -> None:
+        """Second hop: turns naming a rare name found in the best results get a link."""
+        w = self.weights
+        seeds = sorted(scored, key=lambda r: -scored[r][0])[: w.hop_seeds]
+        texts = {r: st.turn.text for r, st in self.store.turns_by_rowid(seeds).items()}
+        asked = {t.lower() for t in query_terms(query)} | {p.lower() for p in self.people()}
+        cutoff = max(2, int(w.hop_max_df * max(1, self.store.n_turns)))
+        links: dict[str, float] = {}
+        for r in seeds:
+            for name in _NAME.findall(texts.get(r, "")):
+                term = name.lower()
+                if term in asked or term in _STOPWORDS:
+                    continue
+                links[term] = max(links.get(term, 0.0), scored[r][0])
+        followed = sorted(links, key=lambda t: -links[t])[: w.hop_terms]
+        reached: dict[int, float] = {}
+        for term in followed:
+            if self.store.document_frequency(term, cutoff + 1) > cutoff:
+                continue
+            hits = self.store.lexical(term, w.hop_postings, 1.0)  # its latest mentions
+            if len(hits.rowids) == 0:
+                continue
+            keep = self.index.visible(keys, hits.rowids)
+            if allowed is not None:
+                keep &= np.isin(hits.rowids, allowed)
+            for r in hits.rowids[keep].tolist():
+                reached[r] = max(reached.get(r, 0.0), links[term])
+        if reached:
+            self._link(reached, exclude, qvec, keys, ctx, scored, rows, semantic, lexical)
+
+    def _feedback(
+        self,
+        keys: list[str],
+        allowed: np.ndarray | None,
+        exclude: set[str] | frozenset[str],
+        qvec: np.ndarray,
+        ctx: _Scoring,
+        scored: dict[int, tuple[float, tuple[float, ...]]],
+        rows: dict[int, Row],
+        semantic: dict[int, float],
+        lexical: dict[int, float],
+    ) -> None:
+        w = self.weights
+        best = [r for r in sorted(scored, key=lambda r: -scored[r][0]) if rows[r][4] == "user"]
+        seeds = self.index.vectors(keys, best[: w.feedback_seeds])
+        if len(seeds) == 0:
+            return
+        moved = qvec + seeds.mean(axis=0)
+        moved /= max(float(np.linalg.norm(moved)), 1e-9)
+        found = dict(self.index.search(moved, keys, w.feedback_candidates, allowed))
+        reached = {r: w.feedback * c for r, c in found.items()}
+        self._link(reached, exclude, qvec, keys, ctx, scored, rows, semantic, lexical)
+
+    def _sequel(
+        self,
+        keys: list[str],
+        exclude: set[str] | frozenset[str],
+        qvec: np.ndarray,
+        ctx: _Scoring,
+        scored: dict[int, tuple[float, tuple[float, ...]]],
+        rows: dict[int, Row],
+        semantic: dict[int, float],
+        lexical: dict[int, float],
+        seeds: int = 2,
+        per_seed: int = 6,
+        within_s: float = 14 * 86400,
+    ) -> None:
+        """The person's words in the session after each of the best user-turn matches."""
+        best = [r for r in sorted(scored, key=lambda r: -scored[r][0]) if rows[r][4] == "user"]
+        reached: dict[int, float] = {}
+        for seed in best[:seeds]:
+            _, owner, when, _, _ = rows[seed]
+            nxt: str | None = None
+            for st in self.store.turns_after(owner, seed, 80):
+                t = st.turn
+                if t.time - when > within_s:
+                    break
+                if t.session == self._session_of(seed) or t.speaker != "user":
+                    continue
+                if nxt is None:
+                    nxt = t.session
+                if t.session != nxt:
+                    break
+                reached[st.rowid] = max(reached.get(st.rowid, 0.0), scored[seed][0])
+                if sum(1 for _ in reached) >= per_seed * seeds:
+                    break
+        if reached:
+            visible = self.index.visible(keys, np.array(sorted(reached), np.int64))
+            keep = {
+                r: reached[r] for r, ok in zip(sorted(reached), visible.tolist(), strict=True) if ok
+            }
+            self._link(keep, exclude, qvec, keys, ctx, scored, rows, semantic, lexical)
+
+    def _session_of(self, rowid: int) -> str | None:
+        st = self.store.turns_by_rowid([rowid]).get(rowid)
+        return st.turn.session if st else None
+
+    def _link(
+        self,
+        reached: dict[int, float],
+        exclude: set[str] | frozenset[str],
+        qvec: np.ndarray,
+        keys: list[str],
+        ctx: _Scoring,
+        scored: dict[int, tuple[float, tuple[float, ...]]],
+        rows: dict[int, Row],
+        semantic: dict[int, float],
+        lexical: dict[int, float],
+    ) -> None:
+        """Score turns reached through a better result, with that result's score as link."""
+        fresh = self.store.scoring_rows([r for r in reached if r not in rows])
+        fresh = {r: v for r, v in fresh.items() if v[0] not in exclude}
+        rows.update(fresh)
+        semantic.update(self.index.score_rows(qvec, keys, list(fresh)))
+        linked = {
+            r: link
+            for r, link in reached.items()
+            if r in rows and link > scored.get(r, (0.0, (0.0,) * len(PARTS)))[1][5]
+        }
+        base = self._score_all(ctx, {r: rows[r] for r in linked}, semantic, lexical)
+        weight = self.weights.link
+        for r, (score, values) in base.items():
+            part = round(min(1.0, linked[r]), 6)
+            link_values = (*values[:5], part, *values[6:])
+            scored[r] = (round(score + weight * part, 6), link_values)
+
+    def _named_people(self, query: str, person: str | None) -> set[str]:
+        """Anyone other than the asker whom the query names ("what did Bob say ...").
+        The people are kept in memory (no SQL per query)."""
+        if not self.weights.named_people:
+            return set()
+        words = set(re.findall(r"\w+", query.lower()))
+        return {k for k in self.people() if k.lower() in words and k != person}
 
     def _lexical(self, query: str, keys: list[str], allowed: np.ndarray | None) -> dict[int, float]:
         """Top lexical candidates the asker may see: rowid -> share of the query matched.
@@ -149,19 +427,29 @@ class Retriever:
         q = " " + " ".join(re.findall(r"\w+", query.lower())) + " "
         return {p.lower() for p in self.store.places() if f" {p.lower()} " in q}
 
+    def explain(self, result: SearchResult, query: str, now: float | None = None) -> str:
+        """Why `result` was chosen (its `reason`), for results ranked with explain=False."""
+        now = _time.time() if now is None else now
+        st = StoredTurn(rowid=0, turn=result.turn)
+        return self._reason(st, result.parts, set(query_terms(query)), now)
+
     @staticmethod
     def _reason(st: StoredTurn, parts: dict[str, float], terms: set[str], now: float) -> str:
         bits = [f"semantic {parts['semantic']:.2f}"]
         text = (st.turn.text + " " + (st.turn.image_caption or "")).lower()
         # FTS5 stems ("keys" matches "key"): show the query words that share a stem prefix.
-        prefixes = {w[:n] for w in re.findall(r"\w+", text) for n in (2, 3, 4)}
+        prefixes = {w[:4] for w in _WORDS.findall(text)}
         hits = sorted(t for t in terms if t[:4] in prefixes)
         if parts["lexical"] > 0 and hits:
             bits.append("words " + ", ".join(hits[:4]))
         if parts["place"]:
             bits.append(f"at {st.turn.place}")
+        if parts["link"]:
+            bits.append("linked by a name in a better result")
         if parts["person"]:
             bits.append(f"{st.turn.person}'s own turn")
+        elif parts["named"]:
+            bits.append(f"{st.turn.person}, named in the question")
         elif st.turn.shared:
             bits.append("shared")
         if st.turn.image_caption:

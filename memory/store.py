@@ -904,6 +904,34 @@ class Store:
                     out[int(r[0])] = (r[1], r[2], float(r[3]), r[4])
         return out
 
+    def people_after(self, rowid: int) -> tuple[set[str], int]:
+        """People with turns after `rowid`, and the newest rowid (where to ask on from)."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT DISTINCT person FROM turns WHERE rowid > ? AND person IS NOT NULL",
+                (rowid,),
+            ).fetchall()
+            last = self._db.execute("SELECT max(rowid) FROM turns").fetchone()[0]
+        return {str(r[0]) for r in rows}, int(last or 0)
+
+    def scoring_rows(
+        self, rowids: Iterable[int]
+    ) -> dict[int, tuple[str, str | None, float, str | None, str]]:
+        """(id, person, time, place, speaker) per rowid: what retrieval scores, no text."""
+        ids = list(rowids)
+        out = {}
+        with self._lock:
+            for start in range(0, len(ids), 500):
+                chunk = ids[start : start + 500]
+                marks = ",".join("?" * len(chunk))
+                for r in self._db.execute(
+                    "SELECT rowid, id, person, time, place, speaker FROM turns "
+                    f"WHERE rowid IN ({marks})",
+                    chunk,
+                ):
+                    out[int(r[0])] = (r[1], r[2], float(r[3]), r[4], r[5])
+        return out
+
     def latest_summary(self, person: str | None) -> Summary | None:
         where, args = self._visible(person)
         with self._lock:

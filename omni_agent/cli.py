@@ -27,7 +27,7 @@ log = logging.getLogger("omni_agent")
 # when its extra is not installed.
 COMMAND_PLUGINS = ["memory.cli", "ros_nodes.run", "serve.cli"]
 BENCH_PLUGINS = [
-    "memory.bench",
+    "bench.memory",
     "sim.bench_voice",
     "sim.bench_sim",
     "ros_nodes.bench",

@@ -14,6 +14,8 @@ import uuid
 from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
+
 from memory import Memory, MemoryTurn
 from memory.consolidate import Summarizer
 from memory.types import Pose
@@ -37,6 +39,8 @@ class LongTermMemory:
         self.session = session or uuid.uuid4().hex[:8]
         self.last_context_ids: list[str] = []
         """Turn ids in the latest context (for explaining what the robot recalled)."""
+        self._vectors: dict[str, np.ndarray] = {}  # speculative query vectors, by text
+        self._prefetched: tuple[tuple[object, ...], str, list[str]] | None = None
 
     @classmethod
     def open(
@@ -54,15 +58,58 @@ class LongTermMemory:
         return cls(memory, config.budget_tokens, clock, session)
 
     def recall(self, query: str, person: str | None, skip: set[int]) -> str:
+        """Evidence for this turn as text. The turns the window already shows (`skip`,
+        by turn index) are excluded inside the context request, before the budget is
+        spent. The query vector comes from `prepare` when the transcript was known during
+        speech, and is otherwise computed here, once."""
         if self.budget_tokens == 0:
             return ""
-        context = self.memory.build_context(
-            query, person=person, budget_tokens=self.budget_tokens, now=self.clock()
-        )
+        key = self._key(query, person, skip)
+        if self._prefetched is not None and self._prefetched[0] == key:
+            _, text, ids = self._prefetched
+            self.last_context_ids = ids
+            return text
+        text, ids = self._build(query, person, skip)
+        self.last_context_ids = ids
+        return text
+
+    async def prepare(self, query: str, person: str | None = None,
+                      skip: set[int] | None = None) -> None:  # fmt: skip
+        """Speculative retrieval while the person is still speaking (partial ASR): the
+        query vector, and with `person` and `skip` the whole context, are computed off the
+        event loop; `recall` with the same arguments then returns at once. A transcript
+        that changes afterwards costs nothing but the wasted work."""
+        if self.budget_tokens == 0 or not query.strip():
+            return
+        loop = asyncio.get_running_loop()
+        if query not in self._vectors:
+            vector = await loop.run_in_executor(None, self.memory.embed_query, query)
+            self._vectors = {query: vector}  # only the latest transcript is worth keeping
+        if skip is not None:
+            key = self._key(query, person, skip)
+            text, ids = await loop.run_in_executor(None, self._build, query, person, skip)
+            if key == self._key(query, person, skip):  # nothing was stored meanwhile
+                self._prefetched = (key, text, ids)
+
+    def _key(self, query: str, person: str | None, skip: set[int]) -> tuple[object, ...]:
+        return (query, person, frozenset(skip), self.memory.store.n_turns)
+
+    def _build(self, query: str, person: str | None, skip: set[int]) -> tuple[str, list[str]]:
         shown = {f"{self.session}-{i}-{who}" for i in skip for who in ("user", "robot")}
-        items = [i for i in context.items if i.turn_id is None or i.turn_id not in shown]
-        self.last_context_ids = [i.turn_id for i in items if i.turn_id]
-        return "\n".join(item.text for item in items)
+        vector = self._vectors.get(query)
+        if vector is None:
+            vector = self.memory.embed_query(query)
+            self._vectors = {query: vector}
+        context = self.memory.build_context(
+            query,
+            person=person,
+            budget_tokens=self.budget_tokens,
+            now=self.clock(),
+            exclude=shown,
+            query_vector=vector,
+        )
+        ids = [i.turn_id for i in context.items if i.turn_id]
+        return "\n".join(item.text for item in context.items), ids
 
     async def remember(self, record: TurnRecord) -> None:
         when = self.clock()

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import threading
 import time
 from pathlib import Path
@@ -11,7 +12,7 @@ from hypothesis import strategies as st
 from memory_testkit import T0, turn
 
 from memory import Memory, count_tokens
-from memory.context import IMAGE_TOKENS, STRATEGIES
+from memory.context import IMAGE_TOKENS, SHARES, STRATEGIES, BudgetedStrategy
 from memory.embeddings import Embedder
 
 
@@ -143,3 +144,53 @@ def test_add_turn_is_fast(mem: Memory) -> None:
     for i in range(1, 21):
         mem.add_turn(turn(i, "a short spoken sentence about the kitchen"))
     assert (time.perf_counter() - t) / 20 < 0.2  # ~10 ms measured; generous for loaded CI
+
+
+def test_turns_the_model_already_sees_are_excluded_before_the_budget_is_spent(
+    filled: Memory,
+) -> None:
+    # The conversation window shows the last 6 turns; the budget must go to others.
+    filled.strategy = STRATEGIES["hybrid"](filled.store, filled.retriever)
+    window = {f"t{i}" for i in range(114, 120)}
+    budget = 400
+    plain = filled.build_context("passport sister", person="alice", budget_tokens=budget)
+    ctx = filled.build_context(
+        "passport sister", person="alice", budget_tokens=budget, exclude=window
+    )
+    ids = {i.turn_id for i in ctx.items}
+    assert not ids & window
+    assert {i.turn_id for i in plain.items} & window  # they would have been chosen
+    # Filtering afterwards would leave the window's share unused; excluding first spends it.
+    filtered = sum(count_tokens(i.text) for i in plain.items if i.turn_id not in window)
+    assert ctx.tokens > filtered
+    assert budget - ctx.tokens < 40  # nearly full: no more than one turn's worth left
+
+
+def test_a_precomputed_query_vector_gives_the_same_context(filled: Memory) -> None:
+    filled.strategy = STRATEGIES["hybrid"](filled.store, filled.retriever)
+    args = {"person": "alice", "budget_tokens": 600, "now": T0 + 60 * 200}
+    vector = filled.embed_query("where is the passport")
+    assert filled.build_context("where is the passport", **args) == filled.build_context(
+        "where is the passport", query_vector=vector, **args
+    )
+
+
+def test_compact_evidence_names_each_session_once(mem: Memory) -> None:
+    mem.add_turns(
+        [turn(i, f"the blue kettle story part {i}", place="kitchen") for i in range(5)]
+        + [
+            turn(i, f"the blue kettle story part {i}", session="s2", place="garden")
+            for i in range(10, 13)
+        ]
+    )
+    shares = dataclasses.replace(SHARES["retrieval"], compact=True)  # evidence only
+    mem.strategy = BudgetedStrategy(mem.store, mem.retriever, shares)
+    ctx = mem.build_context("blue kettle story", person="alice", budget_tokens=300)
+    evidence = [i.text for i in ctx.items if i.kind == "evidence"]
+    headed = [t for t in evidence if t.startswith("[")]
+    assert len(evidence) == 8
+    assert [h.split("] ")[0] for h in headed] == [
+        "[Thu 2026-01-01, kitchen",
+        "[Thu 2026-01-01, garden",
+    ]
+    assert all(t.startswith("alice: ") for t in evidence if not t.startswith("["))

@@ -1,33 +1,86 @@
-"""The benchmark generator: probes have the evidence the bench says they have."""
+"""The benchmark generator: probes have the evidence the bench says they have, and are as
+hard as it says (paraphrased, multi-hop across sessions, multi-party, mostly chit-chat)."""
 
 from __future__ import annotations
 
-import re
+from collections import Counter
 
-from memory.dialogues import generate
+import pytest
+
+from bench.dialogues import KINDS, Dialogue, content_stems, generate
 
 
-def test_probes_expect_the_newest_statement_and_images_hide_the_object() -> None:
-    d = generate(n_turns=1200)
-    by_id = {t.id: (i, t) for i, t in enumerate(d.turns)}
-    assert {p.kind for p in d.probes} == {"text", "image", "person", "place"}
-    assert max(p.distance for p in d.probes) >= 500
-    assert any(p.updated for p in d.probes) and any(not p.updated for p in d.probes)
-    for p in d.probes:
-        index, ev = by_id[p.evidence_id]
-        assert ev.person == p.person and ev.speaker == "user"
-        assert p.ask_index - index == p.distance >= 1
-        if p.kind == "image":
-            obj = p.question.split(" the ")[1].split(" ")[0]
-            assert ev.image_caption and obj in ev.image_caption
-            assert obj not in re.findall(r"\w+", ev.text.lower())  # only the caption names it
-    # Same question, asked again after an update, expects the newer statement.
-    firsts: dict[tuple[str, str], str] = {}
+@pytest.fixture(scope="module")
+def dialogue() -> Dialogue:
+    return generate(n_turns=1500)
+
+
+def test_every_kind_is_probed_and_evidence_is_visible_to_the_asker(dialogue: Dialogue) -> None:
+    by_id = {t.id: (i, t) for i, t in enumerate(dialogue.turns)}
+    assert set(Counter(p.kind for p in dialogue.probes)) == set(KINDS)
+    for p in dialogue.probes:
+        indices = [by_id[e][0] for e in p.evidence_ids]
+        assert p.distance == p.ask_index - min(indices) >= 1
+        for e in p.evidence_ids:
+            turn = by_id[e][1]
+            assert turn.speaker == "user"
+            assert turn.person == p.person or turn.shared  # the asker may see it
+
+
+def test_paraphrased_questions_share_no_content_word_with_their_evidence(
+    dialogue: Dialogue,
+) -> None:
+    text = {t.id: t.text for t in dialogue.turns}
+    checked = 0
+    for p in dialogue.probes:
+        if p.kind in ("single", "inference"):
+            for e in p.evidence_ids:
+                assert not content_stems(p.question) & content_stems(text[e]), p
+            checked += 1
+    assert checked > 100
+
+
+def test_multi_hop_evidence_spans_two_to_four_sessions(dialogue: Dialogue) -> None:
+    session = {t.id: t.session for t in dialogue.turns}
+    multi = [p for p in dialogue.probes if p.kind == "multi-hop"]
+    assert multi
+    for p in multi:
+        assert 2 <= len(p.evidence_ids) <= 4
+        assert len({session[e] for e in p.evidence_ids}) == len(p.evidence_ids)
+    assert max(len(p.evidence_ids) for p in multi) >= 3
+
+
+def test_multi_party_sessions_are_shared_and_asked_about_in_the_third_person(
+    dialogue: Dialogue,
+) -> None:
+    speakers: dict[str | None, set[str]] = {}
+    for t in dialogue.turns:
+        if t.speaker == "user":
+            speakers.setdefault(t.session, set()).add(str(t.person))
+    pairs = {s for s, people in speakers.items() if len(people) == 2}
+    assert len(pairs) >= 10
+    assert all(t.shared for t in dialogue.turns if t.session in pairs)
+    owner = {t.id: t.person for t in dialogue.turns}
+    third = [p for p in dialogue.probes if owner[p.evidence_ids[0]] != p.person]
+    assert third and all(owner[p.evidence_ids[0]].capitalize() in p.question for p in third)
+
+
+def test_most_turns_are_chit_chat(dialogue: Dialogue) -> None:
+    evidence = {e for p in dialogue.probes for e in p.evidence_ids}
+    assert len(evidence) < 0.15 * len(dialogue.turns)
+    said = [t.text for t in dialogue.turns if t.speaker == "user"]
+    assert len(set(said)) > 0.5 * len(said)  # chit-chat varies: not the same few lines
+
+
+def test_a_probe_after_an_update_expects_the_newer_statement(dialogue: Dialogue) -> None:
+    updated = [p for p in dialogue.probes if p.updated]
+    assert updated
+    first: dict[tuple[str, str], str] = {}
     changed = 0
-    for p in d.probes:
+    for p in dialogue.probes:
         key = (p.person, p.question)
-        changed += key in firsts and firsts[key] != p.evidence_id
-        firsts.setdefault(key, p.evidence_id)
+        changed += key in first and first[key] != p.evidence_ids[-1]
+        first.setdefault(key, p.evidence_ids[-1])
     assert changed > 0
 
 

@@ -3,6 +3,7 @@ from __future__ import annotations
 from memory_testkit import turn
 
 from memory import Memory
+from memory.retrieval import PARTS
 
 
 def test_semantic_match_ranks_first_with_parts_and_reason(mem: Memory) -> None:
@@ -16,7 +17,7 @@ def test_semantic_match_ranks_first_with_parts_and_reason(mem: Memory) -> None:
     results = mem.search("where did I put my keys?", person="alice", k=3)
     top = results[0]
     assert top.turn_id == "t1"
-    assert set(top.parts) == {"semantic", "lexical", "recency", "person", "place"}
+    assert set(top.parts) == set(PARTS)
     w = mem.retriever.weights
     assert abs(top.score - sum(getattr(w, p) * v for p, v in top.parts.items())) < 1e-4
     assert "keys" in top.reason and "alice's own turn" in top.reason
@@ -90,3 +91,73 @@ def test_lexical_candidates_of_other_people_are_never_scored(mem: Memory) -> Non
     got = mem.search("Quetzalcoatl statue attic", person="alice", k=10)
     assert [r.turn_id for r in got] == ["t40"]
     assert mem.search("Quetzalcoatl", person=None, k=10) == []
+
+
+def test_a_name_in_a_good_result_leads_to_the_turn_the_question_needs(mem: Memory) -> None:
+    # "my cousin" finds the introduction; the move is only reachable through the name.
+    filler = [turn(i, f"The weather was grey again, day {i} of drizzle.") for i in range(2, 40)]
+    mem.add_turns(
+        [
+            turn(1, "My cousin Zofia came round for dinner, she is hilarious."),
+            *filler,
+            turn(50, "Zofia moved to Porto last week, the flat has a balcony.", session="s2"),
+        ]
+    )
+    plain = mem.retriever.search("Where is my cousin living now?", person="alice", k=3)
+    hopped = mem.retriever.search("Where is my cousin living now?", person="alice", k=3, hops=True)
+    assert "t50" in [r.turn_id for r in hopped]
+    linked = next(r for r in hopped if r.turn_id == "t50")
+    assert linked.parts["link"] > 0 and "linked by a name" in linked.reason
+    assert "t50" not in [r.turn_id for r in plain] or plain[0].turn_id == "t1"
+
+
+def test_hops_never_reach_another_persons_private_turns(mem: Memory) -> None:
+    mem.add_turns(
+        [
+            turn(1, "My cousin Zofia came round for dinner."),
+            turn(2, "Zofia moved to Porto last week.", person="bob"),
+        ]
+    )
+    got = mem.retriever.search("Where is my cousin now?", person="alice", k=10, hops=True)
+    assert [r.turn_id for r in got] == ["t1"]
+
+
+def test_what_came_after_is_found_in_the_next_session(mem: Memory) -> None:
+    day = 86400 / 60  # turn() spaces turns by a minute
+    mem.add_turns(
+        [
+            turn(1, "Just got back from Lisbon, the food was unforgettable.", session="a"),
+            turn(2, "Lovely weather today.", session="a"),
+            turn(int(3 * day), "On Saturday I repainted the garden fence.", session="b"),
+            turn(int(9 * day), "I bought new shoes.", session="c"),
+        ]
+    )
+    q = "What did I do the weekend after the Lisbon trip?"
+    got = [r.turn_id for r in mem.retriever.search(q, person="alice", k=2, sequels=True)]
+    assert got[0] == "t1" and f"t{int(3 * day)}" in got
+
+
+def test_a_named_persons_turns_rank_for_a_third_person_question(mem: Memory) -> None:
+    mem.add_turns(
+        [
+            turn(1, "I started learning the cello this spring.", person="bob", shared=True),
+            turn(2, "I started learning the trumpet this spring.", person="chen", shared=True),
+        ]
+    )
+    got = mem.search("What instrument is Bob learning?", person="alice", k=2)
+    assert got[0].turn_id == "t1" and got[0].parts["named"] == 1.0
+
+
+def test_a_persons_words_outrank_the_robots_generic_reply(mem: Memory) -> None:
+    mem.add_turns(
+        [
+            turn(1, "My favourite band is Queen."),
+            turn(
+                2,
+                "What a lovely favourite, tell me more about the music you enjoy.",
+                speaker="robot",
+            ),
+        ]
+    )
+    got = mem.search("Which group do I like best?", person="alice", k=2)
+    assert got[0].turn_id == "t1" and got[0].parts["speaker"] == 1.0
