@@ -570,6 +570,27 @@ class PgStore:
         )
         return {int(r[0]): (r[1], r[2], float(r[3]), r[4]) for r in rows}
 
+    def scoring_rows(
+        self, rowids: Iterable[int]
+    ) -> dict[int, tuple[str, str | None, float, str | None, str]]:
+        """(id, person, time, place, speaker) per rowid: what retrieval scores, no text."""
+        ids = [int(r) for r in rowids]
+        if not ids:
+            return {}
+        rows = self._select(
+            "SELECT rowid, id, person, time, place, speaker FROM turns WHERE rowid = ANY(%s)",
+            (ids,),
+        )
+        return {int(r[0]): (r[1], r[2], float(r[3]), r[4], r[5]) for r in rows}
+
+    def people_after(self, rowid: int) -> tuple[set[str], int]:
+        """People with turns after `rowid`, and the newest rowid (where to ask on from)."""
+        rows = self._select(
+            "SELECT DISTINCT person FROM turns WHERE rowid > %s AND person IS NOT NULL", (rowid,)
+        )
+        last = self._select("SELECT max(rowid) FROM turns")
+        return {str(r[0]) for r in rows}, int(last[0][0] or 0)
+
     def latest_summary(self, person: str | None) -> Summary | None:
         rows = self._select(
             f"SELECT person, shared, text, last_turn, time FROM summaries t "
