@@ -26,7 +26,7 @@ log = logging.getLogger("omni_agent")
 COMMAND_PLUGINS = ["memory.cli", "ros_nodes.run", "serve.cli"]
 BENCH_PLUGINS = [
     "memory.bench",
-    "sim.bench_voice",
+    "bench.speech",
     "sim.bench_sim",
     "ros_nodes.bench",
     "serve.bench",
