@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import importlib.util
 import json
 import logging
 import os
@@ -40,7 +41,7 @@ from omni_agent.brain import Brain, open_brain
 from omni_agent.config import Config
 from omni_agent.errors import UserError
 from omni_agent.messages import AUDIO_SAMPLE_RATE, AudioChunk, SpeechText, VoiceActivity, now
-from omni_agent.transport import MIC, SPEECH_AUDIO, VOICE, Bus, Subscription
+from omni_agent.transport import MIC, SPEECH_AUDIO, STATE, VOICE, Bus, Subscription
 
 if TYPE_CHECKING:  # the speech stack loads its models on import: only when measured
     from omni_agent.agent import Agent
@@ -74,6 +75,9 @@ BRAINS: dict[str, BrainOpener] = {"embedded": open_brain}
 """The paths voice-to-voice is measured on, by `--brain` name: each opens a Brain (client,
 profile) for the run. A backend that hears gets the audio at the endpoint (the sim voice
 follows `brain.profile.audio_in`). The omni double registers here as "omni-double"."""
+
+ANSWERING = {"THINKING", "SPEAKING", "ACTING"}
+"""Agent states (on /agent/state) in which a turn's answer is still under way."""
 
 STAGES = ("endpoint", "request_sent", "first_token", "first_speech", "voice_to_voice")
 
@@ -311,8 +315,10 @@ class SpokenStack:
     replies: Replies
     gone: Callable[[], str | None] = lambda: None
     """Why the stack can no longer answer (its loop ended), or None while it can."""
+    busy: Callable[[], bool] = lambda: False
+    """True while the stack says it is still answering (a pause between two sentences)."""
     quiet_s: float = 1.0
-    """An answer is over when the stack has been silent this long."""
+    """An answer is over when the stack has been silent this long and is not busy."""
     max_answer_s: float = 60.0
 
     async def turn(self, line: str, timeout_s: float) -> TurnTiming:
@@ -322,10 +328,12 @@ class SpokenStack:
         if first is None:
             why = self.gone()
             raise TurnFailed(why or f"no answer within {timeout_s:g} s of the end of speech")
-        # the answer plays out before the next line, as a person would wait for it
+        # the answer plays out before the next line, as a person would wait for it: a line
+        # spoken over the answer would be a barge-in, another measurement
         deadline = now() + self.max_answer_s
-        while now() < deadline and await self._next_reply(self.quiet_s) is not None:
-            pass
+        while now() < deadline and self.gone() is None:
+            if await self._next_reply(self.quiet_s) is None and not self.busy():
+                break
         return TurnTiming(speech_end, first)
 
     async def _next_reply(self, timeout_s: float) -> float | None:
@@ -513,7 +521,12 @@ async def agent_stack(
                 async def speak(line: str) -> float:
                     return await mic.say(clips[line])
 
-                yield SpokenStack(name, speak, TopicReplies(replies), loop_gone(loop)), agent
+                def answering() -> bool:
+                    state = bus.latest(STATE)
+                    return state is not None and state.state in ANSWERING
+
+                stack = SpokenStack(name, speak, TopicReplies(replies), loop_gone(loop), answering)
+                yield stack, agent
         finally:
             replies.close()
             loop.cancel()
@@ -720,6 +733,9 @@ def print_report(report: dict[str, Any], out: Path) -> None:
 
 def pipecat_unavailable() -> str | None:
     """Why `--against pipecat` cannot run here (its optional extra is missing), or None."""
+    hint = "--against pipecat needs pipecat-ai: pip install -e '.[compare]'"
+    if importlib.util.find_spec("pipecat") is None:
+        return hint
     try:
         from loguru import logger  # pipecat logs through loguru: errors only, on stderr
 
@@ -727,7 +743,7 @@ def pipecat_unavailable() -> str | None:
         logger.add(sys.stderr, level="ERROR")
         import bench.speech_pipecat  # noqa: F401  (imports pipecat and its services)
     except ImportError as exc:
-        return f"--against pipecat needs pipecat-ai: pip install -e '.[compare]' ({exc})"
+        return f"{hint} ({exc})"
     return None
 
 

@@ -27,7 +27,14 @@ from typing import Any
 import httpx
 from pipecat.audio.vad.silero import SileroVADAnalyzer
 from pipecat.audio.vad.vad_analyzer import VADParams
-from pipecat.frames.frames import InputAudioRawFrame, OutputAudioRawFrame, StartFrame
+from pipecat.frames.frames import (
+    Frame,
+    InputAudioRawFrame,
+    LLMFullResponseEndFrame,
+    LLMFullResponseStartFrame,
+    OutputAudioRawFrame,
+    StartFrame,
+)
 from pipecat.pipeline.pipeline import Pipeline
 from pipecat.pipeline.worker import PipelineParams, PipelineWorker
 from pipecat.processors.aggregators.llm_context import LLMContext
@@ -35,6 +42,7 @@ from pipecat.processors.aggregators.llm_response_universal import (
     LLMContextAggregatorPair,
     LLMUserAggregatorParams,
 )
+from pipecat.processors.frame_processor import FrameDirection
 from pipecat.services.openai.llm import OpenAILLMService
 from pipecat.services.piper.tts import PiperTTSService
 from pipecat.services.whisper.stt import WhisperSTTService
@@ -86,6 +94,15 @@ class StampingSpeaker(BaseOutputTransport):
     def __init__(self, params: TransportParams) -> None:
         super().__init__(params)
         self.written: asyncio.Queue[float] = asyncio.Queue()
+        self.answering = False
+        """Between the LLM's response start and end frames: more speech may follow."""
+
+    async def process_frame(self, frame: Frame, direction: FrameDirection) -> None:
+        if isinstance(frame, LLMFullResponseStartFrame):
+            self.answering = True
+        elif isinstance(frame, LLMFullResponseEndFrame):
+            self.answering = False
+        await super().process_frame(frame, direction)
 
     async def start(self, frame: StartFrame) -> None:
         await super().start(frame)
@@ -151,7 +168,8 @@ async def pipecat_stack(
     llm = OpenAILLMService(
         api_key="local", base_url=base_url,
         settings=OpenAILLMService.Settings(
-            model=config.model.name, temperature=config.model.temperature,
+            model=config.model.name, system_instruction=system,
+            temperature=config.model.temperature,
             max_tokens=config.model.max_tokens, seed=config.model.seed,
         ),
     )  # fmt: skip
@@ -160,7 +178,7 @@ async def pipecat_stack(
         settings=PiperTTSService.Settings(voice=onnx.name.removesuffix(".onnx")),
     )
     user, assistant = LLMContextAggregatorPair(
-        LLMContext(messages=[{"role": "system", "content": system}]),
+        LLMContext(),
         user_params=LLMUserAggregatorParams(
             vad_analyzer=SileroVADAnalyzer(params=VADParams(stop_secs=trailing_s)),
             # the turn ends at the VAD stop (once the transcript is in): the same
@@ -205,7 +223,10 @@ async def pipecat_stack(
             async def speak(line: str) -> float:
                 return await line_mic.say(clips[line])
 
-            yield SpokenStack("pipecat", speak, QueueReplies(speaker.written), loop_gone(run))
+            yield SpokenStack(
+                "pipecat", speak, QueueReplies(speaker.written), loop_gone(run),
+                lambda: speaker.answering,
+            )  # fmt: skip
     finally:
         with contextlib.suppress(Exception):
             await asyncio.wait_for(worker.cancel(), 10)
