@@ -322,7 +322,7 @@ class SpokenStack:
     max_answer_s: float = 60.0
 
     async def turn(self, line: str, timeout_s: float) -> TurnTiming:
-        self.replies.drain()
+        await self._settle()
         speech_end = await self.speak(line)
         first = await self._next_reply(timeout_s)
         if first is None:
@@ -335,6 +335,14 @@ class SpokenStack:
             if await self._next_reply(self.quiet_s) is None and not self.busy():
                 break
         return TurnTiming(speech_end, first)
+
+    async def _settle(self) -> None:
+        """Let a late answer to an earlier (failed) turn finish first, so the next line is
+        heard by an idle stack and measures only itself."""
+        deadline = now() + self.max_answer_s
+        while self.busy() and self.gone() is None and now() < deadline:
+            await self._next_reply(self.quiet_s)
+        self.replies.drain()
 
     async def _next_reply(self, timeout_s: float) -> float | None:
         """The next output stamp, or None after `timeout_s` or once the stack is gone."""
@@ -552,10 +560,15 @@ async def run_agent(
 ) -> dict[str, Any]:  # fmt: skip
     try:
         async with agent_stack(config, brain, clips, overlap=overlap, name=name) as (stack, agent):
+            load = os.getloadavg()[0]
             turns = await measure_turns(
                 stack, lines, answer_timeout_s=answer_timeout_s, progress=progress
             )
-            return {**turns.summary(), "stages_s": stage_medians(agent)}
+            return {
+                **turns.summary(),
+                "stages_s": stage_medians(agent),
+                "load_avg_1m_start_end": [round(load, 2), round(os.getloadavg()[0], 2)],
+            }
     except UserError:
         raise
     except Exception as exc:  # the stack would not even start: a result of this run

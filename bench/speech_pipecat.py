@@ -20,6 +20,7 @@ import asyncio
 import contextlib
 import importlib.metadata
 import logging
+import os
 import sys
 from collections.abc import AsyncIterator
 from typing import Any
@@ -249,10 +250,16 @@ async def run_pipecat(
         return {**report, "turns": len(lines), "answered": 0, "error": "no LLM server URL"}
     try:
         async with pipecat_stack(config, base_url, clips) as stack:
+            load = os.getloadavg()[0]
             turns = await measure_turns(
                 stack, lines, answer_timeout_s=answer_timeout_s, progress=progress
             )
-        return {**report, **turns.summary()}
+            load_end = os.getloadavg()[0]
+        return {
+            **report,
+            **turns.summary(),
+            "load_avg_1m_start_end": [round(load, 2), round(load_end, 2)],
+        }
     except Exception as exc:
         log.debug("the pipecat pipeline did not run", exc_info=True)
         error = f"{type(exc).__name__}: {exc}"
