@@ -702,6 +702,8 @@ def _run_line(label: str, run: dict[str, Any]) -> str:
         else f"{label}: no answered turn"
     )
     text = f"{head}; {run['answered']}/{run['turns']} turns answered"
+    if "load_avg_1m_start_end" in run:
+        text += " under load {} -> {}".format(*run["load_avg_1m_start_end"])
     stages = run.get("stages_s") or {}
     if stages:
         text += (
