@@ -325,6 +325,8 @@ class SpokenStack:
         await self._settle()
         speech_end = await self.speak(line)
         first = await self._next_reply(timeout_s)
+        while first is not None and first < speech_end:  # the tail of an earlier answer
+            first = await self._next_reply(max(0.0, speech_end + timeout_s - now()))
         if first is None:
             why = self.gone()
             raise TurnFailed(why or f"no answer within {timeout_s:g} s of the end of speech")

@@ -35,6 +35,7 @@ from pipecat.frames.frames import (
     LLMFullResponseStartFrame,
     OutputAudioRawFrame,
     StartFrame,
+    UserStoppedSpeakingFrame,
 )
 from pipecat.pipeline.pipeline import Pipeline
 from pipecat.pipeline.worker import PipelineParams, PipelineWorker
@@ -96,10 +97,10 @@ class StampingSpeaker(BaseOutputTransport):
         super().__init__(params)
         self.written: asyncio.Queue[float] = asyncio.Queue()
         self.answering = False
-        """Between the LLM's response start and end frames: more speech may follow."""
+        """From the end of a user turn to the end of the LLM's response: speech may follow."""
 
     async def process_frame(self, frame: Frame, direction: FrameDirection) -> None:
-        if isinstance(frame, LLMFullResponseStartFrame):
+        if isinstance(frame, (UserStoppedSpeakingFrame, LLMFullResponseStartFrame)):
             self.answering = True
         elif isinstance(frame, LLMFullResponseEndFrame):
             self.answering = False
