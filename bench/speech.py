@@ -14,10 +14,9 @@ simulated home. It counts from the actual end of the voice to the first robot au
 output, endpointing silence included. The baseline runs the same stages one after another
 (ASR after the endpoint, speech after the whole reply). The brain is a parameter
 (`--brain`, see BRAINS); `--against pipecat` runs the same lines through a pipecat-ai
-pipeline built from the same three models (bench/speech_pipecat.py).
-
-A turn that gets no answer is counted and reported and the run goes on: a benchmark that
-dies on the first fault measures nothing.
+pipeline built from the same three models (bench/speech_pipecat.py). Both are timed by
+the same stack-agnostic code (bench/voice_turns.py): a turn that gets no answer is counted
+and reported, and the run goes on.
 """
 
 from __future__ import annotations
@@ -32,15 +31,25 @@ import os
 import statistics
 import sys
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
+from bench.voice_turns import (
+    Progress,
+    RealTimeMic,
+    SpokenStack,
+    TopicReplies,
+    describe,
+    loop_gone,
+    measure_turns,
+    stats,
+)
 from omni_agent.brain import Brain, open_brain
 from omni_agent.config import Config
 from omni_agent.errors import UserError
-from omni_agent.messages import AUDIO_SAMPLE_RATE, AudioChunk, SpeechText, VoiceActivity, now
+from omni_agent.messages import AUDIO_SAMPLE_RATE, AudioChunk, VoiceActivity
 from omni_agent.transport import MIC, SPEECH_AUDIO, STATE, VOICE, Bus, Subscription
 
 if TYPE_CHECKING:  # the speech stack loads its models on import: only when measured
@@ -82,17 +91,6 @@ ANSWERING = {"THINKING", "SPEAKING", "ACTING"}
 STAGES = ("endpoint", "request_sent", "first_token", "first_speech", "voice_to_voice")
 
 
-def _stats(values: Sequence[float]) -> dict[str, float]:
-    if not values:
-        return {}
-    return {
-        "median": round(statistics.median(values), 4),
-        "max": round(max(values), 4),
-        "min": round(min(values), 4),
-        "n": len(values),
-    }
-
-
 def spoken_lines(turns: int) -> list[str]:
     return (LINES * (turns // len(LINES) + 1))[:turns]
 
@@ -113,8 +111,8 @@ def bench_asr(asr: WhisperAsr, clips: list[tuple[str, bytes]]) -> dict[str, Any]
             secs.append(result.compute_seconds)
             wers.append(word_error_rate(text, result.text))
         out["short_context" if mode else "full_30s"] = {
-            "rtf": _stats(rtfs),
-            "seconds": _stats(secs),
+            "rtf": stats(rtfs),
+            "seconds": stats(secs),
             "wer_mean": round(sum(wers) / len(wers), 4),
         }
     asr.short_context = True
@@ -142,7 +140,7 @@ async def bench_tts(tts: PiperTts) -> dict[str, Any]:
         if handle.first_audio_at is not None:
             firsts.append(handle.first_audio_at - start)
     await output.close()
-    return {"rtf": _stats(rtfs), "first_audio_s": _stats(firsts)}
+    return {"rtf": stats(rtfs), "first_audio_s": stats(firsts)}
 
 
 async def bench_endpointing(
@@ -179,9 +177,9 @@ async def bench_endpointing(
             wers.append(word_error_rate(text, utterance.text))
     return {
         "speculative_asr": speculative,
-        "speech_end_error_s": _stats(ends),
-        "endpoint_after_speech_end_s": _stats(endpoints),
-        "transcript_after_speech_end_s": _stats(asr_done),
+        "speech_end_error_s": stats(ends),
+        "endpoint_after_speech_end_s": stats(endpoints),
+        "transcript_after_speech_end_s": stats(asr_done),
         "wer_mean": round(sum(wers) / len(wers), 4) if wers else None,
         "utterances_missed": missed,
     }
@@ -219,8 +217,8 @@ async def bench_barge_in(tts: PiperTts, person: PersonVoice, trials: int) -> dic
             detections.append(detected[0] - onset)
         await output.close()
     return {
-        "reaction_s": _stats(reactions),
-        "vad_detection_s": _stats(detections),
+        "reaction_s": stats(reactions),
+        "vad_detection_s": stats(detections),
         "missed": missed,
     }
 
@@ -253,243 +251,6 @@ async def run_components(
         statistics.mean(len(p) / 2 / AUDIO_SAMPLE_RATE for _, p in clips), 3
     )
     return results
-
-
-# ---------------------------------------------------------------------------- turns
-
-
-class TurnFailed(Exception):
-    """One spoken turn got no answer; the message says why."""
-
-
-@dataclass(frozen=True)
-class TurnTiming:
-    speech_end: float
-    """When the last sample of the person's voice went into the microphone."""
-    first_audio: float
-    """When the first robot audio of the answer reached the output."""
-
-    @property
-    def voice_to_voice(self) -> float:
-        return self.first_audio - self.speech_end
-
-
-class Replies(Protocol):
-    """What a stack says back, as the stamps of its output (robot audio written)."""
-
-    def drain(self) -> None:
-        """Forget output from before now (the tail of an earlier turn)."""
-
-    async def next(self) -> float:
-        """The stamp of the next output."""
-        ...
-
-
-class TopicReplies:
-    """Robot output on a bus topic: audio chunks on /speech/audio, or text on /speech/text
-    for a stack without a voice. An empty message (nothing said) is not an answer."""
-
-    def __init__(self, subscription: Subscription[AudioChunk] | Subscription[SpeechText]) -> None:
-        self._sub = subscription
-
-    def drain(self) -> None:
-        while self._sub.get_nowait() is not None:
-            pass
-
-    async def next(self) -> float:
-        while True:
-            msg = await self._sub.get()
-            said = msg.pcm if isinstance(msg, AudioChunk) else msg.text.strip()
-            if said:
-                return msg.stamp
-
-
-@dataclass
-class SpokenStack:
-    """One conversational stack under measurement: a way to say a line to it, what it says
-    back, and whether it can still answer."""
-
-    name: str
-    speak: Callable[[str], Awaitable[float]]
-    """Say one line; returns when its last sample went in (the speech end)."""
-    replies: Replies
-    gone: Callable[[], str | None] = lambda: None
-    """Why the stack can no longer answer (its loop ended), or None while it can."""
-    busy: Callable[[], bool] = lambda: False
-    """True while the stack says it is still answering (a pause between two sentences)."""
-    quiet_s: float = 1.0
-    """An answer is over when the stack has been silent this long and is not busy."""
-    max_answer_s: float = 60.0
-
-    async def turn(self, line: str, timeout_s: float) -> TurnTiming:
-        await self._settle()
-        speech_end = await self.speak(line)
-        first = await self._next_reply(timeout_s)
-        while first is not None and first < speech_end:  # the tail of an earlier answer
-            first = await self._next_reply(max(0.0, speech_end + timeout_s - now()))
-        if first is None:
-            why = self.gone()
-            raise TurnFailed(why or f"no answer within {timeout_s:g} s of the end of speech")
-        # the answer plays out before the next line, as a person would wait for it: a line
-        # spoken over the answer would be a barge-in, another measurement
-        deadline = now() + self.max_answer_s
-        while now() < deadline and self.gone() is None:
-            if await self._next_reply(self.quiet_s) is None and not self.busy():
-                break
-        return TurnTiming(speech_end, first)
-
-    async def _settle(self) -> None:
-        """Let a late answer to an earlier (failed) turn finish first, so the next line is
-        heard by an idle stack and measures only itself."""
-        deadline = now() + self.max_answer_s
-        while self.busy() and self.gone() is None and now() < deadline:
-            await self._next_reply(self.quiet_s)
-        self.replies.drain()
-
-    async def _next_reply(self, timeout_s: float) -> float | None:
-        """The next output stamp, or None after `timeout_s` or once the stack is gone."""
-        deadline = now() + timeout_s
-        while (left := deadline - now()) > 0 and self.gone() is None:
-            try:
-                return await asyncio.wait_for(self.replies.next(), min(left, 0.5))
-            except TimeoutError:
-                continue
-        return None
-
-
-@dataclass
-class TurnLog:
-    """Every turn of one stack: timings of the answered ones, why the others failed."""
-
-    lines: list[str]
-    timings: list[TurnTiming] = field(default_factory=list)
-    failures: list[dict[str, Any]] = field(default_factory=list)
-    skipped: int = 0
-    stopped: str | None = None
-    """Why measuring stopped before the last line, if it did."""
-
-    def summary(self) -> dict[str, Any]:
-        return {
-            "turns": len(self.lines),
-            "answered": len(self.timings),
-            "failed": self.failures,
-            "skipped": self.skipped,
-            "stopped": self.stopped,
-            "voice_to_voice_s": _stats([t.voice_to_voice for t in self.timings]),
-        }
-
-
-Progress = Callable[[str], None]
-
-
-async def measure_turns(
-    stack: SpokenStack,
-    lines: Sequence[str],
-    *,
-    answer_timeout_s: float = 20.0,
-    max_failures_in_a_row: int = 3,
-    progress: Progress | None = None,
-) -> TurnLog:
-    """Speak each line to the stack and time its answer. A turn that fails is recorded
-    with its reason and the next line is spoken; once the stack is gone, or after
-    `max_failures_in_a_row`, the remaining lines are counted as skipped."""
-    result = TurnLog(list(lines))
-    in_a_row = 0
-    for i, line in enumerate(lines):
-        why = stack.gone()
-        if why is None and in_a_row >= max_failures_in_a_row:
-            why = f"{in_a_row} turns in a row got no answer"
-        if why is not None:
-            result.stopped = why
-            result.skipped = len(lines) - i
-            break
-        if progress:
-            progress(f"{stack.name}: turn {i + 1}/{len(lines)}")
-        try:
-            result.timings.append(await stack.turn(line, answer_timeout_s))
-            in_a_row = 0
-        except TurnFailed as exc:
-            result.failures.append({"turn": i, "line": line, "reason": str(exc)})
-            in_a_row += 1
-        except Exception as exc:  # a fault in the stack under test is a result, not a crash
-            log.debug("turn %d of %s failed", i, stack.name, exc_info=True)
-            result.failures.append({"turn": i, "line": line, "reason": _describe(exc)})
-            in_a_row += 1
-    return result
-
-
-def _describe(exc: BaseException) -> str:
-    return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
-
-
-def loop_gone(task: asyncio.Task[Any]) -> Callable[[], str | None]:
-    """`SpokenStack.gone` for a stack whose work runs in one task."""
-
-    def gone() -> str | None:
-        if not task.done():
-            return None
-        if task.cancelled():
-            return "its loop was cancelled"
-        exc = task.exception()
-        return f"its loop ended: {_describe(exc)}" if exc else "its loop ended"
-
-    return gone
-
-
-class RealTimeMic:
-    """A microphone that never stops: 20 ms chunks paced in real time, silence between the
-    lines it is given, as a real mic hears the room. `say` returns the stamp of the line's
-    last chunk, the speech end that voice-to-voice counts from."""
-
-    def __init__(self, deliver: Callable[[bytes, float], Awaitable[None]], chunk_ms: int = 20):
-        self._deliver = deliver
-        self._step = AUDIO_SAMPLE_RATE * chunk_ms // 1000 * 2
-        self._lines: asyncio.Queue[tuple[bytes, asyncio.Future[float]]] = asyncio.Queue()
-        self._task: asyncio.Task[None] | None = None
-
-    async def __aenter__(self) -> RealTimeMic:
-        self._task = asyncio.create_task(self._run())
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
-
-    async def say(self, pcm: bytes) -> float:
-        if self._task is None or self._task.done():
-            raise TurnFailed("the microphone is not running")
-        done: asyncio.Future[float] = asyncio.get_running_loop().create_future()
-        await self._lines.put((pcm, done))
-        feed: asyncio.Future[Any] = self._task
-        await asyncio.wait({done, feed}, return_when=asyncio.FIRST_COMPLETED)
-        if not done.done():  # the feed died (the stack refused audio): this line is lost
-            done.cancel()
-            raise TurnFailed(f"the microphone stopped: {loop_gone(self._task)()}")
-        return done.result()
-
-    async def _run(self) -> None:
-        quiet = bytes(self._step)
-        start, sent = now(), 0.0
-        speech, done, offset = b"", None, 0
-        while True:
-            if done is None and not self._lines.empty():
-                speech, done = self._lines.get_nowait()
-                offset = 0
-            piece = speech[offset : offset + self._step] if done is not None else quiet
-            offset += len(piece)
-            sent += len(piece) / 2 / AUDIO_SAMPLE_RATE
-            delay = start + sent - now()  # the chunk leaves when its last sample is captured
-            if delay > 0:
-                await asyncio.sleep(delay)
-            else:
-                await asyncio.sleep(0)
-            stamp = now()
-            await self._deliver(piece, stamp)
-            if done is not None and offset >= len(speech):
-                if not done.done():
-                    done.set_result(stamp)
-                done = None
 
 
 # ---------------------------------------------------------------------------- the agent
@@ -553,7 +314,7 @@ def stage_medians(agent: Agent) -> dict[str, dict[str, float]]:
         for stage, ms in trace.stages_ms().items():
             if stage in stages:
                 stages[stage].append(ms / 1000)
-    return {s: _stats(v) for s, v in stages.items() if v}
+    return {s: stats(v) for s, v in stages.items() if v}
 
 
 async def run_agent(
@@ -575,7 +336,7 @@ async def run_agent(
         raise
     except Exception as exc:  # the stack would not even start: a result of this run
         log.debug("%s did not run", name, exc_info=True)
-        return {"turns": len(lines), "answered": 0, "error": _describe(exc)}
+        return {"turns": len(lines), "answered": 0, "error": describe(exc)}
 
 
 def _ratio(a: dict[str, Any], b: dict[str, Any]) -> float | None:

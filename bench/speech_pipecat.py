@@ -56,7 +56,7 @@ from pipecat.turns.user_stop import SpeechTimeoutUserTurnStopStrategy
 from pipecat.turns.user_turn_strategies import UserTurnStrategies
 from pipecat.workers.runner import WorkerRunner
 
-from bench.speech import Progress, RealTimeMic, SpokenStack, loop_gone, measure_turns
+from bench.voice_turns import Progress, RealTimeMic, SpokenStack, loop_gone, measure_turns
 from omni_agent.brain import Brain
 from omni_agent.config import Config
 from omni_agent.messages import AUDIO_SAMPLE_RATE, now

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from bench.speech import SpokenStack, TopicReplies, loop_gone, measure_turns
+from bench.voice_turns import SpokenStack, TopicReplies, loop_gone, measure_turns
 from omni_agent.agent import Agent
 from omni_agent.cli import main
 from omni_agent.config import Config
