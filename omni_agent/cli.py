@@ -28,7 +28,7 @@ log = logging.getLogger("omni_agent")
 COMMAND_PLUGINS = ["memory.cli", "ros_nodes.run", "serve.cli"]
 BENCH_PLUGINS = [
     "bench.memory",
-    "sim.bench_voice",
+    "bench.speech",
     "sim.bench_sim",
     "ros_nodes.bench",
     "serve.bench",
