@@ -75,12 +75,21 @@ TURNS_KEPT = 256
 """Finished turns kept in `Agent.turns` (memory keeps them all; a robot runs for months)."""
 
 
+@dataclass(frozen=True)
+class Recollection:
+    """What memory recalled for one turn: the evidence text that goes into the request,
+    and each piece with its kind, turn id, score and the reason it was chosen."""
+
+    text: str = ""
+    items: tuple[dict[str, Any], ...] = ()
+
+
 class TurnMemory(Protocol):
     """What the loop needs from long-term memory (omni_agent.recall provides it)."""
 
-    def recall(self, query: str, person: str | None, skip: set[int]) -> str:
-        """Remembered evidence for this turn as text, leaving out the turns (by index)
-        that the conversation window already shows in full."""
+    def recall(self, query: str, person: str | None, skip: set[int]) -> Recollection:
+        """Remembered evidence for this turn, leaving out the turns (by index) that the
+        conversation window already shows in full."""
         ...
 
     async def remember(self, record: TurnRecord) -> None: ...
@@ -89,8 +98,8 @@ class TurnMemory(Protocol):
 class NoMemory:
     """Nothing beyond the conversation window of this run."""
 
-    def recall(self, query: str, person: str | None, skip: set[int]) -> str:
-        return ""
+    def recall(self, query: str, person: str | None, skip: set[int]) -> Recollection:
+        return Recollection()
 
     async def remember(self, record: TurnRecord) -> None:
         pass
@@ -372,9 +381,10 @@ class Agent:
             wait = self.config.memory.transcript_wait_s
             user.words = await self.transcripts.wait(record.trace.speech_end, wait) or ""
             record.user_text = user.words
-        evidence = self.memory.recall(user.words, user.person, self.conversation.shown)
-        if evidence:
-            self._emit(Recalled(record.index, user.words, evidence))
+        recalled = self.memory.recall(user.words, user.person, self.conversation.shown)
+        evidence = recalled.text
+        # every turn, also when nothing came back: a viewer shows what memory offered
+        self._emit(Recalled(record.index, user.words, user.person, evidence, list(recalled.items)))
         record.situation = self.conversation.situate(self._situation())
         body = self.conversation.reply_request(record.situation, user, evidence)
         assembler = ReplyAssembler(self.profile.actions, reply_opening(body))

@@ -79,7 +79,10 @@ class Recalled(AgentEvent):
     kind: ClassVar[str] = "recalled"
     index: int
     query: str
+    person: str | None
     text: str
+    items: list[dict[str, Any]] = field(default_factory=list)
+    """Each recalled piece: kind (recent, evidence, summary), turn_id, text, score, reason."""
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,7 @@ recording carries exactly the channels seen live and opens in the same layout
 (launch/foxglove-layout.json).
 
 It listens, never steers: it is an event sink (AgentEvent), follows the bus's camera,
-and reads recalled memories by wrapping the memory facade's `build_context`. A failing
+and shows what memory recalled for each turn from the agent's `recalled` event. A failing
 or slow viewer never reaches the agent loop: logging to a channel only queues a message.
 Needs the `live` extra (foxglove-sdk).
 """
@@ -284,7 +284,7 @@ class LiveView:
                 },
                 log_time=ns,
             )
-        elif kind == "recalled":  # once the agent reports its recall itself
+        elif kind == "recalled":
             self.recalled(str(d.get("query", "")), d.get("person"), list(d.get("items", [])))
         elif kind == "turn":
             self.turns.log(
@@ -439,37 +439,6 @@ class LiveView:
         if self.mcap is not None:
             self.mcap.close()
             self.mcap = None
-
-
-class RecallTap:
-    """The memory facade, reporting every context it builds to `report`.
-
-    The agent emits no event for what it recalled; wrapping `build_context` of the
-    memory behind LongTermMemory shows it without touching the loop.
-    """
-
-    def __init__(self, inner: Any, report: Callable[[str, Any, Sequence[Any]], None]) -> None:
-        self._inner = inner
-        self._report = report
-
-    def build_context(self, query: str, *args: Any, **kwargs: Any) -> Any:
-        context = self._inner.build_context(query, *args, **kwargs)
-        with contextlib.suppress(Exception):  # a viewer never breaks recall
-            self._report(query, kwargs.get("person"), context.items)
-        return context
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._inner, name)
-
-
-def watch_recall(long_term: Any, view: LiveView) -> None:
-    """Show what `long_term` (a LongTermMemory) recalls for each turn on the view."""
-    memory = getattr(long_term, "memory", None)
-    if memory is None:
-        return
-    if isinstance(memory, RecallTap):
-        memory = memory._inner
-    long_term.memory = RecallTap(memory, view.recalled)
 
 
 def _stamp(ns: int) -> Any:

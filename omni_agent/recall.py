@@ -19,7 +19,7 @@ import numpy as np
 from memory import Memory, MemoryTurn
 from memory.consolidate import Summarizer
 from memory.types import Pose
-from omni_agent.agent import TurnRecord
+from omni_agent.agent import Recollection, TurnRecord
 from omni_agent.config import MemoryConfig, ModelConfig
 from omni_agent.model.client import ModelClient, TextDelta
 from omni_agent.model.request import build_text_request
@@ -40,7 +40,7 @@ class LongTermMemory:
         self.last_context_ids: list[str] = []
         """Turn ids in the latest context (for explaining what the robot recalled)."""
         self._vectors: dict[str, np.ndarray] = {}  # speculative query vectors, by text
-        self._prefetched: tuple[tuple[object, ...], str, list[str]] | None = None
+        self._prefetched: tuple[tuple[object, ...], Recollection] | None = None
 
     @classmethod
     def open(
@@ -57,21 +57,20 @@ class LongTermMemory:
         memory = Memory.open(where, strategy=config.strategy, summarizer=summarizer)
         return cls(memory, config.budget_tokens, clock, session)
 
-    def recall(self, query: str, person: str | None, skip: set[int]) -> str:
+    def recall(self, query: str, person: str | None, skip: set[int]) -> Recollection:
         """Evidence for this turn as text. The turns the window already shows (`skip`,
         by turn index) are excluded inside the context request, before the budget is
         spent. The query vector comes from `prepare` when the transcript was known during
         speech, and is otherwise computed here, once."""
         if self.budget_tokens == 0:
-            return ""
+            return Recollection()
         key = self._key(query, person, skip)
         if self._prefetched is not None and self._prefetched[0] == key:
-            _, text, ids = self._prefetched
-            self.last_context_ids = ids
-            return text
-        text, ids = self._build(query, person, skip)
-        self.last_context_ids = ids
-        return text
+            recalled = self._prefetched[1]
+        else:
+            recalled = self._build(query, person, skip)
+        self.last_context_ids = [i["turn_id"] for i in recalled.items if i["turn_id"]]
+        return recalled
 
     async def prepare(self, query: str, person: str | None = None,
                       skip: set[int] | None = None) -> None:  # fmt: skip
@@ -87,14 +86,14 @@ class LongTermMemory:
             self._vectors = {query: vector}  # only the latest transcript is worth keeping
         if skip is not None:
             key = self._key(query, person, skip)
-            text, ids = await loop.run_in_executor(None, self._build, query, person, skip)
+            recalled = await loop.run_in_executor(None, self._build, query, person, skip)
             if key == self._key(query, person, skip):  # nothing was stored meanwhile
-                self._prefetched = (key, text, ids)
+                self._prefetched = (key, recalled)
 
     def _key(self, query: str, person: str | None, skip: set[int]) -> tuple[object, ...]:
         return (query, person, frozenset(skip), self.memory.store.n_turns)
 
-    def _build(self, query: str, person: str | None, skip: set[int]) -> tuple[str, list[str]]:
+    def _build(self, query: str, person: str | None, skip: set[int]) -> Recollection:
         shown = {f"{self.session}-{i}-{who}" for i in skip for who in ("user", "robot")}
         vector = self._vectors.get(query)
         if vector is None:
@@ -108,8 +107,11 @@ class LongTermMemory:
             exclude=shown,
             query_vector=vector,
         )
-        ids = [i.turn_id for i in context.items if i.turn_id]
-        return "\n".join(item.text for item in context.items), ids
+        items = tuple(
+            i.model_dump(include={"kind", "turn_id", "text", "score", "reason"})
+            for i in context.items
+        )
+        return Recollection(context.render(), items)
 
     async def remember(self, record: TurnRecord) -> None:
         when = self.clock()

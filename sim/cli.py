@@ -84,13 +84,6 @@ def _live_available() -> bool:
     return importlib.util.find_spec("foxglove") is not None
 
 
-def _watch_memory(sinks: list[EventSink], memory: object) -> None:
-    for sink in sinks:
-        watch = getattr(sink, "watch_memory", None)
-        if watch is not None:
-            watch(memory)
-
-
 def _close(sinks: list[EventSink], console: Console) -> None:
     for sink in sinks:
         close = getattr(sink, "close", None)
@@ -236,7 +229,6 @@ async def _run_one(config: Config, args: argparse.Namespace, console: Console, s
             summarizer=summarizer,
         )  # fmt: skip
         stack.callback(memory.close)
-        _watch_memory(sinks, memory)
         voice = None
         if no_speech is None:
             wav = log_path.with_suffix(".robot.wav")

@@ -67,10 +67,6 @@ async def run_scenario(
         stale.unlink()
     clock = SimClock(speed)
     memory = LongTermMemory.open(config.memory, db, clock=clock.wall_time)
-    for sink in sinks or ():  # viewers that show what each turn recalled
-        watch = getattr(sink, "watch_memory", None)
-        if watch is not None:
-            watch(memory)
     async with contextlib.AsyncExitStack() as stack:
         stack.callback(memory.close)
         bus, voice = None, None

@@ -8,10 +8,9 @@ knows (walls, people, objects, the simulated clock) once the runner hands over t
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 from omni_agent.events import AgentEvent
-from omni_agent.live import LiveView, MapView, watch_recall
+from omni_agent.live import LiveView, MapView
 from sim.clock import SimClock
 from sim.render import COLOURS, DEFAULT_OBJECT
 from sim.robot import SimRobot
@@ -49,10 +48,6 @@ class SimLiveView:
         )
         self.view.pose(robot.pose, [pose for _, pose in robot.trail])
         self.view.follow(robot.bus)
-
-    def watch_memory(self, memory: Any) -> None:
-        """Show what the episode's long-term memory recalls for each turn."""
-        watch_recall(memory, self.view)
 
     def __call__(self, event: AgentEvent) -> None:
         self.view(event)

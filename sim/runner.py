@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
-from omni_agent.agent import Agent, TurnMemory, TurnRecord
+from omni_agent.agent import Agent, Recollection, TurnMemory, TurnRecord
 from omni_agent.brain import Brain
 from omni_agent.config import Config
 from omni_agent.events import AgentEvent, EpisodeLog, EventSink, SimEvent
@@ -192,7 +192,7 @@ class _TrackedMemory:
         self.inner = inner
         self.pending: set[asyncio.Task[Any]] = set()
 
-    def recall(self, query: str, person: str | None, skip: set[int]) -> str:
+    def recall(self, query: str, person: str | None, skip: set[int]) -> Recollection:
         return self.inner.recall(query, person, skip)
 
     async def remember(self, record: TurnRecord) -> None:

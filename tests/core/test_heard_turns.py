@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from omni_agent.agent import TurnRecord
+from omni_agent.agent import Recollection, TurnRecord
 from omni_agent.media import wav_bytes
 from omni_agent.messages import UserUtterance
 from omni_agent.model.profiles import PROFILES
@@ -27,9 +27,10 @@ class RecordingMemory:
         self.stored: list[TurnRecord] = []
         self.written = asyncio.Event()
 
-    def recall(self, query: str, person: str | None, skip: set[int]) -> str:
+    def recall(self, query: str, person: str | None, skip: set[int]) -> Recollection:
         self.queries.append(query)
-        return EVIDENCE
+        item = {"kind": "evidence", "turn_id": "t1", "text": EVIDENCE, "score": 0.9, "reason": "x"}
+        return Recollection(EVIDENCE, (item,))
 
     async def remember(self, record: TurnRecord) -> None:
         self.stored.append(record)

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from omni_agent.agent import TurnRecord
+from omni_agent.agent import Recollection, TurnRecord
 from omni_agent.config import MemoryConfig
 from omni_agent.model.profiles import PROFILES
 from omni_agent.recall import LongTermMemory
@@ -87,7 +87,7 @@ class Remembered:
         self.inner = inner
         self.stored: asyncio.Queue[TurnRecord] = asyncio.Queue()
 
-    def recall(self, query: str, person: str | None, skip: set[int]) -> str:
+    def recall(self, query: str, person: str | None, skip: set[int]) -> Recollection:
         return self.inner.recall(query, person, skip)
 
     async def remember(self, record: TurnRecord) -> None:
@@ -113,6 +113,6 @@ async def test_unclean_text_from_the_server_reaches_memory_clean_and_later_turns
     for _ in range(2):  # the window and memory now hold the reply: later turns still work
         later = await drill.turn("What did you say?")
         assert (later.error, later.rejected) == (None, [])
-    recalled = memory.recall("stop right here odd", "Alice", set())
+    recalled = memory.recall("stop right here odd", "Alice", set()).text
     memory.inner.close()
     assert "stop" in recalled and recalled == clean_text(recalled)

@@ -28,7 +28,7 @@ async def _filled(tmp_path: Path, budget: int) -> LongTermMemory:
 async def test_the_window_is_excluded_before_the_budget_is_spent(tmp_path: Path) -> None:
     ltm = await _filled(tmp_path, budget=200)
     window = set(range(24, 30))  # the turns the conversation window shows in full
-    text = ltm.recall("the kettle story", "alice", window)
+    text = ltm.recall("the kettle story", "alice", window).text
     ltm.close()
     shown = {f"s-{i}-{who}" for i in window for who in ("user", "robot")}
     assert ltm.last_context_ids and not shown & set(ltm.last_context_ids)
@@ -48,9 +48,9 @@ async def test_speculative_retrieval_during_speech_is_reused(tmp_path: Path) -> 
     ltm.memory.embed_query = counting  # type: ignore[method-assign]
     await ltm.prepare("the kettle story", "alice", {29})
     assert calls == ["the kettle story"]
-    early = ltm.recall("the kettle story", "alice", {29})
+    early = ltm.recall("the kettle story", "alice", {29}).text
     assert calls == ["the kettle story"]  # computed once, before the endpoint
-    again = ltm.recall("the kettle story", "alice", {28, 29})  # the window grew: rebuilt
+    again = ltm.recall("the kettle story", "alice", {28, 29}).text  # the window grew: rebuilt
     assert calls == ["the kettle story"]  # same words: the vector is reused
     assert "part 28" in early and "part 28" not in again
     ltm.close()

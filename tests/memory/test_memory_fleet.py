@@ -70,11 +70,11 @@ async def test_alice_tells_robot_a_and_robot_b_recalls_it_the_next_day(
         )
         # Tuesday: Alice meets robot B, which never spoke with her.
         clock.now = MONDAY + DAY
-        remembered = b.recall("Where did I put my spare key?", person="alice", skip=set())
+        remembered = b.recall("Where did I put my spare key?", person="alice", skip=set()).text
         assert "blue flower pot" in remembered
         assert "reading glasses" not in remembered  # Bob's turn is Bob's
-        assert "blue flower pot" not in b.recall("Where is the spare key?", "bob", set())
-        assert "piano" in a.recall("Where are my reading glasses?", "bob", set())
+        assert "blue flower pot" not in b.recall("Where is the spare key?", "bob", set()).text
+        assert "piano" in a.recall("Where are my reading glasses?", "bob", set()).text
         st = b.memory.store.get_turn("robot-a-s-0-user")
         assert st is not None and b.memory.store.robot_of(st.turn.id) == "robot-a"
         robots = b.memory.store.stats()["robots"]
@@ -84,8 +84,8 @@ async def test_alice_tells_robot_a_and_robot_b_recalls_it_the_next_day(
         assert main(["memory", "--db", url, "forget", "--person", "alice"]) == 0
         assert "forgot alice: 2 turns" in capsys.readouterr().out
         for robot in (a, b, c):
-            assert "flower pot" not in robot.recall("Where is my spare key?", "alice", set())
-        assert "piano" in c.recall("Where are my reading glasses?", "bob", set())
+            assert "flower pot" not in robot.recall("Where is my spare key?", "alice", set()).text
+        assert "piano" in c.recall("Where are my reading glasses?", "bob", set()).text
     finally:
         for robot in (a, b, c):
             robot.close()

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from omni_agent.config import Config
+from omni_agent.events import Recalled
 from sim.clock import DAY_S, SimClock
 from sim.instant_brain import instant_brain
 from sim.library import library_paths, run_scenario, summary
@@ -101,3 +102,17 @@ def test_a_scenario_with_sessions_flattens_to_lines_and_checks_turn_numbers(
     path.write_text("name: s\nsessions:\n  - {day: 2, at: '10:00', lines: [{text: hi}]}\n")
     line = Scenario.load(path).lines[0]
     assert (line.day, line.at, line.session) == (2, "10:00", "s1")
+
+
+async def test_each_turn_reports_what_memory_recalled_and_why(tmp_path: Path) -> None:
+    config = Config()
+    scenario = Scenario.load(Path("sim/scenarios/person-memory.yaml"))
+    async with instant_brain(config) as brain:
+        result = await run_scenario(config, scenario, brain, tmp_path)
+    recalled = [e for e in result.events if isinstance(e, Recalled)]
+    assert [e.index for e in recalled] == [t.index for t in result.turns]
+    day_two_alice = recalled[2]
+    assert day_two_alice.person == "Alice" and "coffee" in day_two_alice.text
+    items = [i for i in day_two_alice.items if "coffee" in i["text"]]
+    assert items and items[0]["reason"]  # why it was chosen (a score for evidence items)
+    assert not any("green tea" in i["text"] for i in day_two_alice.items)  # Bob's, not hers

@@ -119,7 +119,7 @@ async def test_a_foxglove_client_receives_every_channel_during_an_episode(
     assert "THINKING" in states
     memories = got[TOPICS["memories"]]
     assert all("query" in m and isinstance(m["items"], list) for m in memories)
-    assert any(m["items"] and m["items"][0]["reason"] for m in memories)
+    assert len(memories) == len(result.turns)  # one per turn, also when nothing came back
     actions = {(a["status"], a["skill"]) for a in got[TOPICS["actions"]]}
     assert {("rejected", "navigate_to"), ("executed", "navigate_to")} <= actions
     rejected = next(a for a in got[TOPICS["actions"]] if a["status"] == "rejected")
