@@ -37,7 +37,11 @@ you i me to of on in at and or it its it's that this these those please can coul
 remember colour color say said put left have has with for from about any there"""
 STOPWORDS = frozenset(_STOP.split())
 SAYS = re.compile(r'^(?P<who>[^\n"]+?) says: "(?P<text>.*)"', re.M)
-MEMORY_LINE = re.compile(r"^\[[^\]]*\] (?P<who>[^:]+): (?P<text>.*?)(?: \[shown: .*\])?$")
+# A remembered line: "[when, where] Who: words", or "Who: words" under such a header
+# (compact evidence names the session and place once per block)
+MEMORY_LINE = re.compile(
+    r"^(?:\[[^\]]*\] )?(?P<who>[^:\[\]\n]+): (?P<text>.*?)(?: \[shown: .*\])?$"
+)
 
 
 @dataclass

@@ -113,6 +113,7 @@ async def test_unclean_text_from_the_server_reaches_memory_clean_and_later_turns
     for _ in range(2):  # the window and memory now hold the reply: later turns still work
         later = await drill.turn("What did you say?")
         assert (later.error, later.rejected) == (None, [])
+        assert await asyncio.wait_for(memory.stored.get(), HANG_S) is later
     recalled = memory.recall("stop right here odd", "Alice", set()).text
     memory.inner.close()
     assert "stop" in recalled and recalled == clean_text(recalled)
