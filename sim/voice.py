@@ -25,6 +25,10 @@ if TYPE_CHECKING:  # the speech stack loads its models on import: only when used
     from omni_agent.speech.voices import PersonVoice
 
 SPEECH_MODULES = ("webrtcvad", "faster_whisper", "piper")
+LEAD_IN_S = 0.5
+"""The room (quiet, or its noise) before each line: the listener's pre-roll (300 ms) then
+holds the same audio on every run, not whatever the last quiet spell was cut at, so
+whisper hears each line the same way every time."""
 
 
 def speech_unavailable() -> str | None:
@@ -83,14 +87,14 @@ class SimVoice:
         seed: int = 0,
         on_said: Callable[[], None] | None = None,
     ) -> None:
-        """Speak one line into the mic (over background noise at `noise_dbfs`, if given),
-        call `on_said` once all of it is in, then keep the room quiet, or as noisy, until
-        the turn is done."""
+        """Speak one line into the mic (over background noise at `noise_dbfs`, if given)
+        after LEAD_IN_S of the room, call `on_said` once all of it is in, then keep the
+        room quiet, or as noisy, until the turn is done."""
         from omni_agent.speech.voices import feed_mic, silence
 
         self.listener.config.person = person  # the sim knows who speaks; no speaker id yet
         pcm = self.person.say(text, noise_dbfs=noise_dbfs, seed=seed)
-        await feed_mic(bus, pcm, speed=self.speed)
+        await feed_mic(bus, silence(LEAD_IN_S, noise_dbfs, seed) + pcm, speed=self.speed)
         if on_said is not None:
             on_said()
         while not done.is_set():
