@@ -25,7 +25,7 @@ from omni_agent.events import EventSink
 from omni_agent.recall import LongTermMemory
 from omni_agent.transport import Bus
 from sim.clock import SimClock
-from sim.runner import EpisodeResult, run_episode
+from sim.runner import Check, EpisodeResult, run_episode
 from sim.scenario import SCENARIOS_DIR, Scenario
 
 BrainFactory = Callable[[], AbstractAsyncContextManager[Brain]]
@@ -115,10 +115,14 @@ async def run_library(
     async def one(i: int, scenario: Scenario, task: Any) -> None:
         async with gate, brains() as brain:
             sinks = episode_hook(scenario) if episode_hook else None
-            results[i] = await run_scenario(
-                config, scenario, brain, out_dir, speed=speed, sinks=sinks,
-                spoken=spoken, voice_speed=voice_speed,
-            )  # fmt: skip
+            try:
+                results[i] = await run_scenario(
+                    config, scenario, brain, out_dir, speed=speed, sinks=sinks,
+                    spoken=spoken, voice_speed=voice_speed,
+                )  # fmt: skip
+            except TimeoutError as exc:  # a stuck agent fails its episode, not the library
+                stuck = Check("the episode runs to its end", False, str(exc))
+                results[i] = EpisodeResult(scenario.name, [], [stuck], [], None)
         progress.update(task, advance=1, description=scenario.name)
 
     with progress:

@@ -42,7 +42,7 @@ from sim.scenario import (
     TurnInterrupted,
 )
 from sim.speaking import SimSpeechOutput
-from sim.voice import SimVoice
+from sim.voice import LEAD_IN_S, SimVoice
 from sim.world import World
 
 LINE_TIMEOUT_S = 120.0
@@ -373,7 +373,9 @@ async def run_episode(
     short by the rest of the line) is not the answer: the answer is the turn that starts
     after the whole line was said."""
 
-    def speak_line(idx: int, line: Line, person: str) -> tuple[int, int]:
+    def speak_line(
+        idx: int, line: Line, person: str, audio: bytes | None = None
+    ) -> tuple[int, int]:
         assert agent is not None and voice is not None
         mark = (agent.turn_count, len(events))
 
@@ -384,8 +386,9 @@ async def run_episode(
 
         done = asyncio.Event()
         saying = voice.say(
-            bus, line.text, person, done, noise_dbfs=line.noise_dbfs, seed=idx, on_said=all_said
-        )
+            bus, line.text, person, done, noise_dbfs=line.noise_dbfs, seed=idx,
+            on_said=all_said, audio=audio,
+        )  # fmt: skip
         task = asyncio.create_task(saying)
         spoken[idx] = (task, done)
         return mark
@@ -397,11 +400,14 @@ async def run_episode(
 
     async def talk_over(idx: int, line: Line, seen: int) -> tuple[int, int]:
         assert voice is not None
+        # made first, so the words land interrupt_after_s into the reply, however long
+        # synthesis takes; speech runs on the real clock, at the voice's pace
+        person = line.person or scenario.person
+        audio = await asyncio.to_thread(voice.line_audio, line.text, line.noise_dbfs, idx, person)
         await wait_for(lambda: "SPEAKING" in states[seen:], LINE_TIMEOUT_S)
-        # speech runs on the real clock, at the voice's pace
-        await asyncio.sleep((line.interrupt_after_s or 0.0) / voice.speed)
+        await asyncio.sleep(max(0.0, (line.interrupt_after_s or 0.0) - LEAD_IN_S) / voice.speed)
         note(f"{line.person or scenario.person} interrupts the robot")
-        return speak_line(idx, line, line.person or scenario.person)
+        return speak_line(idx, line, line.person or scenario.person, audio)
 
     session_no, day, session_key = 0, 1, None
     pre_said: dict[int, tuple[int, int]] = {}

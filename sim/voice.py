@@ -14,10 +14,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import importlib.util
-from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Callable, Coroutine
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from omni_agent.errors import UserError
 from omni_agent.transport import Bus
@@ -54,6 +54,10 @@ def user_voice(person: str | None) -> UserVoice:
 
 
 SPEECH_MODULES = ("webrtcvad", "faster_whisper", "piper")
+LEAD_IN_S = 0.5
+"""The room (quiet, or its noise) before each line: the listener's pre-roll (300 ms) then
+holds the same audio on every run, not whatever the last quiet spell was cut at, so
+whisper hears each line the same way every time."""
 
 
 def speech_unavailable() -> str | None:
@@ -114,6 +118,24 @@ class SimVoice:
             self.voices[person] = self.person if same else PersonVoice(voice, deterministic=True)
         return self.voices[person]
 
+    _talking: int = field(default=0, init=False)
+    _voice_on: asyncio.Event = field(default_factory=asyncio.Event, init=False)
+    _voice_off: asyncio.Event = field(default_factory=asyncio.Event, init=False)
+
+    def line_audio(
+        self,
+        text: str,
+        noise_dbfs: float | None = None,
+        seed: int = 0,
+        person: str | None = None,
+    ) -> bytes:
+        """A line as it reaches the mic, in `person`'s voice: LEAD_IN_S of the room, then
+        the words."""
+        from omni_agent.speech.voices import silence
+
+        words = self.voice_of(person).say(text, noise_dbfs=noise_dbfs, seed=seed)
+        return silence(LEAD_IN_S, noise_dbfs, seed) + words
+
     async def say(
         self,
         bus: Bus,
@@ -124,25 +146,46 @@ class SimVoice:
         noise_dbfs: float | None = None,
         seed: int = 0,
         on_said: Callable[[], None] | None = None,
+        audio: bytes | None = None,
     ) -> None:
-        """Speak one line into the mic (over background noise at `noise_dbfs`, if given),
-        call `on_said` once all of it is in, then keep the room quiet, or as noisy, until
-        the turn is done."""
+        """Speak one line into the mic (over background noise at `noise_dbfs`, if given;
+        `audio`: its `line_audio`, if made already), call `on_said` once all of it is in,
+        then keep the room quiet, or as noisy, until the turn is done. While someone else
+        speaks, the room is their voice: one source feeds the mic at a time."""
         from omni_agent.speech.voices import feed_mic, silence
 
+        if audio is None:
+            audio = await asyncio.to_thread(self.line_audio, text, noise_dbfs, seed, person)
         self.listener.config.person = person  # the sim knows who speaks; no speaker id yet
-        pcm = self.voice_of(person).say(text, noise_dbfs=noise_dbfs, seed=seed)
-        await feed_mic(bus, pcm, speed=self.speed)
+        self._talking += 1
+        self._voice_on.set()
+        self._voice_off.clear()
+        try:
+            await feed_mic(bus, audio, speed=self.speed)
+        finally:
+            self._talking -= 1
+            if not self._talking:
+                self._voice_on.clear()
+                self._voice_off.set()
         if on_said is not None:
             on_said()
         while not done.is_set():
-            quiet = asyncio.create_task(
-                feed_mic(bus, silence(0.2, noise_dbfs, seed), speed=self.speed)
-            )
-            waiter = asyncio.create_task(done.wait())
-            await asyncio.wait({quiet, waiter}, return_when=asyncio.FIRST_COMPLETED)
-            quiet.cancel()
-            waiter.cancel()
+            if self._talking:
+                await _first(done.wait(), self._voice_off.wait())
+            else:
+                quiet = feed_mic(bus, silence(0.2, noise_dbfs, seed), speed=self.speed)
+                await _first(quiet, done.wait(), self._voice_on.wait())
+
+
+async def _first(*steps: Coroutine[Any, Any, Any]) -> None:
+    """Run the steps until one of them ends; cancel the others."""
+    tasks = [asyncio.ensure_future(s) for s in steps]
+    try:
+        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
 
 
 @contextlib.asynccontextmanager

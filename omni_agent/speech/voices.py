@@ -124,9 +124,9 @@ async def feed_mic(
         piece = pcm[offset : offset + step]
         sent += len(piece) / 2 / AUDIO_SAMPLE_RATE
         if speed:
-            delay = start + sent / speed - now()
-            if delay > 0:
-                await asyncio.sleep(delay)
+            # behind schedule (a busy loop), still yield once per chunk: a burst would
+            # overrun the mic queue's depth and the listener would lose audio
+            await asyncio.sleep(max(0.0, start + sent / speed - now()))
         stamp = now() if t0 is None else t0 + sent
         chunk = AudioChunk(pcm=piece, source="robot" if source == "robot" else "mic", stamp=stamp)
         bus.publish(MIC, chunk)

@@ -163,3 +163,6 @@ class _Stream(httpx.AsyncByteStream):
     async def aclose(self) -> None:
         if not self.finished:
             self.backend.cancelled += 1
+        close = getattr(self.chunks, "aclose", None)
+        if close is not None:  # stop producing (a double that is still speaking)
+            await close()

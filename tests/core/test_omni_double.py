@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 from dataclasses import dataclass
@@ -159,3 +160,27 @@ async def test_a_warm_up_of_one_token_is_cut_short_and_unspoken() -> None:
     assert double.log[-1].heard is None
     assert "".join(e.text for e in events if isinstance(e, TextDelta)) == '{"sa'
     assert not [e for e in events if isinstance(e, AudioDelta)]
+
+
+@pytest.mark.speech
+async def test_a_barge_in_cancels_the_speech_after_the_first_sentence(rig: Rig) -> None:
+    """The agent cancels its streaming task on a barge-in: the double stops speaking."""
+    double, body = rig.double, rig.request("vllm-omni", "Please go to the kitchen.")
+    cancelled = double.cancelled
+    client = ModelClient("http://omni-double/v1", ModelConfig(), transport=double)
+    first_audio = asyncio.Event()
+    audio: list[AudioDelta] = []
+
+    async def listen() -> None:
+        async for event in client.stream(body):
+            if isinstance(event, AudioDelta):
+                audio.append(event)
+                first_audio.set()
+
+    task = asyncio.create_task(listen())
+    await first_audio.wait()
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
+    await client.aclose()
+    assert double.cancelled == cancelled + 1
+    assert len(audio) == 1  # "Sure." was spoken; the second sentence never was

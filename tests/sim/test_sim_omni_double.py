@@ -56,7 +56,7 @@ async def run_spoken(
 
 
 def test_the_omni_double_covers_every_audio_input_profile() -> None:
-    assert AUDIO_PROFILES == ["omni-agent-serve", "vllm-omni", "vllm-omni-thinker"]
+    assert {"omni-agent-serve", "vllm-omni", "vllm-omni-thinker"} <= set(AUDIO_PROFILES)
 
 
 @pytest.mark.parametrize("profile", AUDIO_PROFILES)

@@ -106,7 +106,8 @@ def pcm_of(messages: list[tuple[int, Any]]) -> bytes:
 
 @pytest.mark.speech
 async def test_a_spoken_episode_records_the_mic_and_the_robot_voice(tmp_path: Path) -> None:
-    from sim.voice import sim_voice, speech_unavailable
+    from omni_agent.speech.voices import silence
+    from sim.voice import LEAD_IN_S, sim_voice, speech_unavailable
 
     if (why := speech_unavailable()) is not None:
         pytest.skip(why)
@@ -124,7 +125,8 @@ async def test_a_spoken_episode_records_the_mic_and_the_robot_voice(tmp_path: Pa
         result: EpisodeResult = await run_episode(
             config, scenario, brain, voice=voice, bus=bus, sinks=[recorder]
         )
-        person = voice.person.say(said, seed=0)  # the runner speaks line N with seed N
+        # the runner speaks line N with seed N, after a lead-in of the quiet room
+        person = silence(LEAD_IN_S) + voice.person.say(said, seed=0)
     recorder.close()
     assert result.turns and result.turns[0].say
 
@@ -133,7 +135,7 @@ async def test_a_spoken_episode_records_the_mic_and_the_robot_voice(tmp_path: Pa
         assert msg.layout.dim[0].label == "pcm_s16_mono_16000"
         assert msg.layout.dim[0].size == len(msg.data)
     heard = pcm_of(mic)
-    assert heard.startswith(person)  # the line as spoken, then the quiet room
+    assert heard.startswith(person)  # the quiet room, the line as spoken, the quiet room
     assert len(person) / 32_000 < len(heard) / 32_000 < result.wall_s
     with wave.open(str(wav)) as w:
         voice_s = w.getnframes() / w.getframerate()
