@@ -36,6 +36,8 @@ from sim.world import World
 
 pytestmark = [
     pytest.mark.embedded,
+    # a real model on a busy 2-core machine: several times slower than on a quiet one
+    pytest.mark.timeout(600),
     pytest.mark.skipif(
         importlib.util.find_spec("llama_cpp") is None,
         reason="embedded brain not installed (make setup installs it)",
