@@ -79,8 +79,10 @@ class EmbeddedServer:
             "--n_ctx", str(self.context_tokens),
             "--verbose", "false",
         ]  # fmt: skip
-        # llama-cpp-python defaults to half the cores; a robot's brain gets all of them
-        threads = self.threads or len(os.sched_getaffinity(0))
+        # Every core but one: llama.cpp's threads wait for each other at every step, so one
+        # of them descheduled by speech synthesis, ASR or ROS (always running beside it on
+        # a robot) stalls them all; on two busy cores a reply then took minutes, not seconds.
+        threads = self.threads or max(1, len(os.sched_getaffinity(0)) - 1)
         cmd += ["--n_threads", str(threads), "--n_threads_batch", str(threads)]
         self.process = subprocess.Popen(
             cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True

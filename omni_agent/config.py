@@ -80,7 +80,8 @@ class ModelConfig(Section):
 class EmbeddedConfig(Section):
     context_tokens: int = Field(4096, ge=512)
     threads: int | None = Field(None, ge=1)
-    """CPU threads for llama.cpp; unset uses every core."""
+    """CPU threads for llama.cpp; unset uses every core but one (left to speech and ROS,
+    which run beside it: an oversubscribed llama.cpp slows down many times over)."""
     startup_timeout_s: float = Field(90.0, gt=0)
     cache_dir: Path = Path("~/.cache/omni-agent")
     """Where the model file is assembled from its PyPI parts (once, sha256-verified)."""
