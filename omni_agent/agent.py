@@ -331,15 +331,47 @@ class Agent:
         self.turns.append(record)
         del self.turns[:-TURNS_KEPT]
         self._emit(UserSaid(utt.person, utt.text, record.heard))
-        if self.machine.state == State.SPEAKING:  # speech left outside a turn (a resumed
-            self.speech.interrupt()  # reply) yields to the new turn
-            await self.machine.move("finish", "a new turn starts")
-        epoch = self.speech.epoch  # a barge-in from here on silences this turn's reply
-        if not await self.machine.move("think", f"turn {record.index}"):
+        handle: SpeechHandle | None = None
+        try:  # from here every path ends the turn it opened (TurnEnded), cancelled or not
+            if self.machine.state == State.SPEAKING:  # speech left outside a turn (a resumed
+                self.speech.interrupt()  # reply) yields to the new turn
+                await self.machine.move("finish", "a new turn starts")
+            epoch = self.speech.epoch  # a barge-in from here on silences this turn's reply
+            if not await self.machine.move("think", f"turn {record.index}"):
+                record.interrupted = True
+                record.error = f"could not start in {self.machine.state.value}"
+                return record
+            handle = self.speech.open(since=epoch)
+            if self.profile.audio_out:
+                handle.use_backend_voice()  # its text arrives before its audio: never synthesise it
+            reply = await self._generate(user, record, handle)
+            await self._act(reply, record)
+            await self.speech.wait_quiet()
+            await self.machine.move("finish", f"turn {record.index} done")
+        except ModelError as exc:
+            self.speech.interrupt()
+            record.error = str(exc)
+            await self._enter_safe_stop(str(exc))
+        except asyncio.CancelledError:
+            self.speech.interrupt()
             record.interrupted = True
-            record.error = f"could not start in {self.machine.state.value}"
+            raise
+        except Exception as exc:  # a controller bug must not leave the robot moving
+            self.speech.interrupt()
+            record.error = f"{type(exc).__name__}: {exc}"
+            log.exception("turn %d failed", record.index)
+            await self.robot.halt()
+            if await self.machine.move("fail", record.error):
+                await self.machine.move("reset", "turn abandoned")
+        finally:
+            if handle is not None:
+                record.interrupted = record.interrupted or handle.interrupted
+                heard_whole = record.backend_transcript and not record.interrupted
+                record.spoken = record.backend_transcript if heard_whole else handle.spoken_text
+                record.trace.first_speech = handle.first_audio_at
+            record.trace.done = now()
             self._finish_record(record)
-            return record
+        return record
         handle = self.speech.open(since=epoch)
         if self.profile.audio_out:
             handle.use_backend_voice()  # its text arrives before its audio: never synthesise it
