@@ -372,37 +372,6 @@ class Agent:
             record.trace.done = now()
             self._finish_record(record)
         return record
-        handle = self.speech.open(since=epoch)
-        if self.profile.audio_out:
-            handle.use_backend_voice()  # its text arrives before its audio: never synthesise it
-        try:
-            reply = await self._generate(user, record, handle)
-            await self._act(reply, record)
-            await self.speech.wait_quiet()
-            await self.machine.move("finish", f"turn {record.index} done")
-        except ModelError as exc:
-            self.speech.interrupt()
-            record.error = str(exc)
-            await self._enter_safe_stop(str(exc))
-        except asyncio.CancelledError:
-            self.speech.interrupt()
-            record.interrupted = True
-            raise
-        except Exception as exc:  # a controller bug must not leave the robot moving
-            self.speech.interrupt()
-            record.error = f"{type(exc).__name__}: {exc}"
-            log.exception("turn %d failed", record.index)
-            await self.robot.halt()
-            if await self.machine.move("fail", record.error):
-                await self.machine.move("reset", "turn abandoned")
-        finally:
-            record.interrupted = record.interrupted or handle.interrupted
-            heard_whole = record.backend_transcript and not record.interrupted
-            record.spoken = record.backend_transcript if heard_whole else handle.spoken_text
-            record.trace.first_speech = handle.first_audio_at
-            record.trace.done = now()
-            self._finish_record(record)
-        return record
 
     async def _generate(
         self, user: UserTurn, record: TurnRecord, handle: SpeechHandle
