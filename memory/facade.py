@@ -4,6 +4,7 @@ run on a single writer thread so they keep their order and never block the event
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 import sqlite3
 from collections.abc import Iterable, Sequence
@@ -84,11 +85,11 @@ class Memory:
             raise
 
     def _load_index(self) -> None:
-        rows = list(self.store.vectors(self.embedder.model_id))
-        if rows:
-            self.index.add(
-                (r for r, _, _ in rows), (k for _, k, _ in rows), np.stack([v for *_, v in rows])
-            )
+        rows = self.store.vectors(self.embedder.model_id)
+        with self.index.loading():
+            while chunk := list(itertools.islice(rows, 65536)):  # bounded copies at 10^6
+                vecs = np.stack([v for *_, v in chunk])
+                self.index.add((r for r, _, _ in chunk), (k for _, k, _ in chunk), vecs)
         # Turns without vectors: written by an older schema, or imported by another tool.
         missing = self.store.turns_without_vectors(self.embedder.model_id)
         if missing:

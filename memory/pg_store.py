@@ -129,7 +129,10 @@ CREATE TABLE facts (
 CREATE INDEX facts_person ON facts(person)
 """
 
-PG_MIGRATIONS: list[str] = [_V1]
+# v2: an owner's turns in rowid order, so "the turns after this one" reads a range.
+_V2 = "CREATE INDEX turns_person_rowid ON turns(person, rowid)"
+
+PG_MIGRATIONS: list[str] = [_V1, _V2]
 PG_SCHEMA_VERSION = len(PG_MIGRATIONS)
 _LOCK_KEY = 7_171_717  # advisory lock id of schema changes
 
@@ -611,10 +614,12 @@ class PgStore:
         return int(rows[0][0] or 0)
 
     def turns_after(self, person: str | None, rowid: int, limit: int) -> list[StoredTurn]:
+        # `person = %s` / `IS NULL` rather than IS NOT DISTINCT FROM: only they use the index.
+        owner = "person IS NULL" if person is None else "person = %s"
         rows = self._select(
-            f"SELECT {_TURN_COLUMNS} FROM turns WHERE person IS NOT DISTINCT FROM %s "
-            "AND rowid > %s ORDER BY rowid LIMIT %s",
-            (person, rowid, limit),
+            f"SELECT {_TURN_COLUMNS} FROM turns WHERE {owner} AND rowid > %s "
+            "ORDER BY rowid LIMIT %s",
+            (rowid, limit) if person is None else (person, rowid, limit),
         )
         return [self._row_to_turn(r) for r in rows]
 

@@ -112,8 +112,14 @@ def _v2_sharing_vectors_facts(db: sqlite3.Connection) -> None:
     )
 
 
+def _v3_turns_by_owner(db: sqlite3.Connection) -> None:
+    # v3: an owner's turns in rowid order (the index carries the rowid), so "the turns after
+    # this one" reads a range instead of sorting every turn of that person (0.3 s at 10^6).
+    _run(db, "CREATE INDEX turns_person_rowid ON turns(person);")
+
+
 Migration = Callable[[sqlite3.Connection], None]
-MIGRATIONS: list[Migration] = [_v1_initial, _v2_sharing_vectors_facts]
+MIGRATIONS: list[Migration] = [_v1_initial, _v2_sharing_vectors_facts, _v3_turns_by_owner]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

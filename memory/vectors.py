@@ -1,25 +1,34 @@
-"""Exact cosine search in numpy, partitioned by who may see each vector.
+"""Cosine search in numpy, partitioned by who may see each vector.
 
-Why brute force: measured on 2 cores at 10^5 vectors (docs/memory.md), numpy f32 scans
-in ~8.5 ms with exact results; faiss flat/SQ8 were no faster, and HNSW indexes (faiss,
-hnswlib, usearch) answered in 0.2 ms but took 10-19 s to build, recalled 0.3-0.8 of the
-exact top 10 at ef=64, and would be a second file to keep consistent with SQLite.
+Why numpy: measured on 2 cores (docs/memory.md), an exact f32 scan answers 10^4 vectors in
+under a millisecond; faiss flat/SQ8 were no faster, and HNSW libraries (faiss, hnswlib,
+usearch) took 10-19 s to build 10^5 vectors and recalled 0.3-0.8 of the exact top 10 at
+ef=64. Nothing here is a second file to keep consistent with SQLite: the vectors live in
+the database, and everything below is rebuilt from them at open.
 Why partitions: a person's query scans only their own vectors plus shared ones, so
 isolation holds by construction and the scan shrinks with the number of people.
-Past `APPROX_ABOVE` vectors in one partition the scan is memory-bound (150 MB at 10^5),
-so a first pass scans a PCA projection to `LOW_DIM` dimensions (a sixth of the bytes) and
-the best `RESCORE_FACTOR * k` are rescored exactly: still no second on-disk structure (the
-projection is rebuilt at open), and exact below the threshold.
+Past `APPROX_ABOVE` vectors in one partition an exact scan is memory-bound (1.5 GB at 10^6
+turns). There the partition keeps a PCA projection of its vectors to `LOW_DIM` dimensions
+(a sixth of the bytes), grouped into k-means cells (`_Cells`): a query scans, in the
+projection, only the cells nearest to it (`PROBE_SHARE` of the vectors) and rescores the
+best of those exactly. Exact below the threshold.
 """
 
 from __future__ import annotations
 
+import contextlib
 import threading
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 
 import numpy as np
 
 APPROX_ABOVE = 50_000
+LOW_DIM = 128
+ROUTE_DIM = 32  # leading PCA dimensions that pick a vector's cell (cheap to assign 10^6)
+PROBE_SHARE = 1 / 4  # of a partition's vectors scanned in the projection per query
+RESCORE_FACTOR = 16  # best projected candidates rescored exactly, per result wanted
+RESCORE_MIN = 1000
+TAIL_SHARE = 1 / 8  # new vectors kept outside the cells (scanned whole) before regrouping
 
 
 def matvec(m: np.ndarray, v: np.ndarray) -> np.ndarray:
@@ -29,8 +38,97 @@ def matvec(m: np.ndarray, v: np.ndarray) -> np.ndarray:
     return np.einsum("ij,j->i", m, v)
 
 
-LOW_DIM = 64
-RESCORE_FACTOR = 8
+def _top(scores: np.ndarray, k: int) -> np.ndarray:
+    """Positions of the best `k` scores, unordered (all of them if there are fewer)."""
+    if len(scores) <= k:
+        return np.arange(len(scores))
+    return np.argpartition(-scores, k)[:k]
+
+
+def _nearest(x: np.ndarray, centroids: np.ndarray) -> np.ndarray:
+    """Index of the nearest centroid (L2) of each row of `x`, in chunks to bound memory."""
+    sq = (centroids**2).sum(axis=1)
+    out = np.empty(len(x), np.int32)
+    for start in range(0, len(x), 32768):
+        chunk = x[start : start + 32768]
+        out[start : start + len(chunk)] = np.argmin(sq - 2.0 * chunk @ centroids.T, axis=1)
+    return out
+
+
+def kmeans(x: np.ndarray, count: int, iterations: int = 8, seed: int = 0) -> np.ndarray:
+    """Lloyd's k-means from a random start; an empty cell restarts at a random point."""
+    rng = np.random.default_rng(seed)
+    centroids = x[rng.choice(len(x), count, replace=False)].copy()
+    for _ in range(iterations):
+        cell = _nearest(x, centroids)
+        counts = np.bincount(cell, minlength=count)
+        sums = np.zeros_like(centroids)
+        np.add.at(sums, cell, x)
+        empty = counts == 0
+        centroids[~empty] = sums[~empty] / counts[~empty, None]
+        centroids[empty] = x[rng.choice(len(x), int(empty.sum()), replace=False)]
+    return centroids
+
+
+class _Cells:
+    """A partition's vectors projected to `LOW_DIM` and grouped by k-means cell.
+
+    `low[offsets[c]:offsets[c + 1]]` are the projections of cell c, `pos` their positions
+    in the partition. Vectors appended later wait in a tail, scanned whole, until it
+    holds `TAIL_SHARE` of the grouped ones; then everything is grouped again. The basis and
+    centroids are retrained when the partition has doubled since (see `_Partition.add`).
+    """
+
+    def __init__(self, vecs: np.ndarray, sample: int = 20_000) -> None:
+        self.trained_n = len(vecs)
+        x = vecs[:: max(1, len(vecs) // sample)]
+        # PCA from the covariance's eigenvectors (a 384 x 384 problem, not an SVD of x).
+        centred = x - x.mean(axis=0)
+        _, eigvecs = np.linalg.eigh(centred.T @ centred)
+        self.proj = np.ascontiguousarray(eigvecs[:, ::-1][:, :LOW_DIM].astype(np.float32))
+        self.count = min(len(x), max(16, int(np.sqrt(len(vecs)))))
+        self.centroids = kmeans(x @ self.proj[:, :ROUTE_DIM], self.count)
+        self._group(self.project(vecs), np.arange(len(vecs)))
+
+    def project(self, vecs: np.ndarray) -> np.ndarray:
+        out = np.empty((len(vecs), self.proj.shape[1]), np.float32)
+        for start in range(0, len(vecs), 65536):
+            out[start : start + 65536] = vecs[start : start + 65536] @ self.proj
+        return out
+
+    def _group(self, low: np.ndarray, pos: np.ndarray) -> None:
+        cell = _nearest(low[:, :ROUTE_DIM], self.centroids)
+        order = np.argsort(cell, kind="stable")
+        self.low, self.pos = low[order], pos[order]
+        self.offsets = np.searchsorted(cell[order], np.arange(self.count + 1))
+        self.tail_low = np.zeros((0, low.shape[1]), np.float32)
+        self.tail_pos = np.zeros(0, np.int64)
+
+    def append(self, vecs: np.ndarray, positions: np.ndarray) -> None:
+        self.tail_low = np.concatenate([self.tail_low, self.project(vecs)])
+        self.tail_pos = np.concatenate([self.tail_pos, positions])
+        if len(self.tail_pos) > TAIL_SHARE * len(self.pos):
+            self._group(
+                np.concatenate([self.low, self.tail_low]),
+                np.concatenate([self.pos, self.tail_pos]),
+            )
+
+    def candidates(self, query: np.ndarray, want: int) -> np.ndarray:
+        """Positions of the `want` best projected scores in the cells nearest to `query`."""
+        q = matvec(self.proj.T, query)
+        order = np.argsort(-matvec(self.centroids, q[:ROUTE_DIM]))
+        filled = np.cumsum(np.diff(self.offsets)[order])
+        target = max(PROBE_SHARE * len(self.pos), want)
+        probed = np.sort(order[: int(np.searchsorted(filled, target)) + 1])
+        spans = [slice(self.offsets[c], self.offsets[c + 1]) for c in probed]
+        pos = np.concatenate([self.pos[s] for s in spans] + [self.tail_pos])
+        rough = np.concatenate([matvec(self.low[s], q) for s in spans] + [matvec(self.tail_low, q)])
+        if len(rough) > 4 * want:  # a threshold from a sample: cheaper than argpartition
+            sample = rough[:: max(1, len(rough) // 20_000)]
+            over = np.flatnonzero(rough >= np.quantile(sample, 1.0 - 2.0 * want / len(rough)))
+            if len(over) >= want:
+                return pos[over[_top(rough[over], want)]]
+        return pos[_top(rough, want)]
 
 
 class _Partition:
@@ -39,70 +137,51 @@ class _Partition:
         self.rowids = np.zeros(64, np.int64)
         self.n = 0
         self.approx_above = approx_above
-        self.proj: np.ndarray | None = None  # (dim, LOW_DIM) PCA basis, once trained
-        self.low = np.zeros((64, LOW_DIM), np.float32)
+        self.cells: _Cells | None = None
 
-    def add(self, rowids: np.ndarray, vecs: np.ndarray) -> None:
-        need = self.n + len(rowids)
+    def add(self, rowids: np.ndarray, vecs: np.ndarray, train: bool = True) -> None:
+        start, need = self.n, self.n + len(rowids)
         if need > len(self.rowids):
             cap = max(need, 2 * len(self.rowids))  # doubling: amortised O(1) appends
             grown = np.zeros((cap, self.vecs.shape[1]), np.float32)
-            grown[: self.n] = self.vecs[: self.n]
+            grown[:start] = self.vecs[:start]
             self.vecs = grown
             self.rowids = np.resize(self.rowids, cap)
-            if self.proj is not None:
-                low = np.zeros((cap, LOW_DIM), np.float32)
-                low[: self.n] = self.low[: self.n]
-                self.low = low
-        in_order = self.n == 0 or len(rowids) == 0 or rowids.min() > self.rowids[self.n - 1]
-        self.vecs[self.n : need] = vecs
-        self.rowids[self.n : need] = rowids
-        if self.proj is not None:
-            self.low[self.n : need] = vecs @ self.proj
+        in_order = start == 0 or len(rowids) == 0 or rowids.min() > self.rowids[start - 1]
+        self.vecs[start:need] = vecs
+        self.rowids[start:need] = rowids
         self.n = need
         if not in_order or np.any(np.diff(rowids) <= 0):
-            # Rowids stay sorted so `score_rows` can binary-search them (backfills are rare).
+            # Rowids stay sorted so `locate` can binary-search them (backfills are rare);
+            # positions move, so the cells are rebuilt.
             order = np.argsort(self.rowids[:need], kind="stable")
             self.vecs[:need] = self.vecs[:need][order]
             self.rowids[:need] = self.rowids[:need][order]
-            if self.proj is not None:
-                self.low[:need] = self.low[:need][order]
-        if self.proj is None and self.n > self.approx_above:
-            self._train()
+            self.cells = None
+        elif self.cells is not None and need < 2 * self.cells.trained_n:
+            self.cells.append(vecs, np.arange(start, need))
+        if train:
+            self.train_if_due()
 
-    def _train(self, sample: int = 20_000) -> None:
-        """PCA basis from an even sample of the vectors, then every vector projected."""
-        step = max(1, self.n // sample)
-        x = self.vecs[: self.n : step]
-        _, _, vt = np.linalg.svd(x - x.mean(axis=0), full_matrices=False)
-        self.proj = np.ascontiguousarray(vt[:LOW_DIM].T.astype(np.float32))
-        self.low = np.zeros((len(self.rowids), LOW_DIM), np.float32)
-        for start in range(0, self.n, 65536):
-            end = min(self.n, start + 65536)
-            self.low[start:end] = self.vecs[start:end] @ self.proj
+    def train_if_due(self) -> None:
+        """Cells past the threshold, retrained when missing or outgrown (doubled)."""
+        if self.n <= self.approx_above:
+            self.cells = None
+        elif self.cells is None or self.n >= 2 * self.cells.trained_n:
+            self.cells = _Cells(self.vecs[: self.n])
 
     def scores(self, query: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-        """(positions, cosines) of at least the best `k` vectors, not sorted."""
-        n = self.n
-        if self.proj is None or n <= RESCORE_FACTOR * k:
-            scores = matvec(self.vecs[:n], query)
-            if n > k:
-                top = np.argpartition(-scores, k)[:k]
-                return top, scores[top]
-            return np.arange(n), scores
-        rough = matvec(self.low[:n], matvec(self.proj.T, query))
-        want = RESCORE_FACTOR * k
-        # A threshold from a sample instead of argpartition over every score.
-        sample = rough[:: max(1, n // 20_000)]
-        q = max(0.0, 1.0 - 2.0 * want / n)
-        cand = np.flatnonzero(rough >= np.quantile(sample, q))
-        if len(cand) < want:
-            cand = np.argpartition(-rough, want)[:want]
+        """(positions, cosines) of the best `k` vectors (approximately, above the
+        threshold: the best of the projected candidates, rescored exactly), unordered."""
+        want = max(RESCORE_FACTOR * k, RESCORE_MIN)
+        if self.cells is None or self.n <= want:
+            scores = matvec(self.vecs[: self.n], query)
+            top = _top(scores, k)
+            return top, scores[top]
+        cand = np.sort(self.cells.candidates(query, want))  # in order: a faster gather
         exact = matvec(self.vecs[cand], query)
-        if len(cand) > k:
-            top = np.argpartition(-exact, k)[:k]
-            return cand[top], exact[top]
-        return cand, exact
+        top = _top(exact, k)
+        return cand[top], exact[top]
 
     def locate(self, wanted: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(position, found) of each wanted rowid, by binary search over the sorted rowids."""
@@ -115,9 +194,9 @@ class _Partition:
         kept = int(keep.sum())
         self.vecs[:kept] = self.vecs[: self.n][keep]
         self.rowids[:kept] = self.rowids[: self.n][keep]
-        if self.proj is not None:
-            self.low[:kept] = self.low[: self.n][keep]
         self.n = kept
+        self.cells = None  # positions moved (forgetting a person is rare): rebuilt
+        self.train_if_due()
 
 
 class VectorIndex:
@@ -126,6 +205,20 @@ class VectorIndex:
         self.approx_above = approx_above
         self._parts: dict[str, _Partition] = {}
         self._lock = threading.Lock()
+        self._bulk = False
+
+    @contextlib.contextmanager
+    def loading(self) -> Iterator[None]:
+        """Many `add` calls in a row (opening a store): cells are built once, at the end,
+        instead of at every doubling of a partition."""
+        self._bulk = True
+        try:
+            yield
+        finally:
+            self._bulk = False
+            with self._lock:
+                for part in self._parts.values():
+                    part.train_if_due()
 
     def __len__(self) -> int:
         return sum(p.n for p in self._parts.values())
@@ -142,7 +235,7 @@ class VectorIndex:
             for key in dict.fromkeys(key_list):
                 sel = np.array([k == key for k in key_list])
                 part = self._parts.setdefault(key, _Partition(self.dim, self.approx_above))
-                part.add(rows[sel], vecs[sel])
+                part.add(rows[sel], vecs[sel], train=not self._bulk)
 
     def rowids(self) -> np.ndarray:
         """Every rowid held, in all partitions (to compare with the store's)."""
