@@ -311,7 +311,7 @@ class Agent:
             partial = await partials.get()
             while (newer := partials.get_nowait()) is not None:
                 partial = newer  # superseded before its work began
-            if not partial.text.strip():
+            if not partial.text.strip() or not self.config.memory.speculative_recall:
                 continue
             work = asyncio.create_task(self._prepare(partial))
             self._preparing = (partial.text, partial.person, work)
