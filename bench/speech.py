@@ -54,7 +54,15 @@ from omni_agent.brain import Brain, open_brain
 from omni_agent.config import Config
 from omni_agent.errors import UserError
 from omni_agent.messages import AUDIO_SAMPLE_RATE, AudioChunk, VoiceActivity
-from omni_agent.transport import MIC, SPEECH_AUDIO, STATE, VOICE, Bus, Subscription
+from omni_agent.transport import (
+    MIC,
+    SPEECH_AUDIO,
+    STATE,
+    USER_PARTIAL,
+    VOICE,
+    Bus,
+    Subscription,
+)
 from sim.instant_brain import omni_double_brain
 
 if TYPE_CHECKING:  # the speech stack loads its models on import: only when measured
@@ -221,7 +229,7 @@ async def bench_speculative_recall(
     from sim.robot import SimRobot
     from sim.world import World
 
-    mem = Memory.open(workdir / f"speculative-{speculative}.db")
+    mem = Memory.open(Path(tempfile.mkdtemp(dir=workdir)) / "robot.db")  # a fresh store
     await asyncio.to_thread(_fill, mem, generate(2000), memory_turns, 1000)
     config = Config()
     config.memory.speculative_recall = speculative
@@ -234,7 +242,7 @@ async def bench_speculative_recall(
             ended.put_nowait(event)
 
     waits: list[float] = []
-    missed = 0
+    missed = ahead = 0
     async with instant_brain(config) as brain:
         agent = Agent(
             config, bus, SimRobot(world, bus), brain.client, brain.profile,
@@ -242,6 +250,7 @@ async def bench_speculative_recall(
         )  # fmt: skip
         serving = asyncio.create_task(agent.run())
         await agent.ready.wait()
+        partials = bus.subscribe(USER_PARTIAL)  # what the listener offered before endpoints
         listener = Listener(bus, vad, asr, ListenerConfig(person="alice"))
         try:
             async with listener:
@@ -253,11 +262,16 @@ async def bench_speculative_recall(
                         await asyncio.wait_for(ended.get(), 10)
                     except TimeoutError:
                         missed += 1
-            endpoints = {t["speech_end"]: t["endpoint"] for t in listener.latency}
+            offered: dict[float, str] = {}  # the newest partial of each utterance
+            while (partial := partials.get_nowait()) is not None:
+                offered[partial.speech_start] = partial.text
+            timings = {t["speech_end"]: t for t in listener.latency}
             for turn in agent.turns:
-                endpoint = endpoints.get(turn.trace.speech_end or -1.0)
-                if endpoint is not None and turn.trace.request_sent is not None:
-                    waits.append(turn.trace.request_sent - endpoint)
+                timing = timings.get(turn.trace.speech_end or -1.0)
+                if timing is not None and turn.trace.request_sent is not None:
+                    waits.append(turn.trace.request_sent - timing["endpoint"])
+                    last = offered.get(timing["speech_start"])
+                    ahead += last is not None and last == turn.user_text
         finally:
             serving.cancel()
             await asyncio.gather(serving, return_exceptions=True)
@@ -271,6 +285,7 @@ async def bench_speculative_recall(
         "prefetch_hits": ltm.prefetch_hits,
         "hit_rate": round(ltm.prefetch_hits / turns, 3) if turns else None,
         "context_builds": ltm.builds,
+        "final_words_known_before_endpoint": ahead,
         "request_after_endpoint_s": stats(waits),
     }
 
