@@ -6,6 +6,9 @@ Components, on this machine's CPU:
 - TTS: piper's real-time factor and first-audio latency through a streaming handle;
 - endpointing: endpoint decision and transcript ready, after the actual end of speech,
   with and without speculative ASR at pauses (mic fed in real time);
+- speculative recall: endpoint -> request sent by the agent, with memory retrieval started
+  on the transcript of the pause and without (retrieval after the final transcript), over
+  a store of MEMORY_TURNS turns, and how often the turn used the speculative context;
 - barge-in: user speech start in the mic stream -> robot playback stopped.
 
 Voice-to-voice: a simulated person speaks lines into a live microphone (real time, silence
@@ -30,6 +33,7 @@ import logging
 import os
 import statistics
 import sys
+import tempfile
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
@@ -50,7 +54,15 @@ from omni_agent.brain import Brain, open_brain
 from omni_agent.config import Config
 from omni_agent.errors import UserError
 from omni_agent.messages import AUDIO_SAMPLE_RATE, AudioChunk, VoiceActivity
-from omni_agent.transport import MIC, SPEECH_AUDIO, STATE, VOICE, Bus, Subscription
+from omni_agent.transport import (
+    MIC,
+    SPEECH_AUDIO,
+    STATE,
+    USER_PARTIAL,
+    VOICE,
+    Bus,
+    Subscription,
+)
 from sim.instant_brain import omni_double_brain
 
 if TYPE_CHECKING:  # the speech stack loads its models on import: only when measured
@@ -189,6 +201,95 @@ async def bench_endpointing(
     }
 
 
+MEMORY_TURNS = 20_000
+"""Stored turns for the speculative-recall figures (the first 1000 embedded for real)."""
+
+
+async def bench_speculative_recall(
+    person_clips: list[tuple[str, bytes]],
+    asr: WhisperAsr,
+    vad: VadConfig,
+    workdir: Path,
+    *,
+    speculative: bool,
+    memory_turns: int = MEMORY_TURNS,
+) -> dict[str, Any]:
+    """The agent (instant brain, text backend) with a real long-term memory behind the real
+    listener: from the endpoint to the request leaving for the model, when retrieval
+    starts on the pause's transcript (speculative) or after the final one (baseline)."""
+    from bench.dialogues import generate
+    from bench.memory import _fill
+    from memory.facade import Memory
+    from omni_agent.agent import Agent
+    from omni_agent.events import AgentEvent, TurnEnded
+    from omni_agent.recall import LongTermMemory
+    from omni_agent.speech.listener import Listener, ListenerConfig
+    from omni_agent.speech.voices import feed_mic, silence
+    from sim.instant_brain import instant_brain
+    from sim.robot import SimRobot
+    from sim.world import World
+
+    mem = Memory.open(Path(tempfile.mkdtemp(dir=workdir)) / "robot.db")  # a fresh store
+    await asyncio.to_thread(_fill, mem, generate(2000), memory_turns, 1000)
+    config = Config()
+    config.memory.speculative_recall = speculative
+    ltm = LongTermMemory(mem, config.memory.budget_tokens)
+    bus, world = Bus(), World.load()
+    ended: asyncio.Queue[TurnEnded] = asyncio.Queue()
+
+    def on_event(event: AgentEvent) -> None:
+        if isinstance(event, TurnEnded):
+            ended.put_nowait(event)
+
+    waits: list[float] = []
+    missed = ahead = 0
+    async with instant_brain(config) as brain:
+        agent = Agent(
+            config, bus, SimRobot(world, bus), brain.client, brain.profile,
+            memory=ltm, site=world.site_map(), on_event=on_event,
+        )  # fmt: skip
+        serving = asyncio.create_task(agent.run())
+        await agent.ready.wait()
+        partials = bus.subscribe(USER_PARTIAL)  # what the listener offered before endpoints
+        listener = Listener(bus, vad, asr, ListenerConfig(person="alice"))
+        try:
+            async with listener:
+                await feed_mic(bus, silence(0.3))
+                for _, pcm in person_clips:
+                    await feed_mic(bus, pcm)
+                    await feed_mic(bus, silence(vad.trailing_silence_ms / 1000 + 0.6))
+                    try:
+                        await asyncio.wait_for(ended.get(), 10)
+                    except TimeoutError:
+                        missed += 1
+            offered: dict[float, str] = {}  # the newest partial of each utterance
+            while (partial := partials.get_nowait()) is not None:
+                offered[partial.speech_start] = partial.text
+            timings = {t["speech_end"]: t for t in listener.latency}
+            for turn in agent.turns:
+                timing = timings.get(turn.trace.speech_end or -1.0)
+                if timing is not None and turn.trace.request_sent is not None:
+                    waits.append(turn.trace.request_sent - timing["endpoint"])
+                    last = offered.get(timing["speech_start"])
+                    ahead += last is not None and last == turn.user_text
+        finally:
+            serving.cancel()
+            await asyncio.gather(serving, return_exceptions=True)
+            ltm.close()
+    turns = len(agent.turns)
+    return {
+        "speculative_recall": speculative,
+        "memory_turns": memory_turns,
+        "turns": turns,
+        "turns_missed": missed,
+        "prefetch_hits": ltm.prefetch_hits,
+        "hit_rate": round(ltm.prefetch_hits / turns, 3) if turns else None,
+        "context_builds": ltm.builds,
+        "final_words_known_before_endpoint": ahead,
+        "request_after_endpoint_s": stats(waits),
+    }
+
+
 async def bench_barge_in(tts: PiperTts, person: PersonVoice, trials: int) -> dict[str, Any]:
     from omni_agent.speech.listener import Listener
     from omni_agent.speech.outputs import TtsOutputConfig, TtsSpeechOutput
@@ -250,6 +351,11 @@ async def run_components(
         await bench_endpointing(clips, asr, vad, speculative=True),
         await bench_endpointing(clips, asr, vad, speculative=False),
     ]
+    with tempfile.TemporaryDirectory(prefix="bench-speech-") as workdir:
+        results["speculative_recall"] = [
+            await bench_speculative_recall(clips, asr, vad, Path(workdir), speculative=True),
+            await bench_speculative_recall(clips, asr, vad, Path(workdir), speculative=False),
+        ]
     results["barge_in"] = await bench_barge_in(tts, person, barge_in_trials)
     results["audio_s_per_turn"] = round(
         statistics.mean(len(p) / 2 / AUDIO_SAMPLE_RATE for _, p in clips), 3
@@ -452,6 +558,14 @@ def print_components(results: dict[str, Any]) -> None:
         table.add_row(
             f"transcript after speech end ({tag})", *_mm(ep["transcript_after_speech_end_s"])
         )
+    for sr in results.get("speculative_recall", []):
+        tag = (
+            f"speculative recall, used in {sr['prefetch_hits']}/{sr['turns']} turns"
+            if sr["speculative_recall"]
+            else "recall after the transcript (baseline)"
+        )
+        label = f"endpoint -> request sent, {sr['memory_turns']} turns stored ({tag})"
+        table.add_row(label, *_mm(sr["request_after_endpoint_s"]))
     table.add_row(
         "barge-in: speech start -> playback stopped", *_mm(results["barge_in"]["reaction_s"])
     )

@@ -41,6 +41,7 @@ from omni_agent.events import (
 )
 from omni_agent.messages import (
     EStop,
+    PartialTranscript,
     Pose2D,
     SceneDescription,
     StateChange,
@@ -61,6 +62,7 @@ from omni_agent.transport import (
     ESTOP,
     SCENE,
     STATE,
+    USER_PARTIAL,
     USER_TEXT,
     USER_TRANSCRIPT,
     VOICE,
@@ -82,6 +84,8 @@ class Recollection:
 
     text: str = ""
     items: tuple[dict[str, Any], ...] = ()
+    prefetched: bool = False
+    """Built during speech from a partial transcript with the same words and person."""
 
 
 class TurnMemory(Protocol):
@@ -92,6 +96,11 @@ class TurnMemory(Protocol):
         conversation window already shows in full."""
         ...
 
+    async def prepare(self, query: str, person: str | None, skip: set[int]) -> None:
+        """Start the work of `recall` with these arguments ahead of time (speculation on a
+        partial transcript); a later `recall` with the same ones may then return at once."""
+        ...
+
     async def remember(self, record: TurnRecord) -> None: ...
 
 
@@ -100,6 +109,9 @@ class NoMemory:
 
     def recall(self, query: str, person: str | None, skip: set[int]) -> Recollection:
         return Recollection()
+
+    async def prepare(self, query: str, person: str | None, skip: set[int]) -> None:
+        pass
 
     async def remember(self, record: TurnRecord) -> None:
         pass
@@ -229,6 +241,8 @@ class Agent:
         self._background: set[asyncio.Task[Any]] = set()
         self._recovering: asyncio.Task[None] | None = None
         self._prefilling: asyncio.Task[None] | None = None
+        self._preparing: tuple[str, str | None, asyncio.Task[None]] | None = None
+        """The speculative recall last started: its words, its person, its work."""
         self.ready = asyncio.Event()
         """Set once run() is subscribed to its topics."""
         self.machine = InteractionMachine(self._on_transition, lambda: self._backend_ok)
@@ -240,11 +254,13 @@ class Agent:
         # `ready` is set can be missed
         utterances = self.bus.subscribe(USER_TEXT)
         transcripts = self.bus.subscribe(USER_TRANSCRIPT)
+        partials = self.bus.subscribe(USER_PARTIAL)
         estops = self.bus.subscribe(ESTOP)
         voices = self.bus.subscribe(VOICE)
         tasks = [
             asyncio.create_task(self._serve_utterances(utterances)),
             asyncio.create_task(self._collect_transcripts(transcripts)),
+            asyncio.create_task(self._prepare_recalls(partials)),
             asyncio.create_task(self._watch_estop(estops)),
             asyncio.create_task(self._watch_voice(voices)),
         ]
@@ -255,9 +271,10 @@ class Agent:
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
-            for sub in (utterances, transcripts, estops, voices):
+            for sub in (utterances, transcripts, partials, estops, voices):
                 sub.close()
-            for helper in (self._prefilling, self._recovering):
+            preparing = self._preparing[2] if self._preparing else None
+            for helper in (self._prefilling, self._recovering, preparing):
                 if helper is not None:
                     helper.cancel()
             self.ready.clear()
@@ -283,6 +300,37 @@ class Agent:
     async def _collect_transcripts(self, transcripts: Subscription[UserUtterance]) -> None:
         async for utt in transcripts:
             self.transcripts.add(utt)
+
+    async def _prepare_recalls(self, partials: Subscription[PartialTranscript]) -> None:
+        """Speculative recall: memory retrieval starts on what the person has said at a
+        pause, while they may still go on, so that at the endpoint the context is ready.
+        One at a time, and only the newest partial is worth the work. The turn always
+        recalls with the final transcript; memory hands it this work only when the words,
+        the person and the window are the same (LongTermMemory.recall)."""
+        while True:
+            partial = await partials.get()
+            while (newer := partials.get_nowait()) is not None:
+                partial = newer  # superseded before its work began
+            if not partial.text.strip() or not self.config.memory.speculative_recall:
+                continue
+            work = asyncio.create_task(self._prepare(partial))
+            self._preparing = (partial.text, partial.person, work)
+            await asyncio.wait({work})
+
+    async def _prepare(self, partial: PartialTranscript) -> None:
+        try:
+            await self.memory.prepare(partial.text, partial.person, self.conversation.shown)
+        except Exception:  # the turn recalls on its own: this was only a head start
+            log.exception("speculative recall for %r failed", partial.text)
+
+    async def _speculation_for(self, words: str, person: str | None) -> None:
+        """Let a speculative recall of these very words finish instead of building the
+        same context twice (it began at the pause, so most of it is done)."""
+        if self._preparing is None:
+            return
+        text, who, work = self._preparing
+        if text == words and who == person and not work.done():
+            await asyncio.wait({work})  # a cancelled turn leaves the work to finish
 
     async def respond(self, utt: UserUtterance) -> TurnRecord | None:
         """Run one turn to its end (or its interruption); None if it could not start.
@@ -382,10 +430,20 @@ class Agent:
             wait = self.config.memory.transcript_wait_s
             user.words = await self.transcripts.wait(record.trace.speech_end, wait) or ""
             record.user_text = user.words
+        await self._speculation_for(user.words, user.person)
         recalled = self.memory.recall(user.words, user.person, self.conversation.shown)
         evidence = recalled.text
         # every turn, also when nothing came back: a viewer shows what memory offered
-        self._emit(Recalled(record.index, user.words, user.person, evidence, list(recalled.items)))
+        self._emit(
+            Recalled(
+                record.index,
+                user.words,
+                user.person,
+                evidence,
+                list(recalled.items),
+                prefetched=recalled.prefetched,
+            )
+        )
         record.situation = self.conversation.situate(self._situation())
         body = self.conversation.reply_request(record.situation, user, evidence)
         assembler = ReplyAssembler(self.profile.actions, reply_opening(body))

@@ -191,6 +191,9 @@ class MemoryConfig(Section):
     """When the model hears the person itself, how long a turn waits for the transcript
     (the retrieval query) before it goes ahead with recent turns only. Speculative ASR
     usually has it ready at the endpoint."""
+    speculative_recall: bool = True
+    """Start retrieval on the transcript of a pause (/user/partial_transcript), before the
+    endpoint; the turn uses it only when its final words and person are the same."""
 
 
 class SimConfig(Section):

@@ -83,6 +83,8 @@ class Recalled(AgentEvent):
     text: str
     items: list[dict[str, Any]] = field(default_factory=list)
     """Each recalled piece: kind (recent, evidence, summary), turn_id, text, score, reason."""
+    prefetched: bool = False
+    """Built during speech from the partial transcript (speculative recall), not after."""
 
 
 @dataclass(frozen=True)

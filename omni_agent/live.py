@@ -73,6 +73,7 @@ MEMORY_SCHEMA = {
     "properties": {
         "query": {"type": "string"},
         "person": {"type": ["string", "null"]},
+        "prefetched": {"type": "boolean"},
         "items": {
             "type": "array",
             "items": {
@@ -285,7 +286,8 @@ class LiveView:
                 log_time=ns,
             )
         elif kind == "recalled":
-            self.recalled(str(d.get("query", "")), d.get("person"), list(d.get("items", [])))
+            query, items = str(d.get("query", "")), list(d.get("items", []))
+            self.recalled(query, d.get("person"), items, bool(d.get("prefetched")))
         elif kind == "turn":
             self.turns.log(
                 {
@@ -302,8 +304,11 @@ class LiveView:
             level = "error" if kind == "error" else "note"
             self._say(level, str(d.get("text") or d.get("error") or d), ns, note=True)
 
-    def recalled(self, query: str, person: Any, items: Sequence[Any]) -> None:
-        """The memories one turn's context recalled, with their scores and reasons."""
+    def recalled(
+        self, query: str, person: Any, items: Sequence[Any], prefetched: bool = False
+    ) -> None:
+        """The memories one turn's context recalled, with their scores and reasons, and
+        whether that context was built during speech (speculative recall)."""
         rows = []
         for item in items:
             get = item.get if isinstance(item, dict) else lambda k, i=item: getattr(i, k, None)
@@ -317,7 +322,7 @@ class LiveView:
                     "reason": str(get("reason") or ""),
                 }
             )
-        message = {"query": query, "person": person, "items": rows}
+        message = {"query": query, "person": person, "prefetched": prefetched, "items": rows}
         self.memories.log(message, log_time=self._ns())
 
     def _say(self, who: str, text: str, ns: int, *, note: bool = False) -> None:

@@ -122,6 +122,23 @@ class UserUtterance(Message):
     """Monotonic time the person stopped speaking (for voice-to-voice latency)."""
 
 
+class PartialTranscript(Message):
+    """What the person has said so far, transcribed at a pause before the endpoint confirms
+    the end of the utterance: they may still go on. Work that depends on the words (memory
+    retrieval) can start on it; the final UserUtterance is what the turn answers."""
+
+    text: str
+    person: str | None = None
+    """The speaker if known at the pause (the listener's person, or the voice so far)."""
+    speech_start: float
+    """Monotonic time the utterance began (VoiceActivity.speech_start): which one it is."""
+
+    @field_validator("text", "person")
+    @classmethod
+    def _clean(cls, value: str | None) -> str | None:
+        return None if value is None else clean_text(value)  # as UserUtterance's text
+
+
 class VoiceActivity(Message):
     """The user started or stopped speaking (from VAD): drives barge-in and LISTENING."""
 

@@ -9,6 +9,7 @@ turn's caption, so a backend without image input can still recall what it was sh
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import time
 import uuid
 from collections.abc import Callable
@@ -41,6 +42,10 @@ class LongTermMemory:
         """Turn ids in the latest context (for explaining what the robot recalled)."""
         self._vectors: dict[str, np.ndarray] = {}  # speculative query vectors, by text
         self._prefetched: tuple[tuple[object, ...], Recollection] | None = None
+        self.builds = 0
+        """Contexts built (speculative ones included): the retrieval work done."""
+        self.prefetch_hits = 0
+        """Turns whose context had been built during speech and was used as it was."""
 
     @classmethod
     def open(
@@ -66,7 +71,10 @@ class LongTermMemory:
             return Recollection()
         key = self._key(query, person, skip)
         if self._prefetched is not None and self._prefetched[0] == key:
-            recalled = self._prefetched[1]
+            # the same words, person, window and store: exactly what a build would give
+            recalled = dataclasses.replace(self._prefetched[1], prefetched=True)
+            self._prefetched = None
+            self.prefetch_hits += 1
         else:
             recalled = self._build(query, person, skip)
         self.last_context_ids = [i["turn_id"] for i in recalled.items if i["turn_id"]]
@@ -94,6 +102,7 @@ class LongTermMemory:
         return (query, person, frozenset(skip), self.memory.store.n_turns)
 
     def _build(self, query: str, person: str | None, skip: set[int]) -> Recollection:
+        self.builds += 1
         shown = {f"{self.session}-{i}-{who}" for i in skip for who in ("user", "robot")}
         vector = self._vectors.get(query)
         if vector is None:

@@ -19,6 +19,7 @@ from omni_agent.messages import (
     EStop,
     ImageFrame,
     Odometry,
+    PartialTranscript,
     SceneDescription,
     SpeechText,
     StateChange,
@@ -132,3 +133,8 @@ USER_TRANSCRIPT = Topic("/user/transcript", UserUtterance)
 """The ASR transcript of an utterance that went out on USER_TEXT without text (a backend
 with audio input takes the audio itself): same speech_end, text filled in, for memory and
 logs, off the critical path. Published only with ListenerConfig(wait_for_transcript=False)."""
+
+USER_PARTIAL = Topic("/user/partial_transcript", PartialTranscript)
+"""The speculative transcript of an utterance at a pause, published while the person may
+still resume (ListenerConfig.speculative_asr): the agent starts memory retrieval on it. The
+utterance's final text still arrives on USER_TEXT (or USER_TRANSCRIPT) as before."""

@@ -195,6 +195,9 @@ class _TrackedMemory:
     def recall(self, query: str, person: str | None, skip: set[int]) -> Recollection:
         return self.inner.recall(query, person, skip)
 
+    async def prepare(self, query: str, person: str | None, skip: set[int]) -> None:
+        await self.inner.prepare(query, person, skip)
+
     async def remember(self, record: TurnRecord) -> None:
         task = asyncio.current_task()
         if task is not None:

@@ -177,14 +177,21 @@ class StreamingTranscriber:
         self.speculative_hits = 0
         self.passes = 0
 
-    def speculate(self, pcm: bytes, voiced_bytes: int) -> None:
-        """Start a pass on `pcm`, whose speech ends at byte `voiced_bytes`."""
+    def speculate(self, pcm: bytes, voiced_bytes: int) -> Future[Transcript] | None:
+        """Start a pass on `pcm`, whose speech ends at byte `voiced_bytes`; returns it
+        (None when this very audio is already being transcribed)."""
         if self._speculative is not None and self._speculative[0] == voiced_bytes:
-            return
+            return None
         if self._speculative is not None and not self._speculative[1].done():
             self._speculative[1].cancel()  # only if it has not started yet
         self.passes += 1
-        self._speculative = (voiced_bytes, self._executor.submit(self._asr.transcribe, pcm))
+        future = self._executor.submit(self._asr.transcribe, pcm)
+        self._speculative = (voiced_bytes, future)
+        return future
+
+    def is_latest(self, future: Future[Transcript]) -> bool:
+        """Whether `future` is the newest speculative pass (an older one is stale)."""
+        return self._speculative is not None and self._speculative[1] is future
 
     def finish(self, pcm: bytes, voiced_bytes: int) -> Future[Transcript]:
         spec = self._speculative

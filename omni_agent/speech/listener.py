@@ -3,6 +3,8 @@
 `Listener` subscribes /audio/mic and /camera/image_raw and publishes:
 - VoiceActivity(speaking=True, speech_start=...) as soon as speech starts (barge-in),
 - VoiceActivity(speaking=False) at every endpoint,
+- PartialTranscript at a pause, before the endpoint, once the speculative transcription of
+  the speech so far is done (the agent starts memory retrieval on it),
 - UserUtterance (WAV audio, ASR text, speech_end, keyframes) for every real utterance.
 
 A noise shorter than `VadConfig.min_speech_ms` (a cough) yields speaking=True then
@@ -16,18 +18,19 @@ import asyncio
 import contextlib
 import logging
 from collections import deque
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 
 from omni_agent.messages import (
     AUDIO_SAMPLE_RATE,
     AudioChunk,
     ImageFrame,
+    PartialTranscript,
     UserUtterance,
     VoiceActivity,
     now,
 )
-from omni_agent.speech.asr import StreamingTranscriber, WhisperAsr
+from omni_agent.speech.asr import StreamingTranscriber, Transcript, WhisperAsr
 from omni_agent.speech.pcm import resample, wav_bytes
 from omni_agent.speech.speaker import Identification, SpeakerId
 from omni_agent.speech.vad import (
@@ -41,6 +44,7 @@ from omni_agent.transport import (
     CAMERA,
     MIC,
     SPEECH_AUDIO,
+    USER_PARTIAL,
     USER_TEXT,
     USER_TRANSCRIPT,
     VOICE,
@@ -56,7 +60,8 @@ class ListenerConfig:
     max_keyframes: int = 3
     person: str | None = None
     speculative_asr: bool = True
-    """Transcribe at each pause, before the endpoint confirms it (hides ASR latency)."""
+    """Transcribe at each pause, before the endpoint confirms it (hides ASR latency), and
+    publish that transcript on /user/partial_transcript while the person may go on."""
     self_voice_gate_dbfs: float | None = None
     """While the robot speaks, mic frames below this level are silence: set it on robots
     whose mic hears their own speaker (sim keeps the streams apart, so it is off)."""
@@ -89,6 +94,11 @@ class Listener:
         self._asr = asr
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="asr")
         self._transcriber: StreamingTranscriber | None = None
+        self._speech_start = 0.0
+        self._voice_so_far: tuple[int, asyncio.Future[Identification]] | None = None
+        """The speaker identification of the speech up to a pause (by its voiced bytes):
+        reused at the endpoint when the pause was the end."""
+        self._partials: set[asyncio.Task[None]] = set()
         self._frames: deque[ImageFrame] = deque()
         self._robot_audio_until = 0.0
         self._tasks: list[asyncio.Task[None]] = []
@@ -112,9 +122,9 @@ class Listener:
         ]
 
     async def close(self) -> None:
-        for task in self._tasks:
+        for task in (*self._tasks, *self._partials):
             task.cancel()
-        for task in self._tasks:
+        for task in (*self._tasks, *self._partials):
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         if self._finishing is not None:
@@ -161,11 +171,14 @@ class Listener:
         for event in self.endpointer.feed(pcm, chunk.stamp):
             if isinstance(event, SpeechStarted):
                 self._bus.publish(VOICE, VoiceActivity(speaking=True, speech_start=event.start))
+                self._speech_start, self._voice_so_far = event.start, None
                 if self._asr is not None:
                     self._transcriber = StreamingTranscriber(self._asr, self._executor)
             elif isinstance(event, SpeechPaused):
                 if self._transcriber is not None and self.config.speculative_asr:
-                    self._transcriber.speculate(event.pcm, event.voiced_bytes)
+                    future = self._transcriber.speculate(event.pcm, event.voiced_bytes)
+                    if future is not None:
+                        self._speculate_partial(self._transcriber, future, event)
             elif isinstance(event, SpeechEnded):
                 self._on_end(event)
 
@@ -177,13 +190,63 @@ class Listener:
             VoiceActivity(speaking=False, speech_start=event.start, utterance=event.is_speech),
         )
         transcriber, self._transcriber = self._transcriber, None
+        voice_so_far, self._voice_so_far = self._voice_so_far, None
         if not event.is_speech:
             self.false_starts += 1
             return
         keyframes = self._keyframes(event.start, event.end)
         previous = self._finishing
+        identifying = None
+        if self.speaker is not None:  # beside ASR, on another thread: off the critical path
+            if voice_so_far is not None and voice_so_far[0] == event.voiced_bytes:
+                identifying = voice_so_far[1]  # the pause was the end: same voice, same answer
+            else:
+                identifying = asyncio.get_running_loop().run_in_executor(
+                    None, self.speaker.identify, event.pcm[: event.voiced_bytes]
+                )
         self._finishing = asyncio.get_running_loop().create_task(
-            self._finish(event, endpoint, keyframes, transcriber, previous)
+            self._finish(event, endpoint, keyframes, transcriber, identifying, previous)
+        )
+
+    def _speculate_partial(
+        self, transcriber: StreamingTranscriber, future: Future[Transcript], pause: SpeechPaused
+    ) -> None:
+        """Publish the pause's transcript once it is ready, if the person has not resumed."""
+        identifying = None
+        if self.speaker is not None:  # who speaks belongs with the words: memory is per person
+            identifying = asyncio.get_running_loop().run_in_executor(
+                None, self.speaker.identify, pause.pcm
+            )
+            self._voice_so_far = (pause.voiced_bytes, identifying)
+        task = asyncio.get_running_loop().create_task(
+            self._publish_partial(transcriber, future, identifying, self._speech_start)
+        )
+        self._partials.add(task)
+        task.add_done_callback(self._partials.discard)
+
+    async def _publish_partial(
+        self,
+        transcriber: StreamingTranscriber,
+        future: Future[Transcript],
+        identifying: asyncio.Future[Identification] | None,
+        speech_start: float,
+    ) -> None:
+        try:
+            text = (await asyncio.wrap_future(future)).text
+            person = (await identifying).person if identifying is not None else self.config.person
+        except asyncio.CancelledError:
+            if future.cancelled():
+                return  # a newer pause replaced this pass before it ran
+            raise
+        except Exception:
+            log.debug("speculative pass failed; the endpoint's pass decides", exc_info=True)
+            return
+        # only while this utterance is still open and this pass is its newest: at the
+        # endpoint the final transcript follows at once, and an older pass is stale
+        if not text or self._transcriber is not transcriber or not transcriber.is_latest(future):
+            return
+        self._bus.publish(
+            USER_PARTIAL, PartialTranscript(text=text, person=person, speech_start=speech_start)
         )
 
     async def _finish(
@@ -192,13 +255,9 @@ class Listener:
         endpoint: float,
         keyframes: list[ImageFrame],
         transcriber: StreamingTranscriber | None,
+        identifying: asyncio.Future[Identification] | None,
         previous: asyncio.Task[None] | None,
     ) -> None:
-        identifying = None
-        if self.speaker is not None:  # beside ASR, on another thread: off the critical path
-            identifying = asyncio.get_running_loop().run_in_executor(
-                None, self.speaker.identify, event.pcm[: event.voiced_bytes]
-            )
         person = self.config.person
         early = transcriber is not None and not self.config.wait_for_transcript
         ident = None

@@ -16,7 +16,15 @@ from omni_agent.speech.sinks import MemorySink
 from omni_agent.speech.vad import VadConfig
 from omni_agent.speech.voices import cough, feed_mic, silence
 from omni_agent.speech.wer import word_error_rate
-from omni_agent.transport import CAMERA, SPEECH_AUDIO, USER_TEXT, USER_TRANSCRIPT, VOICE, Bus
+from omni_agent.transport import (
+    CAMERA,
+    SPEECH_AUDIO,
+    USER_PARTIAL,
+    USER_TEXT,
+    USER_TRANSCRIPT,
+    VOICE,
+    Bus,
+)
 
 pytestmark = pytest.mark.speech
 
@@ -124,6 +132,26 @@ async def test_audio_backend_gets_the_utterance_at_the_endpoint_and_the_transcri
     assert first.text == "" and first.audio_wav
     assert word_error_rate("Go to the kitchen.", later.text) <= 0.25
     assert later.speech_end == first.speech_end
+
+
+async def test_a_pause_publishes_what_was_said_so_far_before_the_endpoint(person, asr) -> None:
+    bus = Bus()
+    voice, partials, utterances = (
+        bus.subscribe(VOICE), bus.subscribe(USER_PARTIAL), bus.subscribe(USER_TEXT)
+    )  # fmt: skip
+    async with Listener(bus, VadConfig(), asr, ListenerConfig(person="ana")):
+        line = "Please bring me the red cup from the kitchen table."
+        t = await feed_mic(bus, silence(0.3) + person.say(line), speed=None)
+        t = await feed_mic(bus, silence(0.15), speed=None, t0=t)  # a pause, not the endpoint
+        partial = await asyncio.wait_for(partials.get(), 30)
+        assert utterances.get_nowait() is None
+        t = await feed_mic(bus, person.say("And the blue plate."), speed=None, t0=t)  # goes on
+        await feed_mic(bus, silence(0.6), speed=None, t0=t)
+        final = await asyncio.wait_for(utterances.get(), 30)
+    started = (await drain(voice))[0]
+    assert partial.person == "ana" and partial.speech_start == started.speech_start
+    assert word_error_rate(line, partial.text) <= 0.2, partial.text
+    assert "plate" in final.text.lower() and final.text != partial.text  # the final decides
 
 
 async def test_self_voice_gate_ignores_the_robots_echo_but_not_a_louder_person(

@@ -151,3 +151,37 @@ def test_memory_forget_person_deletes_the_voiceprint(
     assert main(["memory", "--db", str(db), "forget", "--person", "Alice"]) == 0
     assert "and their voiceprint" in capsys.readouterr().out
     assert set(VoiceprintStore(VoiceprintStore.beside(db)).all()) == {"Bob"}
+
+
+async def test_a_pause_names_its_speaker_and_the_endpoint_reuses_that(
+    tmp_path: Path, encoder, voices, asr
+) -> None:
+    """Speculative recall is per person: the partial transcript of a pause carries the
+    voice's person, and when the pause was the end the voice is not identified twice."""
+    from omni_agent.speech.listener import Listener, ListenerConfig
+    from omni_agent.speech.vad import VadConfig
+    from omni_agent.speech.voices import feed_mic, silence
+    from omni_agent.transport import USER_PARTIAL, USER_TEXT, Bus
+
+    speaker = SpeakerId(VoiceprintStore(tmp_path / "v.db"), encoder)
+    for who in ("Alice", "Bob"):
+        for line in LINES[:2]:
+            speaker.enroll(who, voices[who].say(line))
+    identified: list[int] = []  # the length of each audio identified
+    identify = speaker.identify
+
+    def counting(pcm):  # a spy on the real encoder
+        identified.append(len(pcm))
+        return identify(pcm)
+
+    speaker.identify = counting  # type: ignore[method-assign]
+    bus = Bus()
+    partials, utterances = bus.subscribe(USER_PARTIAL), bus.subscribe(USER_TEXT)
+    async with Listener(bus, VadConfig(), asr, ListenerConfig(person=None), speaker=speaker):
+        t = await feed_mic(bus, silence(0.3) + voices["Bob"].say(LINES[2]), speed=None, t0=5.0)
+        t = await feed_mic(bus, silence(0.15), speed=None, t0=t)  # a pause
+        partial = await asyncio.wait_for(partials.get(), 60)
+        await feed_mic(bus, silence(0.6), speed=None, t0=t)  # it was the end
+        final = await asyncio.wait_for(utterances.get(), 60)
+    assert partial.person == "Bob" and final.person == "Bob" and final.text == partial.text
+    assert len(identified) == len(set(identified))  # no stretch of audio identified twice
