@@ -431,7 +431,10 @@ class Agent:
             user.words = await self.transcripts.wait(record.trace.speech_end, wait) or ""
             record.user_text = user.words
         await self._speculation_for(user.words, user.person)
-        recalled = self.memory.recall(user.words, user.person, self.conversation.shown)
+        # in a thread: at 10^6 stored turns a build takes ~25 ms, too long to stall the
+        # loop that hears barge-in and streams audio
+        shown = set(self.conversation.shown)
+        recalled = await asyncio.to_thread(self.memory.recall, user.words, user.person, shown)
         evidence = recalled.text
         # every turn, also when nothing came back: a viewer shows what memory offered
         self._emit(
