@@ -33,7 +33,6 @@ pytestmark = [
         importlib.util.find_spec("llama_cpp") is None,
         reason="embedded brain not installed (make setup installs it)",
     ),
-    pytest.mark.asyncio(loop_scope="module"),
 ]
 
 MET_BY_THE_EMBEDDED_BRAIN = {
@@ -69,6 +68,7 @@ def test_the_ci_subset_names_library_scenarios() -> None:
     assert set(LIBRARY) >= IN_CI
 
 
+@pytest.mark.asyncio(loop_scope="module")
 @pytest.mark.timeout(PER_SCENARIO_TIMEOUT_S)
 @pytest.mark.parametrize("name", sorted(IN_CI))
 async def test_scenario_runs_safely_on_the_embedded_brain(
