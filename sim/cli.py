@@ -287,6 +287,8 @@ def check_replay_file(path: Path) -> None:
     """A replay source is a rosbag2 folder or an episode log whose every line is an
     event; anything else is one line, before the brain starts."""
     if path.is_dir():
+        if not (path / "metadata.yaml").is_file():
+            raise UserError(f"{path} is a folder without metadata.yaml: not a rosbag2 recording")
         return
     if not path.is_file():
         raise UserError(f"recording not found: {path}")

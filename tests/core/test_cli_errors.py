@@ -76,6 +76,10 @@ CASES: dict[str, tuple[Callable[[Path], list[str]], str]] = {
         "episode.jsonl:1: not an episode log line",
     ),
     "replay of a plain file": (lambda t: ["replay", str(_file(t))], "neither a rosbag2 folder"),
+    "replay of a folder that is no recording": (
+        lambda t: ["replay", str(t)],
+        "without metadata.yaml: not a rosbag2 recording",
+    ),
     "memory --db unwritable": (
         lambda t: ["memory", "--db", str(_unwritable(t) / "m.db"), "stats"],
         "memory database",
