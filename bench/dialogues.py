@@ -447,7 +447,6 @@ CHAIN_STEP = {
         (
             "Where is {my} {r} living now?",
             "Which town did {my} {r} relocate to?",
-            "Where did {n} move to?",
         ),
     ),
     "job": (
@@ -458,7 +457,6 @@ CHAIN_STEP = {
         (
             "What does {my} {r} do for a living?",
             "What is {my} {r}'s occupation?",
-            "What job is {n} doing now?",
         ),
     ),
 }
@@ -898,7 +896,7 @@ class _Builder:
         rng = self.rng
         roll = rng.random()
         used = self.used[person]
-        if roll < 0.40:
+        if roll < 0.42:
             fact = rng.choice(SINGLE)
             if self.said_twice(person, fact.slot):
                 return None
@@ -907,7 +905,7 @@ class _Builder:
             return _Plan(
                 "single", person, [text], list(fact.questions), slot=fact.slot, kw={"n": n}
             )
-        if roll < 0.53:
+        if roll < 0.52:
             free = [w for w in WHEN if w[0] not in used]
             if not free:
                 return None
@@ -943,7 +941,7 @@ class _Builder:
                 anchored=True,
                 kw={"r": r, "n": n},
             )
-        if roll < 0.80:
+        if roll < 0.82:
             key = rng.choice(sorted(AGGREGATES))
             if f"agg:{key}" in used:
                 return None
@@ -951,7 +949,7 @@ class _Builder:
             mentions, qs = AGGREGATES[key]
             k = min(len(mentions), rng.choice((2, 3, 3, 4)))
             return _Plan("multi-hop", person, rng.sample(mentions, k), list(qs))
-        if roll < 0.90:
+        if roll < 0.92:
             key = rng.choice(sorted(TRAITS))
             if f"trait:{key}" in used:
                 return None
@@ -959,7 +957,7 @@ class _Builder:
             stmts, qs = TRAITS[key]
             k = 2  # implied, never stated: both hints are needed
             return _Plan("inference", person, rng.sample(stmts, k), list(qs))
-        if roll < 0.95:
+        if roll < 0.96:
             o, g = rng.choice(SHOWABLE), rng.choice(GIVERS)
             if self.said_twice(person, f"show:{o}:{g}"):
                 return None
