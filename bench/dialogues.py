@@ -223,7 +223,7 @@ SINGLE = [
             "What sort of animal did {I} bring home?",
             "Which companion joined {my} household?",
             "What breed is {my} puppy?",
-            "What kind of dog is {n}?",
+            "What breed is {n}, {my} puppy?",
         ),
         ("beagle", "spaniel", "greyhound", "corgi", "terrier"),
         (
@@ -475,7 +475,7 @@ AGGREGATES = {
             "Joined a five-a-side football team with people from the office.",
         ],
         (
-            "What does {I} do to stay in shape?",
+            "What do {I} do to stay in shape?",
             "How have {I} been getting exercise?",
             "Which sports have {I} taken up?",
         ),
@@ -555,7 +555,7 @@ AGGREGATES = {
         (
             "What changes did {I} make to stay fit and well?",
             "How is {my} lifestyle different lately?",
-            "What does {I} do every morning now?",
+            "What do {I} do every morning now?",
         ),
     ),
 }
@@ -594,72 +594,56 @@ TRAITS = {
             "Nothing beats watching the sunrise from a ridge after a long climb.",
             "I walked the coastal path on Sunday, twenty kilometres, bliss.",
         ],
-        (
-            "Would {I} enjoy a trekking vacation in the Alps?",
-        ),
+        ("Would {I} enjoy a trekking vacation in the Alps?",),
     ),
     "quiet": (
         [
             "Big parties drain me, I'd rather stay in with tea.",
             "Crowds make me anxious, I left that concert early.",
         ],
-        (
-            "Would {I} like a loud celebration with lots of guests?",
-        ),
+        ("Would {I} like a loud celebration with lots of guests?",),
     ),
     "vegetarian": (
         [
             "I haven't touched meat in six years.",
             "Lentils and chickpeas are basically my whole diet.",
         ],
-        (
-            "Would a steakhouse be a good choice to take {me} to?",
-        ),
+        ("Would a steakhouse be a good choice to take {me} to?",),
     ),
     "early": (
         [
             "I'm up at five most days, before the birds.",
             "By seven I've already done yoga and had breakfast.",
         ],
-        (
-            "Is a midnight movie screening a good plan for {me}?",
-        ),
+        ("Is a midnight movie screening a good plan for {me}?",),
     ),
     "furry": (
         [
             "My eyes stream whenever a furry animal is nearby.",
             "I sneezed all evening at Tom's, he has a rabbit.",
         ],
-        (
-            "Could {I} comfortably stay with a friend who owns three cats?",
-        ),
+        ("Could {I} comfortably stay with a friend who owns three cats?",),
     ),
     "water": (
         [
             "I never learned to swim, deep water terrifies me.",
             "Even the ferry makes me nervous, I stay inside.",
         ],
-        (
-            "Should {I} sign up for a sailing course?",
-        ),
+        ("Should {I} sign up for a sailing course?",),
     ),
     "thrifty": (
         [
             "I patched my old coat again instead of buying a new one.",
             "Every receipt goes into a spreadsheet, I know where each penny went.",
         ],
-        (
-            "Would {I} splash out on a designer handbag?",
-        ),
+        ("Would {I} splash out on a designer handbag?",),
     ),
     "heat": (
         [
             "Anything above twenty-five degrees and I'm hiding indoors.",
             "I got badly sunburnt again, my skin just can't take it.",
         ],
-        (
-            "Is a beach holiday in August a good idea for {me}?",
-        ),
+        ("Is a beach holiday in August a good idea for {me}?",),
     ),
 }
 

@@ -343,14 +343,16 @@ SHARES: dict[str, Shares] = {
     "window": Shares(summary=0.0, recent=1.0, evidence=False, backfill_recent=False),
     "summary": Shares(summary=0.25, recent=1.0, evidence=False, backfill_recent=False),
     "retrieval": Shares(summary=0.0, recent=0.0, evidence=True, backfill_recent=False),
+    # Most questions are about long ago (docs/memory.md, the ablation): a small recent
+    # share, and no name hops (on people's real wording they follow the wrong names).
     "hybrid": Shares(
         summary=0.05,
-        recent=0.15,
+        recent=0.05,
         evidence=True,
         backfill_recent=True,
         evidence_k=150,
         compact=True,
-        hops=True,
+        hops=False,
         sequels=True,
         dedupe=True,
     ),
