@@ -2,24 +2,34 @@
 
 Built to be about as hard as real long-term conversations between people (the kind of
 corpus where questions are annotated with the turns that answer them), not to flatter a
-retriever. Deterministic for a given seed. What makes it hard (v3):
+retriever. Deterministic for a given seed. v4 is calibrated on such a corpus (10 very
+long two-person conversations, 1,536 questions): the builder before tuning (the bench's
+"before" row), plain BM25 over turns and the sliding window score here about what they
+score there (docs/memory.md, Benchmark). What makes it hard:
 
-- Paraphrase: a question shares no content word with its evidence (checked on 4-letter
-  stems when a probe is made; combinations that overlap are redrawn). "We adopted a rescue
-  puppy, a little beagle" is asked as "What sort of animal did I bring home?".
+- Asked late, about everything: probes come in the last tenth of the dialogue and ask
+  about any earlier point, so most evidence is hundreds of turns back and a sliding
+  window of 2k tokens holds about one probe in ten (0.08 on the real corpus).
+- Wording: most questions reuse a word of their evidence (a name, an object, a place:
+  "Where did I book flights to?"), the rest are paraphrased and share no content word
+  with it ("We adopted a rescue puppy, a little beagle" is asked as "What sort of animal
+  did I bring home?"); the mix puts BM25 near its real-corpus recall.
 - Multi-hop: evidence in 2-4 turns of different sessions. A chain ("My cousin Nadia came
   for dinner" ... later "Nadia moved to Porto": "Where is my cousin living now?"), or an
-  aggregate ("Which pastimes have I taken up lately?" over three separate mentions).
+  aggregate whose mentions are about different things in different words ("I've been
+  looking into psychology programmes", "Friends always come to me with their problems",
+  "I volunteered at the crisis helpline": "What field would she likely study?").
 - Temporal: the answer is a session's date ("When did I get my licence?") or needs two
   dated turns ("What did I do the weekend after the Lisbon trip?").
-- Inference: the evidence implies the answer ("I haven't touched meat in six years":
-  "Would a steakhouse be a good choice to take me to?").
+- Inference: two hints imply the answer, never state it, and the question is in other
+  words ("I haven't touched meat in six years" + "Lentils and chickpeas are basically my
+  whole diet": "Would a steakhouse be a good choice to take me to?").
 - Multi-party: some sessions are two people talking with each other and the robot; their
   turns are `shared` and each owned by its speaker, and the other person may ask about
   them later in the third person ("Who does Bob report to these days?").
 - Density: most turns are chit-chat on the same topics (pets, trips, work, music), and
-  other people state the same kinds of fact; people update facts (a new book, a new
-  boss) and a probe expects the newest statement.
+  other people state the same kinds of fact; people update a fact at most once (a new
+  book, a new boss) and a probe expects the newest statement.
 - Embodied kinds kept from v2: an object shown to the camera is named only in the
   caption (image); "which room is the ladder in" is answered by the turn's place (place).
 
@@ -383,7 +393,7 @@ SINGLE = [
 ]
 
 # Temporal, one turn: the rendered date of the session answers "when".
-WHEN = [
+WHEN: list[tuple[str, tuple[str, ...]]] = [
     (
         "Yesterday I finally passed my driving test, first try!",
         ("On which day did {I} get {my} licence?", "When did {I} pass {my} driving test?"),
@@ -465,7 +475,7 @@ JOBS = ["nurse", "paramedic", "pharmacist", "radiographer", "midwife"]
 # Multi-hop aggregates: 2-4 mentions in different sessions, asked together. The mentions
 # of one group are about different things in different words (what they share is only
 # the question's abstraction: "staying fit" over salsa, a road bike and an allotment).
-AGGREGATES = {
+AGGREGATES: dict[str, tuple[list[str], tuple[str, ...]]] = {
     "fitness": (
         [
             "Signed up for salsa lessons on Tuesday evenings, my feet are killing me.",
@@ -588,7 +598,7 @@ AGG_MENTIONS = [
 
 # Inference: traits implied (never stated) by two statements, asked as hypotheticals
 # in other words (people rarely ask these with the words of the hints).
-TRAITS = {
+TRAITS: dict[str, tuple[list[str], tuple[str, ...]]] = {
     "outdoors": (
         [
             "Nothing beats watching the sunrise from a ridge after a long climb.",

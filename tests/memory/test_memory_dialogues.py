@@ -99,7 +99,7 @@ def test_multi_party_sessions_are_shared_and_asked_about_in_the_third_person(
     assert all(t.shared for t in dialogue.turns if t.session in pairs)
     owner = {t.id: t.person for t in dialogue.turns}
     third = [p for p in dialogue.probes if owner[p.evidence_ids[0]] != p.person]
-    assert third and all(owner[p.evidence_ids[0]].capitalize() in p.question for p in third)
+    assert third and all(str(owner[p.evidence_ids[0]]).capitalize() in p.question for p in third)
 
 
 def test_most_turns_are_chit_chat(dialogue: Dialogue) -> None:
