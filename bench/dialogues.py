@@ -457,6 +457,7 @@ CHAIN_STEP = {
         (
             "Where is {my} {r} living now?",
             "Which town did {my} {r} relocate to?",
+            "Where did {my} {r} {n} move to?",
         ),
     ),
     "job": (
@@ -467,6 +468,7 @@ CHAIN_STEP = {
         (
             "What does {my} {r} do for a living?",
             "What is {my} {r}'s occupation?",
+            "What job is {my} {r} {n} training for?",
         ),
     ),
 }
@@ -899,7 +901,7 @@ class _Builder:
             return _Plan(
                 "single", person, [text], list(fact.questions), slot=fact.slot, kw={"n": n}
             )
-        if roll < 0.52:
+        if roll < 0.54:
             free = [w for w in WHEN if w[0] not in used]
             if not free:
                 return None
