@@ -567,7 +567,7 @@ AGGREGATES: dict[str, tuple[list[str], tuple[str, ...]]] = {
         (
             "What changes did {I} make to stay fit and well?",
             "How is {my} lifestyle different lately?",
-            "What do {I} do every morning now?",
+            "Which healthy habits did {I} start?",
         ),
     ),
 }

@@ -133,6 +133,7 @@ def _choices(ours: Shares, weights: ScoreWeights) -> dict[str, tuple[Shares, Sco
         ("named people", weighs(named_people=True)),
         ("name hops", both(shares(hops=True), weighs(link=weights.link))),
         ("sequels", shares(sequels=True)),
+        ("v4: dedupe per person", shares(dedupe_by_person=True)),
         ("v4: recent share 0.05", shares(recent=ours.recent)),
         ("v4: no name hops", shares(hops=ours.hops)),
         ("v4: person prior x3", weighs(person=weights.person)),

@@ -117,6 +117,7 @@ class Shares:
     sequels: bool = False  # "what did I do after X": the person's words in the next session
     feedback: bool = False  # a second scan towards the best matches (several alike turns)
     dedupe: bool = False  # a text already in the context (the robot repeats itself) is skipped
+    dedupe_by_person: bool = False  # people's words are duplicates only from the same person
 
 
 class BudgetedStrategy:
@@ -161,7 +162,10 @@ class BudgetedStrategy:
                 if pack.budget - pack.used < MIN_TURN_TOKENS:
                     break  # nothing more fits: read no further rows
                 if s.dedupe:
-                    said = f"{r.turn.speaker}:{' '.join(r.turn.text.lower().split())}"
+                    # The robot's repeated lines go once; people's lines once per person
+                    # (two people may say the same words about different lives).
+                    who = r.turn.person if s.dedupe_by_person and r.turn.speaker == "user" else ""
+                    said = f"{r.turn.speaker}:{who}:{' '.join(r.turn.text.lower().split())}"
                     if said in texts:
                         continue
                     texts.add(said)
@@ -355,6 +359,7 @@ SHARES: dict[str, Shares] = {
         hops=False,
         sequels=True,
         dedupe=True,
+        dedupe_by_person=True,
     ),
 }
 
