@@ -457,7 +457,6 @@ CHAIN_STEP = {
         (
             "Where is {my} {r} living now?",
             "Which town did {my} {r} relocate to?",
-            "Where did {my} {r} {n} move to?",
         ),
     ),
     "job": (
@@ -468,7 +467,6 @@ CHAIN_STEP = {
         (
             "What does {my} {r} do for a living?",
             "What is {my} {r}'s occupation?",
-            "What job is {my} {r} {n} training for?",
         ),
     ),
 }
@@ -567,7 +565,7 @@ AGGREGATES: dict[str, tuple[list[str], tuple[str, ...]]] = {
         (
             "What changes did {I} make to stay fit and well?",
             "How is {my} lifestyle different lately?",
-            "Which healthy habits did {I} start?",
+            "What do {I} do differently now?",
         ),
     ),
 }
@@ -778,7 +776,7 @@ class Dialogue:
 
 ASKS_PER_FACT = 4  # probes per fact, each at a random later turn
 ASKED_FROM = 0.9  # probes are asked in the last part of the dialogue, about all of it
-LITERAL_SHARE = 0.8  # questions that reuse a word of their evidence (calibrated: BM25)
+LITERAL_SHARE = 0.9  # questions that reuse a word of their evidence (calibrated: BM25)
 BUCKETS = ((1, 10), (11, 50), (51, 200), (201, 500), (501, 10**9))
 
 

@@ -42,7 +42,7 @@ def test_paraphrased_questions_share_no_content_word_with_their_evidence(
             for e in p.evidence_ids:
                 assert not content_stems(p.question) & content_stems(text[e]), p
             checked += 1
-    assert checked > 50
+    assert checked > 30
 
 
 def test_questions_mix_literal_and_paraphrased_wording(dialogue: Dialogue) -> None:
@@ -60,7 +60,7 @@ def test_questions_mix_literal_and_paraphrased_wording(dialogue: Dialogue) -> No
 def test_most_probes_ask_far_back(dialogue: Dialogue) -> None:
     """Questions come about the whole history: few fit in a recent window."""
     distances = [p.distance for p in dialogue.probes]
-    assert sum(d <= 100 for d in distances) / len(distances) < 0.2  # 0.16 measured
+    assert sum(d <= 100 for d in distances) / len(distances) < 0.15  # 0.10 measured
     assert statistics.median(distances) > 400
 
 
