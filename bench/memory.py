@@ -149,6 +149,7 @@ def _choices(ours: Shares, weights: ScoreWeights) -> dict[str, tuple[Shares, Sco
     out["tried: + neighbours"] = (replace(s, neighbours=5), w)
     out["tried: + feedback scan"] = (replace(s, feedback=True), w)
     out["tried: + name hops"] = (replace(s, hops=True), w)
+    out["tried: dedupe by text only"] = (replace(s, dedupe_by_person=False), w)
     out["tried: recency x4"] = (s, w.model_copy(update={"recency": 4 * w.recency}))
     out["tried: no summary, no recent"] = (replace(s, recent=0.0, summary=0.0), w)
     out["tried: person x5/3"] = (s, w.model_copy(update={"person": 0.25}))
