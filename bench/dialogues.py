@@ -2,24 +2,34 @@
 
 Built to be about as hard as real long-term conversations between people (the kind of
 corpus where questions are annotated with the turns that answer them), not to flatter a
-retriever. Deterministic for a given seed. What makes it hard (v3):
+retriever. Deterministic for a given seed. v4 is calibrated on such a corpus (10 very
+long two-person conversations, 1,536 questions): the builder before tuning (the bench's
+"before" row), plain BM25 over turns and the sliding window score here about what they
+score there (docs/memory.md, Benchmark). What makes it hard:
 
-- Paraphrase: a question shares no content word with its evidence (checked on 4-letter
-  stems when a probe is made; combinations that overlap are redrawn). "We adopted a rescue
-  puppy, a little beagle" is asked as "What sort of animal did I bring home?".
+- Asked late, about everything: probes come in the last tenth of the dialogue and ask
+  about any earlier point, so most evidence is hundreds of turns back and a sliding
+  window of 2k tokens holds about one probe in ten (0.08 on the real corpus).
+- Wording: most questions reuse a word of their evidence (a name, an object, a place:
+  "Where did I book flights to?"), the rest are paraphrased and share no content word
+  with it ("We adopted a rescue puppy, a little beagle" is asked as "What sort of animal
+  did I bring home?"); the mix puts BM25 near its real-corpus recall.
 - Multi-hop: evidence in 2-4 turns of different sessions. A chain ("My cousin Nadia came
   for dinner" ... later "Nadia moved to Porto": "Where is my cousin living now?"), or an
-  aggregate ("Which pastimes have I taken up lately?" over three separate mentions).
+  aggregate whose mentions are about different things in different words ("I've been
+  looking into psychology programmes", "Friends always come to me with their problems",
+  "I volunteered at the crisis helpline": "What field would she likely study?").
 - Temporal: the answer is a session's date ("When did I get my licence?") or needs two
   dated turns ("What did I do the weekend after the Lisbon trip?").
-- Inference: the evidence implies the answer ("I haven't touched meat in six years":
-  "Would a steakhouse be a good choice to take me to?").
+- Inference: two hints imply the answer, never state it, and the question is in other
+  words ("I haven't touched meat in six years" + "Lentils and chickpeas are basically my
+  whole diet": "Would a steakhouse be a good choice to take me to?").
 - Multi-party: some sessions are two people talking with each other and the robot; their
   turns are `shared` and each owned by its speaker, and the other person may ask about
   them later in the third person ("Who does Bob report to these days?").
 - Density: most turns are chit-chat on the same topics (pets, trips, work, music), and
-  other people state the same kinds of fact; people update facts (a new book, a new
-  boss) and a probe expects the newest statement.
+  other people state the same kinds of fact; people update a fact at most once (a new
+  book, a new boss) and a probe expects the newest statement.
 - Embodied kinds kept from v2: an object shown to the camera is named only in the
   caption (image); "which room is the ladder in" is answered by the turn's place (place).
 
@@ -207,7 +217,7 @@ MONTHS = ["March", "April", "May", "June", "September", "October"]
 class SlotFact:
     slot: str
     statements: tuple[str, ...]
-    questions: tuple[str, ...]
+    questions: tuple[str, ...]  # paraphrased and literal: the probe picks which it needs
     values: tuple[str, ...]
     mentions: tuple[str, ...]  # the topic without the fact: distractors
 
@@ -219,7 +229,12 @@ SINGLE = [
             "We finally adopted a rescue puppy, a little {v} we named {n}.",
             "Guess what, a {v} puppy called {n} is living with us, chewing everything.",
         ),
-        ("What sort of animal did {I} bring home?", "Which companion joined {my} household?"),
+        (
+            "What sort of animal did {I} bring home?",
+            "Which companion joined {my} household?",
+            "What breed is {my} puppy?",
+            "What breed is {n}, {my} puppy?",
+        ),
         ("beagle", "spaniel", "greyhound", "corgi", "terrier"),
         (
             "The dogs in the park were wild this morning, one {v} chased every ball.",
@@ -234,7 +249,12 @@ SINGLE = [
             "They moved me to the {v} department, and {n} is my manager from Monday.",
             "Big change at work: {n} runs the {v} team and I answer to her now.",
         ),
-        ("Who is {my} supervisor?", "Who do {I} report to at the office?"),
+        (
+            "Who is {my} supervisor?",
+            "Who do {I} report to at the office?",
+            "Who is {my} manager now?",
+            "Which team do {I} work in?",
+        ),
         ("logistics", "design", "research", "accounts", "customer care"),
         (
             "Work was exhausting again, {n} from {v} kept us in meetings all day.",
@@ -249,7 +269,12 @@ SINGLE = [
             "We booked flights to {v} for the autumn break, can't wait.",
             "Tickets are sorted, we're flying to {v} in {m}.",
         ),
-        ("Where is {my} next vacation going to be?", "Which destination did {I} pick to get away?"),
+        (
+            "Where is {my} next vacation going to be?",
+            "Which destination did {I} pick to get away?",
+            "Where are {I} flying to?",
+            "Where did {I} book flights to?",
+        ),
         tuple(CITIES),
         (
             "My friend just came back from {v} and loved every minute.",
@@ -264,7 +289,12 @@ SINGLE = [
             "The doctor says I react badly to {v}, so no more of that for me.",
             "Turns out those rashes were from {v}, the clinic confirmed it.",
         ),
-        ("What food must {I} avoid for health reasons?", "Which ingredient makes {me} ill?"),
+        (
+            "What food must {I} avoid for health reasons?",
+            "Which ingredient makes {me} ill?",
+            "What does the doctor say {I} react to?",
+            "What gave {me} those rashes?",
+        ),
         ("peanuts", "shellfish", "strawberries", "sesame", "kiwi"),
         (
             "I made a salad with {v} for lunch, really good.",
@@ -279,7 +309,12 @@ SINGLE = [
             "I've been reading {v} before bed every night.",
             "Started {v} on the train, couldn't put it down.",
         ),
-        ("What title keeps {me} company in the evenings?", "Which novel is {my} current one?"),
+        (
+            "What title keeps {me} company in the evenings?",
+            "Which novel is {my} current one?",
+            "What book have {I} been reading?",
+            "What did {I} start reading on the train?",
+        ),
         (
             "The Glass Harbour",
             "Salt and Thunder",
@@ -301,7 +336,12 @@ SINGLE = [
             "I moved into a flat on {v}, close to the river.",
             "Finally signed the lease, my place is on {v} now.",
         ),
-        ("Where is {my} apartment?", "What address do {I} live at?"),
+        (
+            "Where is {my} apartment?",
+            "What address do {I} live at?",
+            "Which street is {my} flat on?",
+            "Where is the place {I} signed the lease for?",
+        ),
         ("Elm Road", "Baker Lane", "Mill Street", "Harbour Walk", "Orchard Close"),
         (
             "My friend lives on {v}, it's a lovely area with a good bakery.",
@@ -316,7 +356,12 @@ SINGLE = [
             "I picked up a second-hand {v} and I'm practising scales every morning.",
             "My neighbours now hear me playing the {v} at seven.",
         ),
-        ("What music gear did {I} buy?", "Which thing am {I} learning to perform on?"),
+        (
+            "What music gear did {I} buy?",
+            "Which thing am {I} learning to perform on?",
+            "What instrument do {I} practise every morning?",
+            "What do the neighbours hear {me} playing?",
+        ),
         ("cello", "trumpet", "ukulele", "saxophone", "banjo"),
         (
             "There was a street musician playing the {v} outside the bakery.",
@@ -331,7 +376,12 @@ SINGLE = [
             "My car broke down again, the mechanic says the {v} is shot.",
             "The garage called: the {v} needs replacing, the car is off the road.",
         ),
-        ("What is wrong with {my} vehicle?", "Which part failed on {my} motor?"),
+        (
+            "What is wrong with {my} vehicle?",
+            "Which part failed on {my} motor?",
+            "What is broken on {my} car?",
+            "What did the mechanic say about {my} car?",
+        ),
         ("gearbox", "clutch", "alternator", "radiator", "starter"),
         (
             "My colleague's car needed a new {v}, cost her a fortune.",
@@ -343,25 +393,39 @@ SINGLE = [
 ]
 
 # Temporal, one turn: the rendered date of the session answers "when".
-WHEN = [
+WHEN: list[tuple[str, tuple[str, ...]]] = [
     (
         "Yesterday I finally passed my driving test, first try!",
-        "On which day did {I} get {my} licence?",
+        ("On which day did {I} get {my} licence?", "When did {I} pass {my} driving test?"),
     ),
     (
         "Last night we celebrated our tenth anniversary at a tiny Italian place.",
-        "When was {my} wedding milestone dinner?",
+        ("When was {my} wedding milestone dinner?", "When did {I} celebrate the anniversary?"),
     ),
     (
         "This morning I ran ten kilometres without stopping once.",
-        "When did {I} manage that long jog?",
+        ("When did {I} manage that long jog?", "When did {I} run ten kilometres?"),
     ),
-    ("I handed in my notice at the bank today.", "When did {I} quit {my} job?"),
+    (
+        "I handed in my notice at the bank today.",
+        ("When did {I} quit {my} job?", "When did {I} hand in {my} notice?"),
+    ),
     (
         "We watched the fireworks down by the harbour yesterday evening.",
-        "When did {I} see the pyrotechnics show?",
+        ("When did {I} see the pyrotechnics show?", "When did {I} watch the fireworks?"),
     ),
-    ("Today I got the key to the allotment, finally.", "When did {I} receive {my} vegetable plot?"),
+    (
+        "Today I got the key to the allotment, finally.",
+        ("When did {I} receive {my} vegetable plot?", "When did {I} get the allotment?"),
+    ),
+    (
+        "My sister had her baby this morning, a little girl!",
+        ("When did {I} become an aunt or uncle?", "When was {my} sister's baby born?"),
+    ),
+    (
+        "We signed the papers for the new car today, it's electric.",
+        ("When did {I} buy a new vehicle?", "When did {I} sign for the new car?"),
+    ),
 ]
 TRIP = [
     "Just got back from {c}, the old town and the food were unforgettable.",
@@ -390,29 +454,93 @@ CHAIN_STEP = {
             "{n} moved to {c} last week, the flat has a balcony.",
             "{n} called, she's settled in {c} now.",
         ),
-        ("Where is {my} {r} living now?", "Which town did {my} {r} relocate to?"),
+        (
+            "Where is {my} {r} living now?",
+            "Which town did {my} {r} relocate to?",
+        ),
     ),
     "job": (
         (
             "{n} started working as a {j} at the hospital.",
             "{n} is training to be a {j}, long shifts.",
         ),
-        ("What does {my} {r} do for a living?", "What is {my} {r}'s occupation?"),
+        (
+            "What does {my} {r} do for a living?",
+            "What is {my} {r}'s occupation?",
+        ),
     ),
 }
 JOBS = ["nurse", "paramedic", "pharmacist", "radiographer", "midwife"]
 
-# Multi-hop aggregates: 2-4 mentions in different sessions, asked together.
-AGGREGATES = {
-    "pastimes": (
+# Multi-hop aggregates: 2-4 mentions in different sessions, asked together. The mentions
+# of one group are about different things in different words (what they share is only
+# the question's abstraction: "staying fit" over salsa, a road bike and an allotment).
+AGGREGATES: dict[str, tuple[list[str], tuple[str, ...]]] = {
+    "fitness": (
         [
-            "I started a pottery class on Tuesdays, my bowls are wonky.",
-            "Joined a climbing gym near the office, my arms are sore.",
-            "I'm learning to sail on the reservoir on Sundays.",
-            "I signed up for a choir, we sing at the town hall.",
-            "Got myself a chess coach, we play every Thursday.",
+            "Signed up for salsa lessons on Tuesday evenings, my feet are killing me.",
+            "Bought a second-hand road bike and did forty kilometres on Sunday.",
+            "I dug over three beds on the allotment this morning, my back knows it.",
+            "I take the stairs to the sixth floor every day now, no more lift.",
+            "Joined a five-a-side football team with people from the office.",
         ],
-        ("Which pastimes have {I} taken up?", "What leisure pursuits did {I} get into?"),
+        (
+            "What do {I} do to stay in shape?",
+            "How have {I} been getting exercise?",
+            "Which sports have {I} taken up?",
+        ),
+    ),
+    "career": (
+        [
+            "I've been looking into psychology programmes at the university.",
+            "Friends always come to me with their problems, I'm a good listener.",
+            "I volunteered on the night shift at the crisis helpline last month.",
+            "Counselling is what I want to do with my life, I'm sure of it now.",
+        ],
+        (
+            "What field would {I} likely study?",
+            "What career might {I} pursue?",
+            "What kind of programmes have {I} been looking into?",
+        ),
+    ),
+    "family": (
+        [
+            "Took the kids to the science museum, the dinosaur hall was a hit.",
+            "We camped by the lake at the weekend, the little one caught a fish.",
+            "Spent the afternoon painting pebbles with my daughter on the balcony.",
+            "Movie night at home with popcorn and blankets, the boys chose a cartoon.",
+        ],
+        (
+            "What have {I} done together with {my} children?",
+            "Which outings did {I} plan for the family?",
+            "What did {I} do with the kids?",
+        ),
+    ),
+    "giving": (
+        [
+            "Spent Saturday sorting tins at the food bank.",
+            "I gave a talk at the primary school about recycling.",
+            "Ran the fun run for the hospice, raised three hundred pounds.",
+            "Helped my elderly neighbour with her shopping again, she's lovely.",
+        ],
+        (
+            "How have {I} been helping others?",
+            "What good causes did {I} support?",
+            "What volunteering have {I} done?",
+        ),
+    ),
+    "creative": (
+        [
+            "I finished my first watercolour of the harbour, not bad at all.",
+            "Wrote three pages of my short story on the bus.",
+            "Knitted a scarf for my nephew, it's lumpy but warm.",
+            "Recorded a song on my phone with the old guitar.",
+        ],
+        (
+            "What artistic things have {I} made?",
+            "Which creative projects did {I} work on?",
+            "What have {I} been writing or painting?",
+        ),
     ),
     "visits": (
         [
@@ -421,16 +549,11 @@ AGGREGATES = {
             "We had four days in Montreal, so cold but lovely.",
             "A work trip took me to Santiago, great wine there.",
         ],
-        ("Which countries have {I} been to this year?", "Name the foreign places {I} visited."),
-    ),
-    "home": (
-        [
-            "I finally fixed the leaking tap in the bathroom.",
-            "Put up new shelves in the study, only slightly crooked.",
-            "Painted the bedroom a pale blue, two coats.",
-            "Replaced the old carpet in the hall with floorboards.",
-        ],
-        ("What improvements have {I} made around the house?", "Which DIY jobs did {I} finish?"),
+        (
+            "Which countries have {I} been to this year?",
+            "Name the foreign places {I} visited.",
+            "Which cities did {I} spend time in?",
+        ),
     ),
     "health": (
         [
@@ -442,6 +565,7 @@ AGGREGATES = {
         (
             "What changes did {I} make to stay fit and well?",
             "How is {my} lifestyle different lately?",
+            "What do {I} do differently now?",
         ),
     ),
 }
@@ -454,63 +578,82 @@ CHAIN_MENTIONS = [
     "I bumped into {n} at the market, she's just back from {c}.",
 ]
 AGG_MENTIONS = [
-    "My sister keeps asking me to try her pottery class, maybe one day.",
-    "The climbing gym near the office always looks packed after work.",
-    "I watched the sailing boats on the reservoir from the bench.",
+    "My sister keeps asking me to try her salsa class, maybe one day.",
+    "The bike shop near the office always looks packed after work.",
+    "My colleague's allotment is overrun with courgettes again.",
     "Our neighbour sings in a choir, I can hear them rehearse on Fridays.",
-    "I used to play chess with my grandfather, I was terrible.",
     "A friend of mine moved to Kyoto for work last year.",
     "There's a Kenyan restaurant opening near the station, Nairobi style street food.",
     "Montreal is on my list, but it's so far and so cold.",
     "My colleague spent a semester in Santiago, she still talks about it.",
     "I spent the whole Sunday on the sofa watching a cooking show.",
-    "Hiking with the rain coming in sideways is not my idea of fun.",
-    "I bought a cookbook about lentils and then never opened it.",
+    "The science museum has a new exhibition, everyone is talking about it.",
+    "My cousin studied psychology, she says the exams were brutal.",
+    "The food bank by the church is asking for tins again.",
+    "I bought a watercolour set years ago and never opened it.",
+    "The kids next door were camping in their garden, so cute.",
+    "I used to knit with my grandmother, I've forgotten how.",
+    "I should really meditate more, my head is always busy.",
 ]
 
-# Inference: traits implied by 1-2 statements, asked as hypotheticals.
-TRAITS = {
+# Inference: traits implied (never stated) by two statements, asked as hypotheticals
+# in other words (people rarely ask these with the words of the hints).
+TRAITS: dict[str, tuple[list[str], tuple[str, ...]]] = {
     "outdoors": (
         [
             "Nothing beats watching the sunrise from a ridge after a long climb.",
             "I walked the coastal path on Sunday, twenty kilometres, bliss.",
         ],
-        "Would {I} enjoy a trekking vacation in the Alps?",
+        ("Would {I} enjoy a trekking vacation in the Alps?",),
     ),
     "quiet": (
         [
             "Big parties drain me, I'd rather stay in with tea.",
             "Crowds make me anxious, I left that concert early.",
         ],
-        "Would {I} like a loud celebration with lots of guests?",
+        ("Would {I} like a loud celebration with lots of guests?",),
     ),
     "vegetarian": (
         [
             "I haven't touched meat in six years.",
             "Lentils and chickpeas are basically my whole diet.",
         ],
-        "Would a steakhouse be a good choice to take {me} to?",
+        ("Would a steakhouse be a good choice to take {me} to?",),
     ),
     "early": (
         [
             "I'm up at five most days, before the birds.",
             "By seven I've already done yoga and had breakfast.",
         ],
-        "Is a midnight movie screening a good plan for {me}?",
+        ("Is a midnight movie screening a good plan for {me}?",),
     ),
     "furry": (
         [
             "My eyes stream whenever a furry animal is nearby.",
             "I sneezed all evening at Tom's, he has a rabbit.",
         ],
-        "Could {I} comfortably stay with a friend who owns three cats?",
+        ("Could {I} comfortably stay with a friend who owns three cats?",),
     ),
     "water": (
         [
             "I never learned to swim, deep water terrifies me.",
             "Even the ferry makes me nervous, I stay inside.",
         ],
-        "Should {I} sign up for a sailing course?",
+        ("Should {I} sign up for a sailing course?",),
+    ),
+    "thrifty": (
+        [
+            "I patched my old coat again instead of buying a new one.",
+            "Every receipt goes into a spreadsheet, I know where each penny went.",
+        ],
+        ("Would {I} splash out on a designer handbag?",),
+    ),
+    "heat": (
+        [
+            "Anything above twenty-five degrees and I'm hiding indoors.",
+            "I got badly sunburnt again, my skin just can't take it.",
+        ],
+        ("Is a beach holiday in August a good idea for {me}?",),
     ),
 }
 
@@ -618,6 +761,7 @@ class Probe:
     ask_index: int  # asked when turns[:ask_index] are stored
     distance: int  # ask_index - index of the oldest evidence turn
     updated: bool = False  # an older, contradicting statement of the same fact exists
+    literal: bool = False  # the question shares a content word with its evidence
 
     @property
     def evidence_id(self) -> str:  # the newest evidence turn (v2 compatibility)
@@ -630,7 +774,9 @@ class Dialogue:
     probes: list[Probe]
 
 
-DISTANCES = (1, 5, 20, 60, 150, 350, 700, 1200, 1800)
+ASKS_PER_FACT = 4  # probes per fact, each at a random later turn
+ASKED_FROM = 0.9  # probes are asked in the last part of the dialogue, about all of it
+LITERAL_SHARE = 0.9  # questions that reuse a word of their evidence (calibrated: BM25)
 BUCKETS = ((1, 10), (11, 50), (51, 200), (201, 500), (501, 10**9))
 
 
@@ -659,6 +805,7 @@ class _Plan:
     caption: str | None = None
     shared_only: bool = True  # every statement was made in a shared session
     anchored: bool = False  # the first statement names what the question names (a chain)
+    kw: dict[str, str] = field(default_factory=dict)  # names the questions may use
 
     @property
     def done(self) -> bool:
@@ -678,6 +825,7 @@ def _fill_question(template: str, person: str, asker: str, **kw: str) -> str:
         for name in PEOPLE:
             n = name.capitalize()
             q = q.replace(f"do {n} ", f"does {n} ").replace(f"am {n} ", f"is {n} ")
+            q = q.replace(f"have {n} ", f"has {n} ")
     return q
 
 
@@ -733,25 +881,32 @@ class _Builder:
 
     # -- facts ---------------------------------------------------------------------------
 
+    def said_twice(self, person: str, slot: str) -> bool:
+        """A fact is updated at most once: real people restate few facts, and a fact
+        restated often is always recent (a sliding window would find it)."""
+        return len(self.slot_history.get((person, slot), ())) >= 2
+
     def new_plan(self, person: str, shared: bool) -> _Plan | None:
         rng = self.rng
         roll = rng.random()
         used = self.used[person]
-        if roll < 0.33:
+        if roll < 0.42:
             fact = rng.choice(SINGLE)
-            v = rng.choice(fact.values)
-            text = rng.choice(fact.statements).format(
-                v=v, n=rng.choice(NAMES), m=rng.choice(MONTHS)
+            if self.said_twice(person, fact.slot):
+                return None
+            v, n = rng.choice(fact.values), rng.choice(NAMES)
+            text = rng.choice(fact.statements).format(v=v, n=n, m=rng.choice(MONTHS))
+            return _Plan(
+                "single", person, [text], list(fact.questions), slot=fact.slot, kw={"n": n}
             )
-            return _Plan("single", person, [text], list(fact.questions), slot=fact.slot)
-        if roll < 0.43:
+        if roll < 0.54:
             free = [w for w in WHEN if w[0] not in used]
             if not free:
                 return None
-            stmt, q = rng.choice(free)
+            stmt, qs = rng.choice(free)
             used.add(stmt)
-            return _Plan("temporal", person, [stmt], [q])
-        if roll < 0.50:
+            return _Plan("temporal", person, [stmt], list(qs))
+        if roll < 0.56:
             if person in self.after_trip:
                 return None
             c = rng.choice(CITIES)
@@ -764,7 +919,7 @@ class _Builder:
             )
             self.after_trip[person] = (plan, rng.choice(AFTER_TRIP))
             return plan
-        if roll < 0.60:
+        if roll < 0.64:
             r, n = rng.choice(RELATIVES), rng.choice(NAMES)
             if f"rel:{r}" in used or f"name:{n}" in used:
                 return None
@@ -776,10 +931,11 @@ class _Builder:
                 "multi-hop",
                 person,
                 [rng.choice(CHAIN_INTRO).format(**kw), rng.choice(steps).format(**kw)],
-                [q.replace("{r}", r) for q in qs],
+                list(qs),
                 anchored=True,
+                kw={"r": r, "n": n},
             )
-        if roll < 0.78:
+        if roll < 0.82:
             key = rng.choice(sorted(AGGREGATES))
             if f"agg:{key}" in used:
                 return None
@@ -792,11 +948,13 @@ class _Builder:
             if f"trait:{key}" in used:
                 return None
             used.add(f"trait:{key}")
-            stmts, q = TRAITS[key]
+            stmts, qs = TRAITS[key]
             k = 2  # implied, never stated: both hints are needed
-            return _Plan("inference", person, rng.sample(stmts, k), [q])
+            return _Plan("inference", person, rng.sample(stmts, k), list(qs))
         if roll < 0.96:
             o, g = rng.choice(SHOWABLE), rng.choice(GIVERS)
+            if self.said_twice(person, f"show:{o}:{g}"):
+                return None
             caption = f"a {rng.choice(COLORS)} {o} with {rng.choice(PATTERNS)}"
             plan = _Plan(
                 "image",
@@ -808,6 +966,8 @@ class _Builder:
             )
             return plan
         item = rng.choice(STORED)
+        if self.said_twice(person, f"kept:{item}"):
+            return None
         return _Plan(
             "place",
             person,
@@ -910,7 +1070,7 @@ def _overlaps(question: str, texts: list[str]) -> bool:
 
 
 def generate(n_turns: int = 2000, seed: int = 7, start_time: float = 1_767_225_600.0) -> Dialogue:
-    """`n_turns` turns over simulated weeks, plus probes at chosen distances."""
+    """`n_turns` turns over simulated weeks, plus probes asked about the whole history."""
     b = _Builder(n_turns, seed, start_time)
     while not b.full:
         b.session()
@@ -924,10 +1084,12 @@ def generate(n_turns: int = 2000, seed: int = 7, start_time: float = 1_767_225_6
         askers = [plan.owner]
         if plan.kind != "place":
             askers += [p for p in PEOPLE if p != plan.owner]
-        for d in rng.sample(DISTANCES, 6):
-            ask = last + d
-            if ask > len(turns):
-                continue
+        if last + 1 >= len(turns):
+            continue
+        # Asked at any later point, as people ask about their whole history: most
+        # probes land far from their evidence, few inside a recent window.
+        for _ in range(ASKS_PER_FACT):
+            ask = rng.randint(max(last + 1, int(ASKED_FROM * len(turns))), len(turns))
             evidence = list(plan.said)
             updated = False
             if plan.slot is not None:
@@ -939,14 +1101,18 @@ def generate(n_turns: int = 2000, seed: int = 7, start_time: float = 1_767_225_6
             shared = all(turns[i].shared for i in evidence)
             asker = rng.choice(askers if shared else [plan.owner])
             texts = [turns[i].text for i in evidence]
-            # Paraphrase: the question shares no content word with its evidence, except
-            # with the anchor of a chain or a trip (which the question must name).
+            # Literal questions reuse a word of the evidence (a name, an object, a
+            # place: "What kind of dog is Nadia?"); paraphrased ones share no content
+            # word with it (the anchor of a chain or a trip, which the question must
+            # name, aside). Which one is drawn first; the other when none fits.
             checked = [] if plan.kind in ("image", "place") else texts[plan.anchored :]
-            options = [
-                q
-                for q in (_fill_question(t, plan.owner, asker) for t in plan.questions)
-                if not _overlaps(q, checked)
-            ]
+            filled = [_fill_question(t, plan.owner, asker, **plan.kw) for t in plan.questions]
+            literal = [q for q in filled if _overlaps(q, checked)]
+            paraphrased = [q for q in filled if q not in literal]
+            first, second = (literal, paraphrased)
+            if rng.random() >= LITERAL_SHARE:
+                first, second = second, first
+            options = first or second
             if not options:
                 continue
             question = rng.choice(options)
@@ -960,6 +1126,7 @@ def generate(n_turns: int = 2000, seed: int = 7, start_time: float = 1_767_225_6
                 ask_index=ask,
                 distance=ask - min(evidence),
                 updated=updated,
+                literal=question in literal,
             )
     ordered = sorted(probes.values(), key=lambda p: (p.ask_index, p.evidence_ids, p.question))
     return Dialogue(turns=turns, probes=ordered)

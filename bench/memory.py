@@ -97,21 +97,26 @@ class BM25Turns:
 # -- the ablation: every choice of our builder, measured --------------------------------
 
 BEFORE = Shares(summary=0.1, recent=0.3, evidence=True, backfill_recent=True, evidence_k=60)
-BEFORE_WEIGHTS = ScoreWeights(link=0.0, named_people=False, speaker=0.0, candidates=100)
+BEFORE_WEIGHTS = ScoreWeights(
+    lexical=0.3, person=0.05, speaker=0.0, link=0.0, named_people=False, candidates=100
+)
+
+Step = Callable[[Shares, ScoreWeights], tuple[Shares, ScoreWeights]]
 
 
 def _choices(ours: Shares, weights: ScoreWeights) -> dict[str, tuple[Shares, ScoreWeights]]:
-    """One entry per choice: the builder before it is applied -> after (cumulative)."""
+    """One entry per choice: the builder before it is applied -> after (cumulative).
 
-    def shares(**kw: object) -> Callable[[Shares, ScoreWeights], tuple[Shares, ScoreWeights]]:
-        return lambda s, w: (replace(s, **{k: getattr(ours, k) for k in kw}), w)
+    The first steps are the v3 tuning (generator v3), the `v4:` steps the tuning on the
+    calibrated generator v4; the last row is our builder (`ours`, the default)."""
 
-    def weighs(**kw: object) -> Callable[[Shares, ScoreWeights], tuple[Shares, ScoreWeights]]:
-        return lambda s, w: (s, w.model_copy(update={k: getattr(weights, k) for k in kw}))
+    def shares(**kw: object) -> Step:
+        return lambda s, w: (replace(s, **kw), w)  # type: ignore[arg-type]
 
-    def both(
-        *fs: Callable[[Shares, ScoreWeights], tuple[Shares, ScoreWeights]],
-    ) -> Callable[[Shares, ScoreWeights], tuple[Shares, ScoreWeights]]:
+    def weighs(**kw: object) -> Step:
+        return lambda s, w: (s, w.model_copy(update=kw))
+
+    def both(*fs: Step) -> Step:
         def step(s: Shares, w: ScoreWeights) -> tuple[Shares, ScoreWeights]:
             for f in fs:
                 s, w = f(s, w)
@@ -120,14 +125,20 @@ def _choices(ours: Shares, weights: ScoreWeights) -> dict[str, tuple[Shares, Sco
         return step
 
     steps = [
-        ("compact rendering", shares(compact=1)),
-        ("budget shares", shares(summary=1, recent=1)),
-        ("more candidates", both(shares(evidence_k=1), weighs(candidates=1))),
-        ("speaker prior", weighs(speaker=1)),
-        ("dedupe", shares(dedupe=1)),
-        ("named people", weighs(named_people=1)),
-        ("name hops", both(shares(hops=1), weighs(link=1))),
-        ("sequels", both(shares(sequels=1), weighs(link=1))),
+        ("compact rendering", shares(compact=True)),
+        ("budget shares", shares(summary=0.05, recent=0.15)),
+        ("more candidates", both(shares(evidence_k=150), weighs(candidates=250))),
+        ("speaker prior", weighs(speaker=0.1)),
+        ("dedupe", shares(dedupe=True)),
+        ("named people", weighs(named_people=True)),
+        ("name hops", both(shares(hops=True), weighs(link=weights.link))),
+        ("sequels", shares(sequels=True)),
+        ("v4: dedupe per person", shares(dedupe_by_person=True)),
+        ("v4: recent share 0.05", shares(recent=ours.recent)),
+        ("v4: no name hops", shares(hops=ours.hops)),
+        ("v4: person prior x3", weighs(person=weights.person)),
+        ("v4: lexical 0.15", weighs(lexical=weights.lexical)),
+        ("v4: speaker prior x2", weighs(speaker=weights.speaker)),
     ]
     out: dict[str, tuple[Shares, ScoreWeights]] = {"before (v1 hybrid)": (BEFORE, BEFORE_WEIGHTS)}
     s, w = BEFORE, BEFORE_WEIGHTS
@@ -137,9 +148,16 @@ def _choices(ours: Shares, weights: ScoreWeights) -> dict[str, tuple[Shares, Sco
     # Tried and not kept: each on top of the final builder.
     out["tried: + neighbours"] = (replace(s, neighbours=5), w)
     out["tried: + feedback scan"] = (replace(s, feedback=True), w)
+    out["tried: + name hops"] = (replace(s, hops=True), w)
+    out["tried: dedupe by text only"] = (replace(s, dedupe_by_person=False), w)
     out["tried: recency x4"] = (s, w.model_copy(update={"recency": 4 * w.recency}))
-    out["tried: speaker x2"] = (s, w.model_copy(update={"speaker": 2 * w.speaker}))
-    out["tried: no recent share"] = (replace(s, recent=0.0, summary=0.0), w)
+    out["tried: no summary, no recent"] = (replace(s, recent=0.0, summary=0.0), w)
+    out["tried: person x5/3"] = (s, w.model_copy(update={"person": 0.25}))
+    out["tried: semantic 0.8"] = (s, w.model_copy(update={"semantic": 0.8}))
+    out["tried: 500 candidates"] = (
+        replace(s, evidence_k=300),
+        w.model_copy(update={"candidates": 500}),
+    )
     return out
 
 
@@ -521,7 +539,7 @@ def run(
         work = Path(tmp)
         report: dict[str, Any] = {
             "quick": quick,
-            "generator": "v3",
+            "generator": "v4",
             "synthetic_vectors": "real text + 0.35 other + noise",
         }
         if recall:

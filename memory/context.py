@@ -117,6 +117,7 @@ class Shares:
     sequels: bool = False  # "what did I do after X": the person's words in the next session
     feedback: bool = False  # a second scan towards the best matches (several alike turns)
     dedupe: bool = False  # a text already in the context (the robot repeats itself) is skipped
+    dedupe_by_person: bool = False  # people's words are duplicates only from the same person
 
 
 class BudgetedStrategy:
@@ -161,7 +162,10 @@ class BudgetedStrategy:
                 if pack.budget - pack.used < MIN_TURN_TOKENS:
                     break  # nothing more fits: read no further rows
                 if s.dedupe:
-                    said = f"{r.turn.speaker}:{' '.join(r.turn.text.lower().split())}"
+                    # The robot's repeated lines go once; people's lines once per person
+                    # (two people may say the same words about different lives).
+                    who = r.turn.person if s.dedupe_by_person and r.turn.speaker == "user" else ""
+                    said = f"{r.turn.speaker}:{who}:{' '.join(r.turn.text.lower().split())}"
                     if said in texts:
                         continue
                     texts.add(said)
@@ -343,16 +347,19 @@ SHARES: dict[str, Shares] = {
     "window": Shares(summary=0.0, recent=1.0, evidence=False, backfill_recent=False),
     "summary": Shares(summary=0.25, recent=1.0, evidence=False, backfill_recent=False),
     "retrieval": Shares(summary=0.0, recent=0.0, evidence=True, backfill_recent=False),
+    # Most questions are about long ago (docs/memory.md, the ablation): a small recent
+    # share, and no name hops (on people's real wording they follow the wrong names).
     "hybrid": Shares(
         summary=0.05,
-        recent=0.15,
+        recent=0.05,
         evidence=True,
         backfill_recent=True,
         evidence_k=150,
         compact=True,
-        hops=True,
+        hops=False,
         sequels=True,
         dedupe=True,
+        dedupe_by_person=True,
     ),
 }
 

@@ -30,15 +30,15 @@ _NAME = re.compile(r"(?<![.!?] )(?<!^)\b[A-Z][a-z]{2,}\b")
 
 class ScoreWeights(BaseModel):
     semantic: float = 0.6
-    lexical: float = 0.3
+    lexical: float = 0.15  # half the weight of v1: literal words mislead as often as not
     recency: float = 0.05
-    person: float = 0.05
+    person: float = 0.15  # questions are mostly about the asker's own life
     place: float = 0.15
     recency_half_life_s: float = 7 * 24 * 3600.0
     candidates: int = 250  # per channel (semantic, lexical) before fusion
     lexical_postings: int = 1500  # rowids the lexical channel reads per query, at most
     max_df: float = 0.2  # query terms in more than this share of turns are ignored
-    speaker: float = 0.1  # a person's own words: the robot's rarely hold facts about them
+    speaker: float = 0.2  # a person's own words: the robot's rarely hold facts about them
     named: float = 0.15  # turns of a person the query names ("what did Bob say ...")
     named_people: bool = True  # look for people's names in the query at all
     link: float = 0.5  # a turn reached by a second hop: weight of the seed's score

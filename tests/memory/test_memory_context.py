@@ -152,7 +152,7 @@ def test_turns_the_model_already_sees_are_excluded_before_the_budget_is_spent(
     # The conversation window shows the last 6 turns; the budget must go to others.
     filled.strategy = STRATEGIES["hybrid"](filled.store, filled.retriever)
     window = {f"t{i}" for i in range(114, 120)}
-    budget = 400
+    budget = 1000  # its recent share (5%) holds a few of the window's turns
     plain = filled.build_context("passport sister", person="alice", budget_tokens=budget)
     ctx = filled.build_context(
         "passport sister", person="alice", budget_tokens=budget, exclude=window

@@ -12,20 +12,21 @@ from memory import Memory
 from memory.embeddings import Embedder
 
 # Measured with the default builder at 1,000 tokens (tight, so that losses show), all
-# evidence inside the context.
+# evidence inside the context, generator v4 (1,200 turns, seed 11: 274 probes, most of
+# them asked hundreds of turns after their evidence).
 # Raise these when recall improves; never lower them to make a change pass.
 PINNED = {
-    "single": 0.978,
-    "temporal": 1.0,
-    "multi-hop": 0.8,
-    "inference": 1.0,
+    "single": 1.0,  # 121 probes
+    "temporal": 1.0,  # 44 probes
+    "multi-hop": 0.76,  # 0.769 measured (78 probes)
+    "inference": 0.5,  # 8 probes
     "image": 1.0,
     "place": 1.0,
 }
 
 
 def test_recall_by_kind_holds_on_the_fixed_dialogue(tmp_path: Path, embedder: Embedder) -> None:
-    d = generate(n_turns=800, seed=11)
+    d = generate(n_turns=1200, seed=11)
     hits: dict[str, list[bool]] = defaultdict(list)
     with Memory.open(tmp_path / "pinned.db", embedder=embedder) as mem:
         stored = 0

@@ -134,7 +134,7 @@ def test_what_came_after_is_found_in_the_next_session(mem: Memory) -> None:
     )
     q = "What did I do the weekend after the Lisbon trip?"
     got = [r.turn_id for r in mem.retriever.search(q, person="alice", k=2, sequels=True)]
-    assert got[0] == "t1" and f"t{int(3 * day)}" in got
+    assert set(got) == {"t1", f"t{int(3 * day)}"}  # the trip and what came after it
 
 
 def test_a_named_persons_turns_rank_for_a_third_person_question(mem: Memory) -> None:
