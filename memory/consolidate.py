@@ -13,7 +13,7 @@ from collections import Counter
 from typing import Protocol
 
 from memory.context import render_turn
-from memory.store import _STOPWORDS, Store, StoredTurn
+from memory.store import STOPWORDS, Store, StoredTurn
 
 log = logging.getLogger(__name__)
 
@@ -36,7 +36,7 @@ class ExtractiveSummarizer:
     def summarize(self, text: str) -> str:
         sentences = [s.strip() for s in re.split(r"(?<=[.!?])\s+|\n+", text) if s.strip()]
         words_of = [
-            [w for w in re.findall(r"\w+", s.lower()) if w not in _STOPWORDS and len(w) > 2]
+            [w for w in re.findall(r"\w+", s.lower()) if w not in STOPWORDS and len(w) > 2]
             for s in sentences
         ]
         freq = Counter(w for ws in words_of for w in set(ws))

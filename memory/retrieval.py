@@ -18,7 +18,7 @@ import numpy as np
 from pydantic import BaseModel
 
 from memory.embeddings import Embedder
-from memory.store import _STOPWORDS, SHARED_KEY, Store, StoredTurn, query_terms
+from memory.store import SHARED_KEY, STOPWORDS, Store, StoredTurn, query_terms
 from memory.types import SearchResult
 from memory.vectors import VectorIndex
 
@@ -280,7 +280,7 @@ class Retriever:
         for r in seeds:
             for name in _NAME.findall(texts.get(r, "")):
                 term = name.lower()
-                if term in asked or term in _STOPWORDS:
+                if term in asked or term in STOPWORDS:
                     continue
                 links[term] = max(links.get(term, 0.0), scored[r][0])
         followed = sorted(links, key=lambda t: -links[t])[: w.hop_terms]

@@ -208,7 +208,7 @@ class Summary:
 
 
 # Words too common to be evidence: dropped from FTS queries so bm25 ranks on content words.
-_STOPWORDS = frozenset(
+STOPWORDS = frozenset(
     [
         "a",
         "an",
@@ -304,7 +304,7 @@ _WORD = re.compile(r"[\w']+", re.UNICODE)
 def query_terms(text: str) -> list[str]:
     """The content words of `text`, lower-cased, sorted, without stopwords."""
     words = [w.lower().strip("'") for w in _WORD.findall(text)]
-    return sorted({w for w in words if w and w not in _STOPWORDS and len(w) > 1})
+    return sorted({w for w in words if w and w not in STOPWORDS and len(w) > 1})
 
 
 def _phrase(term: str) -> str:
