@@ -45,6 +45,16 @@ def _top(scores: np.ndarray, k: int) -> np.ndarray:
     return np.argpartition(-scores, k)[:k]
 
 
+def _room(array: np.ndarray, used: int, need: int) -> np.ndarray:
+    """`array` with room for `need` rows, its first `used` kept: doubling, so appending
+    one row at a time costs amortised O(1)."""
+    if need <= len(array):
+        return array
+    grown = np.zeros((max(need, 2 * len(array)), *array.shape[1:]), array.dtype)
+    grown[:used] = array[:used]
+    return grown
+
+
 def _nearest(x: np.ndarray, centroids: np.ndarray) -> np.ndarray:
     """Index of the nearest centroid (L2) of each row of `x`, in chunks to bound memory."""
     sq = (centroids**2).sum(axis=1)
@@ -101,16 +111,21 @@ class _Cells:
         order = np.argsort(cell, kind="stable")
         self.low, self.pos = low[order], pos[order]
         self.offsets = np.searchsorted(cell[order], np.arange(self.count + 1))
-        self.tail_low = np.zeros((0, low.shape[1]), np.float32)
-        self.tail_pos = np.zeros(0, np.int64)
+        self.tail_low = np.zeros((64, low.shape[1]), np.float32)
+        self.tail_pos = np.zeros(64, np.int64)
+        self.tail_n = 0
 
     def append(self, vecs: np.ndarray, positions: np.ndarray) -> None:
-        self.tail_low = np.concatenate([self.tail_low, self.project(vecs)])
-        self.tail_pos = np.concatenate([self.tail_pos, positions])
-        if len(self.tail_pos) > TAIL_SHARE * len(self.pos):
+        used, need = self.tail_n, self.tail_n + len(positions)
+        self.tail_low = _room(self.tail_low, used, need)
+        self.tail_pos = _room(self.tail_pos, used, need)
+        self.tail_low[used:need] = self.project(vecs)
+        self.tail_pos[used:need] = positions
+        self.tail_n = need
+        if need > TAIL_SHARE * len(self.pos):
             self._group(
-                np.concatenate([self.low, self.tail_low]),
-                np.concatenate([self.pos, self.tail_pos]),
+                np.concatenate([self.low, self.tail_low[:need]]),
+                np.concatenate([self.pos, self.tail_pos[:need]]),
             )
 
     def candidates(self, query: np.ndarray, want: int) -> np.ndarray:
@@ -121,8 +136,10 @@ class _Cells:
         target = max(PROBE_SHARE * len(self.pos), want)
         probed = np.sort(order[: int(np.searchsorted(filled, target)) + 1])
         spans = [slice(self.offsets[c], self.offsets[c + 1]) for c in probed]
-        pos = np.concatenate([self.pos[s] for s in spans] + [self.tail_pos])
-        rough = np.concatenate([matvec(self.low[s], q) for s in spans] + [matvec(self.tail_low, q)])
+        tail = slice(0, self.tail_n)
+        pos = np.concatenate([self.pos[s] for s in spans] + [self.tail_pos[tail]])
+        low = [matvec(self.low[s], q) for s in spans]
+        rough = np.concatenate([*low, matvec(self.tail_low[tail], q)])
         if len(rough) > 4 * want:  # a threshold from a sample: cheaper than argpartition
             sample = rough[:: max(1, len(rough) // 20_000)]
             over = np.flatnonzero(rough >= np.quantile(sample, 1.0 - 2.0 * want / len(rough)))
@@ -141,12 +158,8 @@ class _Partition:
 
     def add(self, rowids: np.ndarray, vecs: np.ndarray, train: bool = True) -> None:
         start, need = self.n, self.n + len(rowids)
-        if need > len(self.rowids):
-            cap = max(need, 2 * len(self.rowids))  # doubling: amortised O(1) appends
-            grown = np.zeros((cap, self.vecs.shape[1]), np.float32)
-            grown[:start] = self.vecs[:start]
-            self.vecs = grown
-            self.rowids = np.resize(self.rowids, cap)
+        self.vecs = _room(self.vecs, start, need)
+        self.rowids = _room(self.rowids, start, need)
         in_order = start == 0 or len(rowids) == 0 or rowids.min() > self.rowids[start - 1]
         self.vecs[start:need] = vecs
         self.rowids[start:need] = rowids
