@@ -243,6 +243,8 @@ class Agent:
         self._prefilling: asyncio.Task[None] | None = None
         self._preparing: tuple[str, str | None, asyncio.Task[None]] | None = None
         """The speculative recall last started: its words, its person, its work."""
+        self._recalling: tuple[str, str | None] | None = None
+        """The words and person of the latest turn's recall (a partial equal to them is late)."""
         self.ready = asyncio.Event()
         """Set once run() is subscribed to its topics."""
         self.machine = InteractionMachine(self._on_transition, lambda: self._backend_ok)
@@ -313,13 +315,16 @@ class Agent:
                 partial = newer  # superseded before its work began
             if not partial.text.strip() or not self.config.memory.speculative_recall:
                 continue
+            if (partial.text, partial.person) == self._recalling:
+                continue  # its turn began before this work could: it recalls on its own
             work = asyncio.create_task(self._prepare(partial))
             self._preparing = (partial.text, partial.person, work)
             await asyncio.wait({work})
 
     async def _prepare(self, partial: PartialTranscript) -> None:
         try:
-            await self.memory.prepare(partial.text, partial.person, self.conversation.shown)
+            shown = set(self.conversation.shown)  # the work runs in a thread: a copy
+            await self.memory.prepare(partial.text, partial.person, shown)
         except Exception:  # the turn recalls on its own: this was only a head start
             log.exception("speculative recall for %r failed", partial.text)
 
@@ -430,6 +435,7 @@ class Agent:
             wait = self.config.memory.transcript_wait_s
             user.words = await self.transcripts.wait(record.trace.speech_end, wait) or ""
             record.user_text = user.words
+        self._recalling = (user.words, user.person)
         await self._speculation_for(user.words, user.person)
         # in a thread: at 10^6 stored turns a build takes ~25 ms, too long to stall the
         # loop that hears barge-in and streams audio

@@ -198,3 +198,21 @@ async def test_a_spoken_question_has_its_memories_ready_when_the_person_stops(
     assert memory.builds == 1 and memory.prefetch_hits == 1
     assert "Beth lives in Lisbon" in last_request_text(h)
     await h.agent.drain()
+
+
+async def test_a_partial_that_arrives_after_its_turn_began_costs_nothing(
+    make_harness, memory: LongTermMemory
+) -> None:
+    h = await make_harness(answer)
+    h.agent.memory = memory
+    done = prepared(memory)
+    await h.say(KEYS, person="alice")
+    assert memory.builds == 1
+    # late: the turn for these words has recalled already; then a new utterance's pause
+    h.bus.publish(USER_PARTIAL, PartialTranscript(text=KEYS, person="alice", speech_start=1.0))
+    for _ in range(5):  # let the agent take the late partial on its own (loop turns, no time)
+        await asyncio.sleep(0)
+    h.bus.publish(USER_PARTIAL, PartialTranscript(text=SISTER, person="alice", speech_start=9.0))
+    assert await asyncio.wait_for(done.get(), 10) == SISTER  # the late one was skipped
+    assert done.empty() and memory.builds == 2
+    await h.agent.drain()
