@@ -98,7 +98,15 @@ class BM25Turns:
 
 BEFORE = Shares(summary=0.1, recent=0.3, evidence=True, backfill_recent=True, evidence_k=60)
 BEFORE_WEIGHTS = ScoreWeights(
-    lexical=0.3, person=0.05, speaker=0.0, link=0.0, named_people=False, candidates=100
+    lexical=0.3,
+    person=0.05,
+    speaker=0.0,
+    link=0.0,
+    named_people=False,
+    candidates=100,
+    hop_seeds=8,
+    hop_terms=3,
+    redundancy=0.0,
 )
 
 Step = Callable[[Shares, ScoreWeights], tuple[Shares, ScoreWeights]]
@@ -135,10 +143,18 @@ def _choices(ours: Shares, weights: ScoreWeights) -> dict[str, tuple[Shares, Sco
         ("sequels", shares(sequels=True)),
         ("v4: dedupe per person", shares(dedupe_by_person=True)),
         ("v4: recent share 0.05", shares(recent=ours.recent)),
-        ("v4: no name hops", shares(hops=ours.hops)),
+        ("v4: no name hops", shares(hops=False)),
         ("v4: person prior x3", weighs(person=weights.person)),
         ("v4: lexical 0.15", weighs(lexical=weights.lexical)),
         ("v4: speaker prior x2", weighs(speaker=weights.speaker)),
+        ("v4: redundancy 0.3", weighs(redundancy=weights.redundancy)),
+        (
+            "v4: name hops, 2 results, 1 name",
+            both(
+                shares(hops=ours.hops),
+                weighs(hop_seeds=weights.hop_seeds, hop_terms=weights.hop_terms),
+            ),
+        ),
     ]
     out: dict[str, tuple[Shares, ScoreWeights]] = {"before (v1 hybrid)": (BEFORE, BEFORE_WEIGHTS)}
     s, w = BEFORE, BEFORE_WEIGHTS
@@ -148,7 +164,12 @@ def _choices(ours: Shares, weights: ScoreWeights) -> dict[str, tuple[Shares, Sco
     # Tried and not kept: each on top of the final builder.
     out["tried: + neighbours"] = (replace(s, neighbours=5), w)
     out["tried: + feedback scan"] = (replace(s, feedback=True), w)
-    out["tried: + name hops"] = (replace(s, hops=True), w)
+    out["tried: name hops, 8 results, 3 names"] = (
+        s,
+        w.model_copy(update={"hop_seeds": 8, "hop_terms": 3}),
+    )
+    out["tried: redundancy 0.15"] = (s, w.model_copy(update={"redundancy": 0.15}))
+    out["tried: redundancy 0.5"] = (s, w.model_copy(update={"redundancy": 0.5}))
     out["tried: dedupe by text only"] = (replace(s, dedupe_by_person=False), w)
     out["tried: recency x4"] = (s, w.model_copy(update={"recency": 4 * w.recency}))
     out["tried: no summary, no recent"] = (replace(s, recent=0.0, summary=0.0), w)
@@ -317,6 +338,7 @@ def _index_recall(mem: Memory, vectors: list[np.ndarray], k: int) -> float:
     """Share of the exact top `k` (by score) that the index's search returns."""
     held = mem.index.rowids()
     everything = mem.index.vectors(["alice"], held)
+    everything = everything[np.any(everything, axis=1)]  # only alice's partition is asked
     found = []
     for v in vectors:
         exact = np.einsum("ij,j->i", everything, v)

@@ -199,8 +199,7 @@ class BudgetedStrategy:
         # Headers are reserved per group at packing; when interleaved groups repeat one,
         # the least relevant evidence goes until the context fits again (rare).
         while shown and used + sum(pack.cost(i.text, i.image_path) for i in shown) > pack.budget:
-            worst = min(range(len(evidence)), key=lambda j: (evidence[j][0].score, -j))
-            evidence.pop(worst)
+            evidence.pop()  # taken in rank order: the last is the least relevant
             shown = self._evidence_items(evidence)
         items.extend(shown)
         items.extend(recent_items)
@@ -326,7 +325,7 @@ class BudgetedStrategy:
         """The newest turns that fit under `cap`, oldest first. Stops at the first turn
         that does not fit, so the window stays contiguous."""
         out: list[tuple[StoredTurn, str | None]] = []
-        batch = 32
+        batch = 8  # a small share needs a few turns; a long window doubles its way there
         while True:
             turns = self.store.recent_turns(request.person, batch, until=request.now, before=before)
             for st in turns:  # newest first
@@ -341,6 +340,7 @@ class BudgetedStrategy:
                 out.insert(0, (st, image))
             if len(turns) < batch:
                 return out
+            batch = min(2 * batch, 256)
 
 
 SHARES: dict[str, Shares] = {
@@ -348,7 +348,7 @@ SHARES: dict[str, Shares] = {
     "summary": Shares(summary=0.25, recent=1.0, evidence=False, backfill_recent=False),
     "retrieval": Shares(summary=0.0, recent=0.0, evidence=True, backfill_recent=False),
     # Most questions are about long ago (docs/memory.md, the ablation): a small recent
-    # share, and no name hops (on people's real wording they follow the wrong names).
+    # share, and name hops only from the two best results (ScoreWeights.hop_seeds).
     "hybrid": Shares(
         summary=0.05,
         recent=0.05,
@@ -356,7 +356,7 @@ SHARES: dict[str, Shares] = {
         backfill_recent=True,
         evidence_k=150,
         compact=True,
-        hops=False,
+        hops=True,
         sequels=True,
         dedupe=True,
         dedupe_by_person=True,

@@ -751,6 +751,24 @@ class PgVectorIndex:
         )  # fmt: skip
         return {int(r): float(s) for r, s in rows}
 
+    def vectors(self, keys: Iterable[str], rowids: Iterable[int]) -> np.ndarray:
+        """The stored vectors of `rowids`, one row each in their order; a rowid the asker
+        may not see gets a row of zeros."""
+        ids = [int(r) for r in rowids]
+        out = np.zeros((len(ids), self.dim), np.float32)
+        if not ids:
+            return out
+        person = _keys_person(keys)
+        rows = self.store._select(
+            f"SELECT v.turn, v.vec FROM vectors v JOIN turns t ON t.rowid = v.turn "
+            f"WHERE v.turn = ANY(%(ids)s) AND v.model = %(model)s AND {visible_clause(person)}",
+            {"ids": ids, "model": self.model, "person": person},
+        )
+        at = {rowid: i for i, rowid in enumerate(ids)}
+        for rowid, vec in rows:  # pgvector's Vector, or an array where the type is registered
+            out[at[int(rowid)]] = vec.to_numpy() if hasattr(vec, "to_numpy") else vec
+        return out
+
     def search(
         self,
         query: np.ndarray,

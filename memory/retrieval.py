@@ -34,6 +34,11 @@ class ScoreWeights(BaseModel):
     recency: float = 0.05
     person: float = 0.15  # questions are mostly about the asker's own life
     place: float = 0.15
+    # Ranking order only: each result is placed by its score minus this times its cosine to
+    # the speaker's closest later turn among the results, so a line said ten times ("the
+    # beaches looked amazing") fills the budget once, and an updated fact shows its newest.
+    redundancy: float = 0.3
+    redundancy_pool: int = 50  # best results reordered for redundancy, at least
     recency_half_life_s: float = 7 * 24 * 3600.0
     candidates: int = 250  # per channel (semantic, lexical) before fusion
     lexical_postings: int = 1500  # rowids the lexical channel reads per query, at most
@@ -42,8 +47,8 @@ class ScoreWeights(BaseModel):
     named: float = 0.15  # turns of a person the query names ("what did Bob say ...")
     named_people: bool = True  # look for people's names in the query at all
     link: float = 0.5  # a turn reached by a second hop: weight of the seed's score
-    hop_seeds: int = 8  # best results whose names are followed
-    hop_terms: int = 3  # names followed per query, at most
+    hop_seeds: int = 2  # best results whose names are followed (more follow wrong names)
+    hop_terms: int = 1  # names followed per query, at most
     feedback: float = 0.5  # link of a turn found by the feedback scan: its cosine x this
     feedback_seeds: int = 3
     feedback_candidates: int = 30
@@ -177,10 +182,44 @@ class Retriever:
             self._feedback(keys, allowed, exclude, qvec, ctx, scored, rows, semantic, lexical)
         if sequels and _AFTER.search(query):
             self._sequel(keys, exclude, qvec, ctx, scored, rows, semantic, lexical)
-        ranked = sorted(
-            (-score, rows[r][2], rows[r][0], r) for r, (score, _) in scored.items()
-        )  # best first; ties: older first, then id (deterministic)
+        # Best first; ties: older first, then id (deterministic).
+        ranked = sorted((-score, rows[r][2], rows[r][0], r) for r, (score, _) in scored.items())
+        if w.redundancy > 0:  # within a pool, so the first results do not depend on k
+            ranked = self._diversified(ranked[: max(k, w.redundancy_pool)], rows, keys, w)
         return self._results(ranked[:k], scored, set(query_terms(query)), now, explain)
+
+    def _diversified(
+        self,
+        ranked: list[tuple[float, float, str, int]],
+        rows: dict[int, Row],
+        keys: list[str],
+        w: ScoreWeights,
+    ) -> list[tuple[float, float, str, int]]:
+        """`ranked` reordered by score minus `redundancy` x the cosine to the closest later
+        turn of the same speaker (a person, or the robot talking to them): a line said
+        again, or a fact restated with a new value ("the clutch needs replacing" ... "the
+        alternator needs replacing"), gives way to its newest version. A later turn counts
+        only if it stays ahead of the one it pushes down (its score at least that one's
+        value), so nothing sinks below the version that replaced it. Other people's alike
+        words are not redundant: theirs is another life. Scores are unchanged."""
+        ids = [r for *_, r in ranked]
+        newest_first = np.lexsort((ids, [rows[r][2] for r in ids]))[::-1]
+        vecs = self.index.vectors(keys, [ids[i] for i in newest_first])
+        scores = -np.array([ranked[i][0] for i in newest_first])
+        speakers = [(rows[ids[i]][1], rows[ids[i]][4]) for i in newest_first]
+        closest = np.zeros(len(ids))
+        for speaker in set(speakers):
+            mine = [n for n, who in enumerate(speakers) if who == speaker]
+            own, own_scores, at = vecs[mine], scores[mine], newest_first[mine]
+            # Row by row: small products stay on one thread, where one 150 x 150 product
+            # spreads over OpenBLAS threads that then spin through the rest of the build.
+            for n in range(1, len(mine)):
+                alike = own[:n] @ own[n]
+                ahead = own_scores[:n] >= own_scores[n] - w.redundancy * alike
+                if ahead.any():
+                    closest[at[n]] = max(0.0, float(alike[ahead].max()))
+        value = -np.array([neg for neg, *_ in ranked]) - w.redundancy * closest
+        return [ranked[i] for i in np.argsort(-value, kind="stable")]
 
     def _results(
         self,
@@ -314,6 +353,7 @@ class Retriever:
         w = self.weights
         best = [r for r in sorted(scored, key=lambda r: -scored[r][0]) if rows[r][4] == "user"]
         seeds = self.index.vectors(keys, best[: w.feedback_seeds])
+        seeds = seeds[np.any(seeds, axis=1)]  # rows without a vector come back as zeros
         if len(seeds) == 0:
             return
         moved = qvec + seeds.mean(axis=0)

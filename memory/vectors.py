@@ -293,17 +293,18 @@ class VectorIndex:
         return out
 
     def vectors(self, keys: Iterable[str], rowids: Iterable[int]) -> np.ndarray:
-        """The stored vectors of `rowids` found in the partitions `keys`."""
+        """The stored vectors of `rowids`, one row each in their order; a rowid not in the
+        partitions `keys` gets a row of zeros."""
         wanted = np.fromiter(rowids, np.int64)
-        out: list[np.ndarray] = []
+        out = np.zeros((len(wanted), self.dim), np.float32)
         with self._lock:
             for key in keys:
                 part = self._parts.get(key)
                 if part is None or part.n == 0 or len(wanted) == 0:
                     continue
                 pos, found = part.locate(wanted)
-                out.append(part.vecs[pos[found]])
-        return np.concatenate(out) if out else np.zeros((0, self.dim), np.float32)
+                out[found] = part.vecs[pos[found]]
+        return out
 
     def search(
         self,

@@ -161,3 +161,52 @@ def test_a_persons_words_outrank_the_robots_generic_reply(mem: Memory) -> None:
     )
     got = mem.search("Which group do I like best?", person="alice", k=2)
     assert got[0].turn_id == "t1" and got[0].parts["speaker"] == 1.0
+
+
+def test_a_restated_fact_ranks_its_newest_version_first(mem: Memory) -> None:
+    mem.add_turns(
+        [
+            turn(1, "The garage called: the clutch needs replacing, the car is off the road."),
+            turn(2, "I made a big pot of soup yesterday."),
+            turn(3, "The traffic this morning was unbelievable."),
+            turn(40, "The garage called: the alternator needs replacing, the car is off the road."),
+        ]
+    )
+    question = "What is wrong with my vehicle?"
+    assert [r.turn_id for r in mem.search(question, person="alice", k=2)] == ["t40", "t3"]
+    # The older wording scores higher on its own; only its newer version pushes it down.
+    mem.retriever.weights = mem.retriever.weights.model_copy(update={"redundancy": 0.0})
+    assert mem.search(question, person="alice", k=1)[0].turn_id == "t1"
+
+
+def test_a_line_said_again_and_again_leaves_room_for_other_evidence(mem: Memory) -> None:
+    beach = "My friend sent me photos from her holiday, the beaches looked amazing."
+    mem.add_turns(
+        [
+            turn(1, beach),
+            turn(2, beach + " Work has been hectic."),
+            turn(3, beach + " I made soup."),
+            turn(4, beach),
+            turn(5, "Anything above twenty-five degrees and I'm hiding indoors."),
+            turn(6, beach + " The traffic was awful."),
+        ]
+    )
+    question = "Is a beach holiday in August a good idea for me?"
+    top = mem.search(question, person="alice", k=6)
+    assert [r.turn_id for r in top[:2]] == ["t6", "t5"]  # the newest repeat, then the hint
+    assert [r.score for r in top] != sorted((r.score for r in top), reverse=True)
+    mem.retriever.weights = mem.retriever.weights.model_copy(update={"redundancy": 0.0})
+    assert mem.search(question, person="alice", k=6)[-1].turn_id == "t5"
+
+
+def test_the_robots_echo_does_not_push_the_persons_own_words_down(mem: Memory) -> None:
+    mem.add_turns(
+        [
+            turn(1, "I parked the car on level three, next to the lifts."),
+            turn(
+                2, "Noted: you parked the car on level three, next to the lifts.", speaker="robot"
+            ),
+            turn(3, "The traffic this morning was unbelievable."),
+        ]
+    )
+    assert mem.search("Where did I park the car?", person="alice", k=1)[0].turn_id == "t1"
