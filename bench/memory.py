@@ -175,10 +175,7 @@ def _choices(ours: Shares, weights: ScoreWeights) -> dict[str, tuple[Shares, Sco
     out["tried: no summary, no recent"] = (replace(s, recent=0.0, summary=0.0), w)
     out["tried: person x5/3"] = (s, w.model_copy(update={"person": 0.25}))
     out["tried: semantic 0.8"] = (s, w.model_copy(update={"semantic": 0.8}))
-    out["tried: 500 candidates"] = (
-        replace(s, evidence_k=300),
-        w.model_copy(update={"candidates": 500}),
-    )
+    out["tried: 500 candidates"] = (s, w.model_copy(update={"candidates": 500}))
     return out
 
 

@@ -205,12 +205,13 @@ class Retriever:
         ids = [r for *_, r in ranked]
         newest_first = np.lexsort((ids, [rows[r][2] for r in ids]))[::-1]
         vecs = self.index.vectors(keys, [ids[i] for i in newest_first])
-        scores = -np.array([ranked[i][0] for i in newest_first])
+        score = -np.array([neg for neg, *_ in ranked])
         speakers = [(rows[ids[i]][1], rows[ids[i]][4]) for i in newest_first]
         closest = np.zeros(len(ids))
         for speaker in set(speakers):
             mine = [n for n, who in enumerate(speakers) if who == speaker]
-            own, own_scores, at = vecs[mine], scores[mine], newest_first[mine]
+            at = newest_first[mine]
+            own, own_scores = vecs[mine], score[at]
             # Row by row: small products stay on one thread, where one 150 x 150 product
             # spreads over OpenBLAS threads that then spin through the rest of the build.
             for n in range(1, len(mine)):
@@ -218,7 +219,7 @@ class Retriever:
                 ahead = own_scores[:n] >= own_scores[n] - w.redundancy * alike
                 if ahead.any():
                     closest[at[n]] = max(0.0, float(alike[ahead].max()))
-        value = -np.array([neg for neg, *_ in ranked]) - w.redundancy * closest
+        value = score - w.redundancy * closest
         return [ranked[i] for i in np.argsort(-value, kind="stable")]
 
     def _results(

@@ -74,6 +74,14 @@ def prepared(ltm: LongTermMemory) -> asyncio.Queue[str]:
     return done
 
 
+async def speculating(make_harness: Any, memory: LongTermMemory) -> tuple[Any, asyncio.Queue[str]]:
+    """A harness whose agent recalls from `memory`, and the words of each speculative
+    recall it finishes."""
+    h = await make_harness(answer)
+    h.agent.memory = memory
+    return h, prepared(memory)
+
+
 def last_request_text(h: Any) -> str:
     return str(h.backend.requests[-1]["messages"][-1]["content"])
 
@@ -81,9 +89,7 @@ def last_request_text(h: Any) -> str:
 async def test_a_pause_that_was_the_end_gives_one_context_built_before_the_endpoint(
     make_harness, memory: LongTermMemory
 ) -> None:
-    h = await make_harness(answer)
-    h.agent.memory = memory
-    done = prepared(memory)
+    h, done = await speculating(make_harness, memory)
     h.bus.publish(USER_PARTIAL, PartialTranscript(text=SISTER, person="alice", speech_start=1.0))
     assert await asyncio.wait_for(done.get(), 10) == SISTER
     assert memory.builds == 1 and not h.backend.requests  # before the endpoint
@@ -100,9 +106,7 @@ async def test_a_pause_that_was_the_end_gives_one_context_built_before_the_endpo
 async def test_words_that_changed_after_the_pause_are_recalled_afresh(
     make_harness, memory: LongTermMemory
 ) -> None:
-    h = await make_harness(answer)
-    h.agent.memory = memory
-    done = prepared(memory)
+    h, done = await speculating(make_harness, memory)
     h.bus.publish(USER_PARTIAL, PartialTranscript(text=SISTER, person="alice", speech_start=1.0))
     await asyncio.wait_for(done.get(), 10)
     await h.say(KEYS, person="alice")  # the person went on: the final words differ
@@ -116,9 +120,7 @@ async def test_words_that_changed_after_the_pause_are_recalled_afresh(
 async def test_a_partial_for_one_person_is_never_used_for_another(
     make_harness, memory: LongTermMemory
 ) -> None:
-    h = await make_harness(answer)
-    h.agent.memory = memory
-    done = prepared(memory)
+    h, done = await speculating(make_harness, memory)
     h.bus.publish(USER_PARTIAL, PartialTranscript(text=SISTER, person="alice", speech_start=1.0))
     await asyncio.wait_for(done.get(), 10)
     await h.say(SISTER, person="bob")  # the same words, in Bob's voice
@@ -131,9 +133,7 @@ async def test_a_partial_for_one_person_is_never_used_for_another(
 async def test_the_newest_partial_wins_and_a_failing_one_is_never_fatal(
     make_harness, memory: LongTermMemory
 ) -> None:
-    h = await make_harness(answer)
-    h.agent.memory = memory
-    done = prepared(memory)
+    h, done = await speculating(make_harness, memory)
     calls: list[str] = []
     build = memory._build
 
@@ -179,9 +179,7 @@ async def test_a_spoken_question_has_its_memories_ready_when_the_person_stops(
     from omni_agent.speech.voices import feed_mic, silence
 
     asr, person = speech_models
-    h = await make_harness(answer)
-    h.agent.memory = memory
-    done = prepared(memory)
+    h, done = await speculating(make_harness, memory)
     partials, finals = h.bus.subscribe(USER_PARTIAL), h.bus.subscribe(USER_TEXT)
     async with Listener(h.bus, VadConfig(), asr, ListenerConfig(person="alice")):
         t = await feed_mic(h.bus, silence(0.3) + person.say(SISTER), speed=None, t0=10.0)
@@ -203,9 +201,7 @@ async def test_a_spoken_question_has_its_memories_ready_when_the_person_stops(
 async def test_a_partial_that_arrives_after_its_turn_began_costs_nothing(
     make_harness, memory: LongTermMemory
 ) -> None:
-    h = await make_harness(answer)
-    h.agent.memory = memory
-    done = prepared(memory)
+    h, done = await speculating(make_harness, memory)
     await h.say(KEYS, person="alice")
     assert memory.builds == 1
     # late: the turn for these words has recalled already; then a new utterance's pause
