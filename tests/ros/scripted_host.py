@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import os
 import re
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -82,7 +83,8 @@ async def ears(bus: Bus) -> None:
 async def run(bus: Bus, robot: Any, node: Any) -> None:
     import asyncio
 
-    config = load_config(environ={})
+    config = load_config(Path(node.config_file) if node.config_file else None, environ={})
+    robot.configure(config.safety)  # the envelope the robot checks again before moving
     model = ScriptedModel(float(os.environ.get(REPLY_ENV, "0.6")))
     client = ModelClient("http://scripted.test/v1", config.model, transport=model)
     live = node.open_live_view()  # None unless agent_node has live_view:=true
