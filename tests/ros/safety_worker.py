@@ -307,7 +307,7 @@ def main() -> int:
         if probe is not None:
             probe.executor_.shutdown()
             probe.destroy_node()
-        stop_processes(procs)
+        stop_processes(procs, timeout_s=WAIT_S)
         rclpy.try_shutdown()
     result["exit_codes"] = [p.returncode for p in procs]
     print(json.dumps(result, default=str), flush=True)

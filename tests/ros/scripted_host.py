@@ -27,6 +27,8 @@ from omni_agent.speech.vad import Endpointer, SpeechEnded
 from omni_agent.transport import CAMERA, MIC, USER_TEXT, Bus
 
 REPLY_ENV = "OMNI_TEST_MOVE_S"
+READY_TOPIC = "/test/agent_ready"
+"""Latched std_msgs/String: the agent has subscribed to its Bus and can take input."""
 CAMERA_TAG = re.compile(r"camera \d+x\d+")
 
 
@@ -90,6 +92,17 @@ async def run(bus: Bus, robot: Any, node: Any) -> None:
     live = node.open_live_view()  # None unless agent_node has live_view:=true
     agent = Agent(config, bus, robot, client, get_profile("llama-cpp"), on_event=live)
     try:
-        await asyncio.gather(agent.run(), ears(bus))
+        await asyncio.gather(agent.run(), ears(bus), _announce(agent, node))
     finally:
         await client.aclose()
+
+
+async def _announce(agent: Agent, node: Any) -> None:
+    """Tell the test probe (latched) once the agent listens: agent_node matches on ROS
+    before its host starts, so a probe must not send input before this."""
+    from std_msgs.msg import String
+
+    from ros_nodes import qos
+
+    await agent.ready.wait()
+    node.create_publisher(String, READY_TOPIC, qos.LATCHED).publish(String(data="ready"))
