@@ -65,8 +65,12 @@ class ActionNode(Node):
         safety = _config(config_file).safety
         self.zones, self.clearance = _site(safety, world)
         # 0 (the default) takes the config's limit; a parameter may only lower it
-        self.max_linear = self._limit("max_linear_speed", safety.max_linear_speed, "m/s")
-        self.max_angular = self._limit("max_angular_speed", safety.max_angular_speed, "rad/s")
+        self.max_linear = self._limit(
+            "max_linear_speed", float(p("max_linear_speed", 0.0).value), safety.max_linear_speed
+        )
+        self.max_angular = self._limit(
+            "max_angular_speed", float(p("max_angular_speed", 0.0).value), safety.max_angular_speed
+        )
         if not self.zones.keepout:
             self.get_logger().warning(
                 "no keep-out zones configured: goals are checked against the geofence only"
@@ -98,9 +102,9 @@ class ActionNode(Node):
         self.get_logger().warning("e-stop ENGAGED until a new release arrives on /estop")
         publish(self, self.status, String(data=self.blocked_by or "open"))
 
-    def _limit(self, name: str, configured: float, unit: str) -> float:
+    def _limit(self, name: str, asked: float, configured: float) -> float:
         """The config's limit, or the ROS parameter's where it is lower (never higher)."""
-        asked = float(self.declare_parameter(name, 0.0).value)
+        unit = "m/s" if "linear" in name else "rad/s"
         if asked > configured:
             self.get_logger().warning(
                 f"{name} {asked:g} {unit} exceeds the config's {configured:g} {unit}; "

@@ -106,3 +106,4 @@ async def _announce(agent: Agent, node: Any) -> None:
 
     await agent.ready.wait()
     node.create_publisher(String, READY_TOPIC, qos.LATCHED).publish(String(data="ready"))
+    node.get_logger().info("scripted agent ready")
