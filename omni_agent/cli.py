@@ -35,6 +35,7 @@ BENCH_PLUGINS = [
     "bench.faults",
     "bench.safety",
     "bench.speaker",
+    "bench.turns",
     "bench.fleet",
 ]
 
