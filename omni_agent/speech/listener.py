@@ -219,7 +219,9 @@ class Listener:
             )
             self._voice_so_far = (pause.voiced_bytes, identifying)
         task = asyncio.get_running_loop().create_task(
-            self._publish_partial(transcriber, future, identifying, self._speech_start)
+            self._publish_partial(
+                transcriber, future, identifying, self._speech_start, pause.voiced_bytes
+            )
         )
         self._partials.add(task)
         task.add_done_callback(self._partials.discard)
@@ -230,9 +232,13 @@ class Listener:
         future: Future[Transcript],
         identifying: asyncio.Future[Identification] | None,
         speech_start: float,
+        voiced_bytes: int,
     ) -> None:
         try:
             text = (await asyncio.wrap_future(future)).text
+            turn = self.endpointer.turn
+            if turn is not None and text and self._transcriber is transcriber:
+                turn.hear(voiced_bytes, text)  # "go to the ...": the turn policy keeps waiting
             person = (await identifying).person if identifying is not None else self.config.person
         except asyncio.CancelledError:
             if future.cancelled():
