@@ -231,11 +231,9 @@ class Policy:
         for t in range(self.check_ms, self.cap_ms, self.check_ms):
             if t > pause.length_ms:
                 return None
-            words_open = (
-                self.kind == "model+text"
-                and pause.text_ready_ms <= t
-                and pause.text is not None
-                and _unfinished(pause.text)
+            # model+text: "done" waits for the pause's words, and they must sound finished
+            words_open = self.kind == "model+text" and (
+                pause.text_ready_ms > t or pause.text is None or _unfinished(pause.text)
             )
             if not words_open and pause.probs.get(t, 0.0) >= self.threshold:
                 return t
@@ -305,12 +303,17 @@ def frontier(points: list[dict[str, Any]]) -> list[dict[str, Any]]:
 def budgets(curve: list[dict[str, Any]]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for budget in BUDGETS_MS:
-        within = [p for p in curve if p["delay_ms"]["median"] <= budget]
+        # one 20 ms VAD frame of slack: "silence 600 ms" ends 600-620 ms after the voice
+        within = [p for p in curve if p["delay_ms"]["median"] <= budget + 20]
         out[f"cutoff_at_{budget}ms"] = min((p["cutoff_rate"] for p in within), default=None)
     safe = [p for p in curve if p["cutoff_rate"] <= CUTOFF_BUDGET]
     best = min(safe, key=lambda p: p["delay_ms"]["median"], default=None)
     out["delay_at_5pct_cutoff_ms"] = best["delay_ms"] if best else None
-    out["operating_point"] = best["policy"] if best else None
+    out["operating_point_5pct"] = best["policy"] if best else None
+    # the default's rule: the fewest cut-offs within the 600 ms budget
+    within = [p for p in curve if p["delay_ms"]["median"] <= BUDGETS_MS[-1] + 20]
+    pick = min(within, key=lambda p: (p["cutoff_rate"], p["delay_ms"]["median"]), default=None)
+    out["operating_point_600ms"] = pick
     return out
 
 
@@ -389,7 +392,32 @@ def run_bench(renditions: int, use_asr: bool, show: bool) -> dict[str, Any]:
             else None
         ),
         "wall_s": round(time.perf_counter() - started, 1),
+        "clips": [_clip_row(clip, pauses) for clip, pauses in probed],
         "_curves": curves,
+    }
+
+
+def _clip_row(clip: Clip, pauses: list[Pause]) -> dict[str, Any]:
+    """What the probe saw in one clip: enough to replay any policy on it later."""
+    return {
+        "kind": clip.kind,
+        "text": clip.text,
+        "voice": clip.voice,
+        "rate": clip.rate,
+        "noise_dbfs": clip.noise_dbfs,
+        "end_s": round(clip.end, 3),
+        "pauses_put": [[round(a, 3), round(b, 3)] for a, b in clip.pauses],
+        "pauses_heard": [
+            {
+                "start_s": round(p.start, 3),
+                "length_ms": p.length_ms,
+                "p_done": {str(t): round(v, 3) for t, v in p.probs.items()},
+                "text": p.text,
+                "text_ready_ms": round(p.text_ready_ms),
+            }
+            for p in pauses
+            if p.length_ms >= CHECK_MS
+        ],
     }
 
 
@@ -438,8 +466,15 @@ def cmd_bench_turns(args: argparse.Namespace) -> int:
             f"{kind:11} cut-off at 300 ms: {_rate(fam['cutoff_at_300ms'])}, at 600 ms: "
             f"{_rate(fam['cutoff_at_600ms'])}; delay at 5% cut-off: "
             f"{at5['median'] if at5 else '-'} ms (p90 {at5['p90'] if at5 else '-'}) "
-            f"[{fam['operating_point'] or 'none'}]"
+            f"[{fam['operating_point_5pct'] or 'none'}]"
         )
+        pick = fam["operating_point_600ms"]
+        if pick:
+            print(
+                f"{'':11} fewest cut-offs within 600 ms: {pick['policy']}: "
+                f"{pick['cutoff_rate']:.1%} at {pick['delay_ms']['median']} ms "
+                f"(p90 {pick['delay_ms']['p90']})"
+            )
     print(f"written to {args.out} and {png}")
     return 0
 

@@ -208,7 +208,7 @@ class EndpointingConfig(Section):
     """The silence policy's endpoint."""
     check_ms: int = Field(200, ge=20, le=2000)
     """Silence before the model is first asked, then again at every multiple of it."""
-    threshold: float = Field(0.5, gt=0, lt=1)
+    threshold: float = Field(0.95, gt=0, lt=1)
     """The model's probability of "done" at or above which the turn ends."""
     max_wait_ms: int = Field(1600, ge=100, le=10_000)
     """Hard cap: after this much silence the turn ends whatever the model says."""

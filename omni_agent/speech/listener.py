@@ -91,6 +91,10 @@ class Listener:
         self.identified: list[Identification] = []
         self.config = config or ListenerConfig()
         self.endpointer = Endpointer(vad_config)
+        if self.endpointer.turn is not None:  # no pass at the pauses: no words to wait for
+            self.endpointer.turn.transcripts_expected = (
+                asr is not None and self.config.speculative_asr
+            )
         self._asr = asr
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="asr")
         self._transcriber: StreamingTranscriber | None = None
@@ -237,7 +241,7 @@ class Listener:
         try:
             text = (await asyncio.wrap_future(future)).text
             turn = self.endpointer.turn
-            if turn is not None and text and self._transcriber is transcriber:
+            if turn is not None and self._transcriber is transcriber:
                 turn.hear(voiced_bytes, text)  # "go to the ...": the turn policy keeps waiting
             person = (await identifying).person if identifying is not None else self.config.person
         except asyncio.CancelledError:

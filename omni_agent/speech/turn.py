@@ -10,8 +10,9 @@ turn model listens to the speech so far and says "done" or "keep listening":
   the last 8 s of audio. The file ships inside the `pipecat-ai` wheel, installed without
   its dependencies (Makefile); we run it on onnxruntime with faster-whisper's log-mel
   features, so none of pipecat is imported.
-- The partial transcript, when the pause's speculative ASR pass is back in time: a turn
-  that ends on "the", "and", "um" is not over, whatever the voice did.
+- The partial transcript of the pause (its speculative ASR pass): a turn that ends on
+  "the", "and", "um", or that whisper writes as trailing off ("..."), is not over,
+  whatever the voice did. With this policy the model's "done" waits for those words.
 - A hard cap: after `max_wait_ms` of silence the turn ends whatever the model says, so
   a person who stops mid-sentence still gets an answer.
 
@@ -61,6 +62,8 @@ def sounds_unfinished(text: str) -> bool:
     if re.search(r"(\.\.\.|\u2026)\s*$", text):
         return True  # whisper writes a trailing-off voice as "..."
     words = re.findall(r"[a-z']+", text.lower())
+    if words[-2:] == ["and", "then"]:
+        return True  # "we had lunch and then."
     return bool(words) and words[-1] in UNFINISHED_WORDS
 
 
@@ -75,7 +78,7 @@ class TurnConfig:
     ends on an unfinished word."""
     check_ms: int = 200
     """Silence before the model is first asked, then again every `check_ms`."""
-    threshold: float = 0.5
+    threshold: float = 0.95
     """Smart Turn's probability of "complete" at or above which the turn ends."""
     max_wait_ms: int = 1600
     """Hard cap: silence after which the turn ends whatever the model says."""
@@ -164,6 +167,9 @@ class EndOfTurn:
     """(voiced bytes, text): the speculative transcript of the speech up to a pause, named
     by where that speech ended, so a pass about an earlier pause is never taken for this
     one."""
+    transcripts_expected: bool = True
+    """A speculative pass runs at every pause (the listener has ASR). Without one the
+    model+text policy is the model alone."""
     last_probability: float | None = None
 
     def __post_init__(self) -> None:
@@ -174,16 +180,15 @@ class EndOfTurn:
         """The speculative transcript of the speech that ends at `voiced_bytes`."""
         self.transcript = (voiced_bytes, text)
 
-    def words_unfinished(self, voiced_bytes: int) -> bool:
-        """The transcript of this very pause is back, and it stops mid-sentence."""
-        heard = self.transcript
-        return heard is not None and heard[0] == voiced_bytes and sounds_unfinished(heard[1])
-
     def is_done(self, pcm: bytes, voiced_bytes: int, silence_ms: int) -> bool:
         """At a check of a pause (the cap is the endpointer's): does the turn end now?
         `pcm` is the speech so far with its silence; `voiced_bytes` names the pause."""
-        if self.config.policy == "model+text" and self.words_unfinished(voiced_bytes):
-            return False  # the words are not over: no need to ask the model
+        if self.config.policy == "model+text" and self.transcripts_expected:
+            heard = self.transcript
+            if heard is None or heard[0] != voiced_bytes:
+                return False  # the words of this pause are not back yet: listen on
+            if sounds_unfinished(heard[1]):
+                return False  # the words are not over: no need to ask the model
         assert self.model is not None
         self.last_probability = self.model.probability(pcm)
         return self.last_probability >= self.config.threshold

@@ -46,7 +46,9 @@ async def utterances_of(
     heard: list[UserUtterance] = []
     async with Listener(bus, vad, asr, ListenerConfig(person="ana")):
         t = await feed_mic(bus, silence(0.5) + clip, speed=None, t0=10.0)
-        await feed_mic(bus, marker + silence(2.5), speed=None, t0=t)
+        # more silence than the cap after the marker: its turn ends whatever the model says
+        cap_s = vad.turn.max_wait_ms / 1000 if vad.turn is not None else 0.3
+        await feed_mic(bus, marker + silence(cap_s + 0.5), speed=None, t0=t)
         while not heard or "thank" not in heard[-1].text.lower():
             heard.append(await asyncio.wait_for(out.get(), 60))
     return heard
@@ -65,11 +67,13 @@ def model_policy() -> VadConfig:
     return EndpointingConfig(policy="model").vad_config()
 
 
-async def test_a_pause_inside_a_sentence_does_not_cut_it(person, asr, smart_turn) -> None:
+@pytest.mark.parametrize("policy", ["model", "model+text"])
+async def test_a_pause_inside_a_sentence_does_not_cut_it(policy, person, asr, smart_turn) -> None:
     first, second = person.say("I want to go to the, um,"), person.say("kitchen, please.")
     clip = first + silence(0.6) + second + silence(2.0)
     marker = person.say(MARKER)
-    heard = await utterances_of(clip, marker, model_policy(), asr)
+    vad = EndpointingConfig(policy=policy).vad_config()
+    heard = await utterances_of(clip, marker, vad, asr)
     assert len(heard) == 2, [u.text for u in heard]
     assert "kitchen" in heard[0].text.lower() and "go to" in heard[0].text.lower()
     assert seconds_of(heard[0]) >= seconds(first) + 0.6 + seconds(second)
@@ -99,18 +103,23 @@ async def test_the_hard_cap_ends_a_turn_the_model_thinks_unfinished(
     heard = await utterances_of(clip, marker, vad, asr)
     assert len(heard) == 2, [u.text for u in heard]
     # without a cap within that silence, the next line joins the same turn
-    vad = VadConfig(turn=TurnConfig(policy="model", max_wait_ms=5000))
+    vad = VadConfig(turn=TurnConfig(policy="model", max_wait_ms=3000))
     joined = await utterances_of(clip, marker, vad, asr)
     assert len(joined) == 1, [u.text for u in joined]
 
 
-def test_a_transcript_ending_on_an_unfinished_word_keeps_the_turn_open(smart_turn) -> None:
-    turn = EndOfTurn(TurnConfig(policy="model+text", threshold=0.0), smart_turn)
+def test_the_model_s_done_waits_for_the_pause_s_words(smart_turn) -> None:
+    turn = EndOfTurn(TurnConfig(policy="model+text", threshold=0.01), smart_turn)
     pcm = silence(1.0)
-    assert turn.is_done(pcm, voiced_bytes=100, silence_ms=200)  # threshold 0: the model agrees
+    assert not turn.is_done(pcm, voiced_bytes=100, silence_ms=200)  # no words back yet
     turn.hear(100, "I want to go to the")
-    assert not turn.is_done(pcm, voiced_bytes=100, silence_ms=200)
-    # a transcript of an earlier pause says nothing about this one
+    assert not turn.is_done(pcm, voiced_bytes=100, silence_ms=400)
+    turn.hear(100, "I want to go to the kitchen.")
+    assert turn.is_done(pcm, voiced_bytes=100, silence_ms=600)
+    # the words of an earlier pause say nothing about this one
+    assert not turn.is_done(pcm, voiced_bytes=200, silence_ms=200)
+    # a listener with no ASR has no words to wait for: the model alone decides
+    turn.transcripts_expected = False
     assert turn.is_done(pcm, voiced_bytes=200, silence_ms=200)
 
 
@@ -120,6 +129,8 @@ def test_a_transcript_ending_on_an_unfinished_word_keeps_the_turn_open(smart_tur
         ("I want to go to the", True),
         ("So yesterday I went to the doctor and", True),
         ("Could you, um,", True),
+        ("We had lunch and then...", True),
+        ("We had lunch and then.", True),
         ("Go to the kitchen.", False),
         ("Thank you.", False),
         ("Turn it on", False),
@@ -135,3 +146,5 @@ def test_the_endpointing_section_picks_the_policy() -> None:
     assert silence.turn is None and silence.trailing_silence_ms == 600
     turn = EndpointingConfig(threshold=0.7, max_wait_ms=900).vad_config().turn
     assert turn == TurnConfig(policy="model+text", threshold=0.7, max_wait_ms=900)
+    # the section's defaults are the library's
+    assert EndpointingConfig().vad_config().turn == TurnConfig()
