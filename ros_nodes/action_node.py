@@ -20,7 +20,7 @@ The e-stop fails safe:
 Goals (PoseStamped) for Nav2 are forwarded from /agent/goal to /goal_pose only when they
 are in the map frame, finite, at floor height, inside the geofence and with the robot's
 footprint clear of every keep-out zone: the site's zones come from the same omni-agent
-config (and sim world) as the agent's envelope, independently of it.
+config (and site) as the agent's envelope, independently of it.
 """
 
 from __future__ import annotations
@@ -36,6 +36,7 @@ from std_msgs.msg import Bool, Header, String
 from omni_agent.config import ConfigError, load_config
 from omni_agent.kinematics import Kinematics, Zones
 from omni_agent.safety import SiteMap, site_zones
+from omni_agent.site import SiteError, load_site
 from ros_nodes import qos
 from ros_nodes.convert import Rejected, from_ros_pose, from_ros_twist, to_ros_twist
 from ros_nodes.runtime import NodeExit, main_for, publish
@@ -194,11 +195,9 @@ def _site(config_file: str, world: str) -> tuple[Zones, float]:
         raise NodeExit(f"action_node: {exc}") from None
     site = SiteMap()
     if world:
-        from sim.world import DEFAULT_WORLD, World, WorldError
-
         try:
-            site = World.load(DEFAULT_WORLD if world == "default" else Path(world)).site_map()
-        except WorldError as exc:
+            site = load_site(world).site_map()
+        except SiteError as exc:
             raise NodeExit(f"action_node: {exc}") from None
     return site_zones(config.safety, site), Kinematics.from_config(config.safety).clearance
 
