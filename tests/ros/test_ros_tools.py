@@ -89,7 +89,7 @@ def test_run_starts_the_sim_graph_and_stops_it_cleanly(sandbox: None, tmp_path: 
 
 def test_bench_ros_delivers_every_frame(sandbox: None, tmp_path: Path) -> None:
     report = tmp_path / "bench.json"
-    cmd = [sys.executable, "-m", "ros_nodes.bench", "run", "--seconds", "2", "--modes", "ours"]
+    cmd = [sys.executable, "-m", "bench.ros", "run", "--seconds", "2", "--modes", "ours"]
     out = subprocess.run(
         [*cmd, "--json", str(report)],
         capture_output=True,
