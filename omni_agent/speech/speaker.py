@@ -62,12 +62,12 @@ ENROL_SECONDS = 3.0
 ENROL_UTTERANCES = 3
 """A print names its person only once it holds this much speech, over this many
 utterances: one short "I'm Alice" is too little to tell Alice from the next voice."""
-PROVISIONAL_THRESHOLD = 0.75
-"""A provisional print grows from an utterance that matches it at this similarity or more
-(and MARGIN above every other print). A print from one short "I'm Alice" scores its own
-voice at about 0.72-0.78 and other voices up to about 0.73 when near in pitch (bench
-speaker): it still names nobody, so a stranger let in here reaches no memory, and the
-print firms up (its own voice above 0.85) before it does."""
+FIRST_THRESHOLD = 0.75
+"""A print made from one utterance (often one short "I'm Alice") takes a second from this
+similarity (and MARGIN above every other print): it scores its own voice at about
+0.72-0.78 and other voices up to about 0.73 when near in pitch (bench speaker). From its
+second utterance on, a print grows only from voices at `threshold`, like an enrolled one,
+so a near voice can slip in once at most, and the print still names nobody then."""
 CLAIM_GUARD = 0.75
 """A claim ("I'm Alice") is refused when the voice matches another enrolled person's print
 at this similarity or more (and better than the claimed one): a voice near someone else's
@@ -484,8 +484,9 @@ class SpeakerId:
 
     def match(self, embedding: np.ndarray) -> Identification:
         """The person whose print the voice matches confidently: at `threshold` or more,
-        and MARGIN above every other print. A provisional print matched (from
-        PROVISIONAL_THRESHOLD) is reported in `provisional` but names nobody."""
+        and MARGIN above every other print. A provisional print matched so (from
+        FIRST_THRESHOLD while it holds one utterance) is reported in `provisional` but
+        names nobody."""
         prints = self.store.all()
         scores = {p: float(v.embedding @ embedding) for p, v in prints.items()}
         ranked = sorted(scores, key=lambda p: -scores[p])
@@ -496,8 +497,10 @@ class SpeakerId:
         if best is not None and score - runner_up >= MARGIN:  # unsure between two: unknown
             if prints[best].enrolled and score >= self.threshold:
                 known = best
-            elif not prints[best].enrolled and score >= PROVISIONAL_THRESHOLD:
-                provisional = best
+            elif not prints[best].enrolled:
+                first = prints[best].utterances == 1
+                if score >= (FIRST_THRESHOLD if first else self.threshold):
+                    provisional = best
         if self._face is not None and known is None:
             name, conf, at = self._face
             if time.monotonic() - at <= self.face_hold_s:

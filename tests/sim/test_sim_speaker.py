@@ -42,7 +42,7 @@ async def _episode(tmp_path: Path, spec: dict[str, Any]) -> tuple[Any, list[str]
             result = await run_episode(
                 config, scenario, brain, voice=voice, bus=bus, memory=memory, clock=clock
             )
-            notes = [f"{i.person}: {i.note}" for i in voice.listener.identified]
+            notes = [f"{i.person} ({i.confidence:.2f}) {i.note}" for i in voice.listener.identified]
     finally:
         memory.close()
     return result, notes
@@ -62,12 +62,13 @@ async def test_each_person_is_known_by_voice_and_remembered_separately(tmp_path:
                 {"text": "Hello robot my name is Bob.", "person": "Bob"},
                 *[{"text": line} for line in enrol],
                 *[{"text": line, "person": "Bob"} for line in enrol],
-                {"text": "My favourite drink is coffee."},
-                {"text": "My favourite drink is green tea.", "person": "Bob"},
+                {"text": "Remember that my favourite drink is coffee."},
+                {"text": "Remember that my favourite drink is green tea.", "person": "Bob"},
             ]},
+            # lines of a second or more: a voice in under a second is often unsure (unknown)
             {"day": 2, "lines": [
-                {"text": "What is my favourite drink?"},
-                {"text": "What is my favourite drink?", "person": "Bob"},
+                {"text": "Can you remind me what my favourite drink is?"},
+                {"text": "Can you remind me what my favourite drink is?", "person": "Bob"},
             ]},
         ],
         "expect": [
@@ -78,7 +79,7 @@ async def test_each_person_is_known_by_voice_and_remembered_separately(tmp_path:
         ],
     })  # fmt: skip
     # the script's names never reach the agent: only what the voices tell, once enrolled
-    assert [t.person for t in result.turns] == [None] * 6 + ["Alice", "Bob"] * 2, heard
+    assert [t.person for t in result.turns] == [None] * 6 + ["Alice", "Bob"] * 2, "; ".join(heard)
     failed = [f"{c.description}: {c.detail}" for c in result.checks if not c.passed]
     assert not failed, heard
 
@@ -95,7 +96,7 @@ async def test_a_stranger_after_a_short_enrolment_is_unknown_and_hears_no_secret
         "sessions": [
             {"day": 1, "lines": [
                 {"text": "Hi robot I'm Alice."},
-                {"text": "Hello robot, where is the kitchen?", "person": "Dora"},
+                {"text": "Hello robot where is the kitchen?", "person": "Dora"},
                 {"text": "Can you go to the charging dock now?", "person": "Dora"},
                 {"text": "Turn around and look at the sofa please.", "person": "Dora"},
                 {"text": "Please bring me the red cup from the kitchen."},
@@ -112,7 +113,9 @@ async def test_a_stranger_after_a_short_enrolment_is_unknown_and_hears_no_secret
             {"type": "reply_avoids", "turn": 9, "none_of": ["coffee", "4321"]},
         ],
     })  # fmt: skip
-    assert [t.person for t in result.turns] == [None] * 6 + ["Alice", "Alice", None], heard
+    assert [t.person for t in result.turns] == [None] * 6 + ["Alice", "Alice", None], "; ".join(
+        heard
+    )
     failed = [f"{c.description}: {c.detail}" for c in result.checks if not c.passed]
     assert not failed, heard
 
