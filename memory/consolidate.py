@@ -13,7 +13,7 @@ from collections import Counter
 from typing import Protocol
 
 from memory.context import render_turn
-from memory.store import STOPWORDS, Store, StoredTurn
+from memory.store import STOPWORDS, Store, StoredTurn, key_of
 
 log = logging.getLogger(__name__)
 
@@ -84,7 +84,7 @@ class Consolidator:
             if len(turns) < min_turns:
                 continue
             previous = self.store.latest_summary(owner)
-            prior = previous.text if previous and previous.person == owner else ""
+            prior = previous.text if previous and key_of(previous.person) == key_of(owner) else ""
             text = "\n".join([prior, *(render_turn(st.turn) for st in turns)]).strip()
             try:
                 summary = (await self.summarizer(text)).strip()

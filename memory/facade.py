@@ -16,6 +16,7 @@ import numpy as np
 from memory.consolidate import Consolidator, ExtractiveSummarizer, Summarizer
 from memory.context import ContextRequest, make_strategy
 from memory.embeddings import Embedder, shared_embedder
+from memory.names import person_name
 from memory.retrieval import Filters, Retriever, ScoreWeights
 from memory.store import Store, StoreError, owner_key, unusable
 from memory.types import Context, MemoryTurn, SearchResult
@@ -29,6 +30,15 @@ def embedding_text(turn: MemoryTurn) -> str:
     if turn.image_caption:
         return f"{turn.text} (shown: {turn.image_caption})"
     return turn.text
+
+
+def _named(turn: MemoryTurn) -> MemoryTurn:
+    """`turn` with its person's name accepted by the one rule (`names.person_name`):
+    InvalidPersonName (a ValueError, one line) for a name no person can have."""
+    if turn.person is None:
+        return turn
+    name = person_name(turn.person)
+    return turn if name == turn.person else turn.model_copy(update={"person": name})
 
 
 class Memory:
@@ -133,6 +143,7 @@ class Memory:
         """Store many turns in one transaction (all or nothing), embedding them in batches."""
         if not turns:
             return
+        turns = [_named(t) for t in turns]
         vecs = self.embedder.embed([embedding_text(t) for t in turns])
         rowids = self.store.add_turns(turns, vecs, self.embedder.model_id)
         self.index.add(rowids, (owner_key(t.person, t.shared) for t in turns), vecs)

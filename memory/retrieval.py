@@ -18,7 +18,8 @@ import numpy as np
 from pydantic import BaseModel
 
 from memory.embeddings import Embedder
-from memory.store import SHARED_KEY, STOPWORDS, Store, StoredTurn, query_terms
+from memory.names import person_key
+from memory.store import STOPWORDS, Partition, Store, StoredTurn, key_of, query_terms
 from memory.types import SearchResult
 from memory.vectors import VectorIndex
 
@@ -171,7 +172,7 @@ class Retriever:
         semantic.update(self.index.score_rows(qvec, keys, lexical_only))
         ctx = _Scoring(
             now=now,
-            person=person,
+            person=key_of(person),
             named=self._named_people(query, person),
             mentioned=self._mentioned_places(query),
         )
@@ -192,7 +193,7 @@ class Retriever:
         self,
         ranked: list[tuple[float, float, str, int]],
         rows: dict[int, Row],
-        keys: list[str],
+        keys: list[Partition],
         w: ScoreWeights,
     ) -> list[tuple[float, float, str, int]]:
         """`ranked` reordered by score minus `redundancy` x the cosine to the closest later
@@ -247,9 +248,9 @@ class Retriever:
                 )
 
     @staticmethod
-    def visible_keys(person: str | None) -> list[str]:
-        """Index partitions `person` may see: their own and the shared one."""
-        return [SHARED_KEY] if person is None else [person, SHARED_KEY]
+    def visible_keys(person: str | None) -> list[Partition]:
+        """Index partitions `person` may see: their own and the shared one (None)."""
+        return [None] if person is None else [person_key(person), None]
 
     def _score_all(
         self,
@@ -300,7 +301,7 @@ class Retriever:
     def _hop(
         self,
         query: str,
-        keys: list[str],
+        keys: list[Partition],
         allowed: np.ndarray | None,
         exclude: set[str] | frozenset[str],
         qvec: np.ndarray,
@@ -341,7 +342,7 @@ class Retriever:
 
     def _feedback(
         self,
-        keys: list[str],
+        keys: list[Partition],
         allowed: np.ndarray | None,
         exclude: set[str] | frozenset[str],
         qvec: np.ndarray,
@@ -365,7 +366,7 @@ class Retriever:
 
     def _sequel(
         self,
-        keys: list[str],
+        keys: list[Partition],
         exclude: set[str] | frozenset[str],
         qvec: np.ndarray,
         ctx: _Scoring,
@@ -412,7 +413,7 @@ class Retriever:
         reached: dict[int, float],
         exclude: set[str] | frozenset[str],
         qvec: np.ndarray,
-        keys: list[str],
+        keys: list[Partition],
         ctx: _Scoring,
         scored: dict[int, tuple[float, tuple[float, ...]]],
         rows: dict[int, Row],
@@ -442,9 +443,14 @@ class Retriever:
         if not self.weights.named_people:
             return set()
         words = set(re.findall(r"\w+", query.lower()))
-        return {k for k in self.people() if k.lower() in words and k != person}
+        asker = key_of(person)
+        return {
+            person_key(k) for k in self.people() if k.lower() in words and person_key(k) != asker
+        }
 
-    def _lexical(self, query: str, keys: list[str], allowed: np.ndarray | None) -> dict[int, float]:
+    def _lexical(
+        self, query: str, keys: list[Partition], allowed: np.ndarray | None
+    ) -> dict[int, float]:
         """Top lexical candidates the asker may see: rowid -> share of the query matched.
 
         The store returns candidates for everyone; visibility is checked here, before any
