@@ -48,8 +48,9 @@ from memory.context import (
 )
 from memory.facade import Memory, embedding_text
 from memory.retrieval import Retriever, ScoreWeights
-from memory.store import Store, fts_query, key_of, owner_key
+from memory.store import Store, fts_query, key_of, owner_key, visible_where
 from memory.types import Context, ContextItem
+from memory.vectors import VectorIndex
 
 BUDGETS = (1000, 2000, 4000)
 COMPARED = ("ours", "bm25", "window")
@@ -69,7 +70,7 @@ class BM25Turns:
         match = fts_query(request.query)
         if match is None:
             return Context(items=[], tokens=0, budget=request.budget)
-        who = "(t.owner = ? OR t.shared = 1 OR t.person IS NULL)"
+        who = visible_where("?", "t")  # the store's own rule
         rows = self.db.execute(
             "SELECT t.rowid FROM turns_fts JOIN turns t ON t.rowid = turns_fts.rowid "
             f"WHERE turns_fts MATCH ? AND {who} AND t.time <= ? "
@@ -180,6 +181,7 @@ def _choices(ours: Shares, weights: ScoreWeights) -> dict[str, tuple[Shares, Sco
 
 
 def _builders(mem: Memory, ablate: bool) -> dict[str, ContextStrategy]:
+    assert isinstance(mem.store, Store), "the recall bench measures the SQLite backend"
     builders: dict[str, ContextStrategy] = {
         "ours": mem.strategy,
         "bm25": BM25Turns(mem.store),
@@ -333,8 +335,10 @@ def _fill(mem: Memory, dialogue: Dialogue, size: int, real_until: int) -> None:
 
 def _index_recall(mem: Memory, vectors: list[np.ndarray], k: int) -> float:
     """Share of the exact top `k` (by score) that the index's search returns."""
-    held = mem.index.rowids()
-    everything = mem.index.vectors(["alice"], held)
+    index = mem.index
+    assert isinstance(index, VectorIndex), "the scale bench measures the in-process index"
+    held = index.rowids()
+    everything = index.vectors(["alice"], held)
     everything = everything[np.any(everything, axis=1)]  # only alice's partition is asked
     found = []
     for v in vectors:

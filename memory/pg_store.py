@@ -37,11 +37,10 @@ from memory.store import (
     key_of,
     partition,
     query_terms,
+    visible_where,
 )
 from memory.types import MemoryTurn, Pose
 from memory.vectors import Partition
-
-URL_PREFIXES = ("postgresql://", "postgres://")
 
 # Default HNSW search breadth: measured with `omni-agent bench fleet` (recall@10 >= 0.98).
 DEFAULT_EF_SEARCH = 100
@@ -49,10 +48,6 @@ DEFAULT_EF_SEARCH = 100
 
 class MemoryDatabaseUnreachable(StoreError, ConnectionError):
     """The fleet's database did not answer: one line for the user, no traceback."""
-
-
-def is_postgres_url(path: str | Path) -> bool:
-    return isinstance(path, str) and path.startswith(URL_PREFIXES)
 
 
 def split_robot(url: str) -> tuple[str, str | None]:
@@ -206,14 +201,10 @@ _TURN_COLUMNS = (
 )
 _INSERT_COLUMNS = _TURN_COLUMNS.removeprefix("rowid, ") + ", robot, owner"
 
-# The isolation rule, in one place: own turns, shared turns, and turns with no owner.
-# `%(person)s` is the asker's `person_key`, compared with the rows' `owner` column.
-_VISIBLE_TO = "(t.owner = %(person)s OR t.shared OR t.person IS NULL)"
-_VISIBLE_SHARED = "(t.shared OR t.person IS NULL)"
-
 
 def visible_clause(person: str | None) -> str:
-    return _VISIBLE_SHARED if person is None else _VISIBLE_TO
+    """`store.visible_where` in this dialect: `%(person)s` is the asker's `person_key`."""
+    return visible_where(None if person is None else "%(person)s", "t")
 
 
 def _keys_person(keys: Iterable[Partition]) -> str | None:
@@ -589,6 +580,31 @@ class PgStore:
         for rowid, owner, shared, vec in rows:
             yield int(rowid), partition(owner, bool(shared)), np.asarray(vec, np.float32)
 
+    def vector_rowids(self, model: str) -> Iterator[tuple[int, Partition]]:
+        """(rowid, partition) of every turn embedded with `model`."""
+        rows = self._select(
+            "SELECT v.turn, t.owner, t.shared FROM vectors v "
+            "JOIN turns t ON t.rowid = v.turn WHERE v.model = %s",
+            (model,),
+        )
+        for rowid, owner, shared in rows:
+            yield int(rowid), partition(owner, bool(shared))
+
+    def vectors_of(
+        self, rowids: Sequence[int], model: str
+    ) -> list[tuple[int, Partition, np.ndarray]]:
+        """(rowid, partition, vector) of the given turns that have a `model` vector."""
+        rows = self._select(
+            "SELECT v.turn, t.owner, t.shared, v.vec FROM vectors v JOIN turns t "
+            "ON t.rowid = v.turn WHERE v.model = %s AND v.turn = ANY(%s)",
+            (model, [int(r) for r in rowids]),
+        )
+        return [(int(r), partition(o, bool(sh)), np.asarray(v, np.float32)) for r, o, sh, v in rows]
+
+    def vector_index(self, dim: int, model: str) -> PgVectorIndex:
+        """pgvector answers the searches: nothing is held in the robot's process."""
+        return PgVectorIndex(self, dim, model)
+
     def turns_without_vectors(self, model: str) -> list[StoredTurn]:
         rows = self._select(
             f"SELECT {_TURN_COLUMNS} FROM turns t WHERE NOT EXISTS "
@@ -617,17 +633,6 @@ class PgStore:
                 self._places = sorted(str(r[0]) for r in rows)
                 self._places_at = now
             return self._places
-
-    def score_rows(self, rowids: Iterable[int]
-                   ) -> dict[int, tuple[str, str | None, float, str | None]]:  # fmt: skip
-        """(id, person, time, place) per rowid: what scoring needs, without the text."""
-        ids = [int(r) for r in rowids]
-        if not ids:
-            return {}
-        rows = self._select(
-            "SELECT rowid, id, person, time, place FROM turns WHERE rowid = ANY(%s)", (ids,)
-        )
-        return {int(r[0]): (r[1], r[2], float(r[3]), r[4]) for r in rows}
 
     def scoring_rows(
         self, rowids: Iterable[int]
@@ -690,9 +695,9 @@ class PgStore:
 
     def facts(self, person: str | None) -> list[tuple[str, str | None, float]]:
         # facts have no shared flag
-        where = "t.person IS NULL" + ("" if person is None else " OR t.owner = %(person)s")
+        where = visible_where(None if person is None else "%(person)s", "t", shared=False)
         rows = self._select(
-            f"SELECT text, source_turn, time FROM facts t WHERE ({where}) ORDER BY id",
+            f"SELECT text, source_turn, time FROM facts t WHERE {where} ORDER BY id",
             {"person": _asker(person)},
         )
         return [(r[0], r[1], r[2]) for r in rows]
@@ -872,35 +877,3 @@ class PgVectorIndex:
         # Same order as the exact search: score, then rowid.
         out.sort(key=lambda rs: (-rs[1], rs[0]))
         return out
-
-
-def open_pg_memory(memory_cls: type, url: str, **kwargs: Any) -> Any:
-    """A `Memory` on PostgreSQL (called by `Memory.open` for postgresql:// URLs)."""
-    store = PgStore(url)
-    try:
-        return _pg_memory_class(memory_cls)(store, **kwargs)
-    except BaseException:
-        store.close()
-        raise
-
-
-_CLASSES: dict[type, type] = {}
-
-
-def _pg_memory_class(memory_cls: type) -> type:
-    """`Memory` with the vector index in the database instead of in process."""
-    if memory_cls not in _CLASSES:
-
-        def _load_index(self: Any) -> None:
-            from memory.facade import embedding_text
-
-            self.index = PgVectorIndex(self.store, self.embedder.dim, self.embedder.model_id)
-            self.retriever.index = self.index
-            # Turns without vectors (written by another tool): embed them now.
-            missing = self.store.turns_without_vectors(self.embedder.model_id)
-            if missing:
-                vecs = self.embedder.embed([embedding_text(st.turn) for st in missing])
-                self.store.add_vectors([st.rowid for st in missing], vecs, self.embedder.model_id)
-
-        _CLASSES[memory_cls] = type("PgMemory", (memory_cls,), {"_load_index": _load_index})
-    return _CLASSES[memory_cls]

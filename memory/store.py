@@ -37,6 +37,18 @@ def partition(owner: str | None, shared: bool) -> Partition:
     return None if shared or owner is None else owner
 
 
+def visible_where(asker: str | None, table: str = "", shared: bool = True) -> str:
+    """The isolation rule, in one place for every backend: a person sees their own rows
+    (`owner` is their `person_key`), shared rows and rows with no person. `asker` is the
+    placeholder of the asker's key in the dialect (`?`, `%(person)s`), None for nobody;
+    `shared=False` for a table without the flag (facts)."""
+    t = f"{table}." if table else ""
+    parts = ([f"{t}owner = {asker}"] if asker is not None else []) + (
+        [f"{t}shared"] if shared else []
+    )
+    return "(" + " OR ".join([*parts, f"{t}person IS NULL"]) + ")"
+
+
 def key_of(person: str | None) -> str | None:
     """The `owner` column value of a person (None: no person)."""
     return None if person is None else person_key(person)
@@ -709,11 +721,10 @@ class Store:
         )
 
     @staticmethod
-    def _visible(person: str | None) -> tuple[str, tuple[str, ...]]:
-        # Isolation rule, in one place: own turns, shared turns, and turns with no owner.
+    def _visible(person: str | None, shared: bool = True) -> tuple[str, tuple[str, ...]]:
         if person is None:
-            return "(shared = 1 OR person IS NULL)", ()
-        return "(owner = ? OR shared = 1 OR person IS NULL)", (person_key(person),)
+            return visible_where(None, shared=shared), ()
+        return visible_where("?", shared=shared), (person_key(person),)
 
     def get_turn(self, turn_id: str) -> StoredTurn | None:
         with self._lock:
@@ -900,6 +911,10 @@ class Store:
                     out.append((int(rowid), key, np.frombuffer(blob, np.float32)))
         return out
 
+    def vector_index(self, dim: int, model: str) -> None:
+        """None: `Memory` searches this store's vectors in process (memory/vectors.py)."""
+        return None
+
     def turns_without_vectors(self, model: str) -> list[StoredTurn]:
         with self._lock:
             rows = self._db.execute(
@@ -934,23 +949,6 @@ class Store:
                 ).fetchall()
                 self._places = sorted(str(r[0]) for r in rows)
             return self._places
-
-    def score_rows(
-        self, rowids: Iterable[int]
-    ) -> dict[int, tuple[str, str | None, float, str | None]]:
-        """(id, person, time, place) per rowid: what scoring needs, without the text."""
-        ids = list(rowids)
-        out = {}
-        with self._lock:
-            for start in range(0, len(ids), 500):
-                chunk = ids[start : start + 500]
-                marks = ",".join("?" * len(chunk))
-                for r in self._db.execute(
-                    f"SELECT rowid, id, person, time, place FROM turns WHERE rowid IN ({marks})",
-                    chunk,
-                ):
-                    out[int(r[0])] = (r[1], r[2], float(r[3]), r[4])
-        return out
 
     def people_after(self, rowid: int) -> tuple[set[str], int]:
         """People with turns after `rowid`, and the newest rowid (where to ask on from)."""
@@ -1024,8 +1022,7 @@ class Store:
         return [r[0] for r in rows]
 
     def facts(self, person: str | None) -> list[tuple[str, str | None, float]]:
-        where, args = self._visible(person)
-        where = where.replace("shared = 1 OR ", "")  # facts have no shared flag
+        where, args = self._visible(person, shared=False)  # facts have no shared flag
         with self._lock:
             rows = self._db.execute(
                 f"SELECT text, source_turn, time FROM facts WHERE {where} ORDER BY id", args
