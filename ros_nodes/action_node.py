@@ -22,7 +22,7 @@ The e-stop fails safe, whoever publishes it (ros_nodes/estop.py):
 Goals (PoseStamped) for Nav2 are forwarded from /agent/goal to /goal_pose only when they
 are in the map frame, finite, at floor height, inside the geofence and with the robot's
 footprint clear of every keep-out zone: the site's zones come from the same omni-agent
-config (and sim world) as the agent's envelope, independently of it.
+config (and site) as the agent's envelope, independently of it.
 
 Limits come from that config too (safety.max_linear_speed, max_angular_speed): the ROS
 parameters of the same names may only tighten them, so a launch file cannot quietly let
@@ -44,6 +44,7 @@ from std_msgs.msg import Bool, Header, String
 from omni_agent.config import Config, ConfigError, SafetyConfig, load_config
 from omni_agent.kinematics import Kinematics, Zones
 from omni_agent.safety import SiteMap, site_zones
+from omni_agent.site import SiteError, load_site
 from ros_nodes import qos
 from ros_nodes.convert import Rejected, from_ros_pose, from_ros_twist, to_ros_twist
 from ros_nodes.estop import EStopLatch
@@ -232,11 +233,9 @@ def _site(safety: SafetyConfig, world: str) -> tuple[Zones, float]:
     """The zones and clearance of the agent's envelope, from the same config and world."""
     site = SiteMap()
     if world:
-        from sim.world import DEFAULT_WORLD, World, WorldError
-
         try:
-            site = World.load(DEFAULT_WORLD if world == "default" else Path(world)).site_map()
-        except WorldError as exc:
+            site = load_site(world).site_map()
+        except SiteError as exc:
             raise NodeExit(f"action_node: {exc}") from None
     return site_zones(safety, site), Kinematics.from_config(safety).clearance
 

@@ -28,7 +28,6 @@ from omni_agent.messages import Pose2D
 from ros_nodes import convert, qos
 from ros_nodes.graph import ACTION, SIM, stop_processes
 from ros_nodes.sandbox import assert_sandboxed
-from sim.world import DEFAULT_WORLD
 
 FAST = {"max_linear_speed": 1.5, "max_angular_speed": 3.0}
 STAIRS = {"name": "stairs", "x_min": 5.0, "y_min": -1.5, "x_max": 7.0, "y_max": 1.0}
@@ -278,15 +277,16 @@ def start(scenario: str, tmp: Path) -> list[subprocess.Popen[bytes]]:
         return [node(ACTION, {**FAST, "config_file": str(tmp / "agent.yaml")})]
     if scenario != "route":
         return [node(ACTION, {})]
-    world = yaml.safe_load(DEFAULT_WORLD.read_text())
-    world["robot_start"] = "charging dock"
-    (tmp / "world.yaml").write_text(yaml.safe_dump(world))
+    # the gate gets the shipped site, the simulator a world on that site
+    (tmp / "world.yaml").write_text(
+        yaml.safe_dump({"site": "default", "robot_start": "charging dock"})
+    )
     speeds = {**FAST, "navigate_speed": 1.5, "turn_speed": 3.0}
     (tmp / "agent.yaml").write_text(yaml.safe_dump({"safety": speeds}))
-    files = {"world": str(tmp / "world.yaml"), "config_file": str(tmp / "agent.yaml")}
+    config = {"config_file": str(tmp / "agent.yaml")}
     return [
-        node(ACTION, {**FAST, **files}),
-        node(SIM, {**FAST, **files, "odom_rate_hz": 50.0}),
+        node(ACTION, {**FAST, **config, "world": "default"}),
+        node(SIM, {**FAST, **config, "world": str(tmp / "world.yaml"), "odom_rate_hz": 50.0}),
     ]
 
 

@@ -91,7 +91,7 @@ def test_bench_ros_runs_and_reports_delivery(sandbox: None, tmp_path: Path) -> N
     """The bench's figures are the bench's (docs/ros2.md): here only that frames and audio
     cross and are reported; a busy machine drops best-effort frames."""
     report = tmp_path / "bench.json"
-    cmd = [sys.executable, "-m", "ros_nodes.bench", "run", "--seconds", "2", "--modes", "ours"]
+    cmd = [sys.executable, "-m", "bench.ros", "run", "--seconds", "2", "--modes", "ours"]
     out = subprocess.run(
         [*cmd, "--json", str(report)],
         capture_output=True,
