@@ -46,7 +46,7 @@ async def run_agent(bus: Bus, robot: RosRobot, node: AgentNode) -> None:
     config = load_config(Path(node.config_file) if node.config_file else None)
     site = site_map(node.world)
     try:
-        robot.configure(config.safety)  # the envelope's motion model, within the limits
+        robot.configure(config.safety, site)  # motion model and envelope, as the agent's
     except UserError as exc:
         raise NodeExit(f"agent_node: {exc}") from None
     robot.places.update(config.robot.places)

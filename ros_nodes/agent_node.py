@@ -209,6 +209,8 @@ class AgentNode(Node):
             self._drop(qos.LOCALIZATION, str(why).splitlines()[0])
 
     def _on_person(self, msg: Any) -> None:
+        from memory.names import InvalidPersonName, person_name
+
         name, confidence = msg.data.strip(), 1.0
         if name.startswith("{"):
             try:
@@ -217,8 +219,10 @@ class AgentNode(Node):
             except (ValueError, KeyError, TypeError) as why:
                 self._drop("person_topic", f"not a name or {{person, confidence}}: {why}")
                 return
-        if not name:
-            self._drop("person_topic", "empty person name; dropped")
+        try:  # the rule every store accepts names by: no control characters, not empty
+            name = person_name(name)
+        except InvalidPersonName as why:
+            self._drop("person_topic", f"{why}; dropped")
             return
         if self.speaker is not None:
             self.speaker.seen(name, confidence)
