@@ -60,7 +60,8 @@ class AgentNode(Node):
         self.speech = str(p("speech", "text").value)
         """text: utterances arrive as text; voice: VAD + ASR on /audio/mic, TTS out."""
         self.world = str(p("world", "").value)
-        """A sim world YAML (or "default"): its places and landmarks become known targets."""
+        """A site YAML (or "default", omni_agent/site.py): its places and landmarks become known
+        targets."""
         self.max_audio_s = float(p("max_audio_chunk_s", 1.0).value)
         use_compressed = bool(p("use_compressed", False).value)
         self.live_view = bool(p("live_view", False).value)
