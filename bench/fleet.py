@@ -202,7 +202,7 @@ def run_fleet_bench(url: str | None, size: int, queries: int, per_robot: int
     topics = rng.standard_normal((300, DIM)).astype(np.float32) / np.sqrt(DIM)
     with ExitStack() as stack:
         if url is None:
-            from omni_agent.testing.postgres import running_postgres
+            from bench.postgres import running_postgres
 
             pg = stack.enter_context(running_postgres())
             url = pg.new_database("bench")
@@ -264,8 +264,8 @@ def _print(report: dict[str, Any]) -> None:
 
 
 def cmd_bench_fleet(args: argparse.Namespace) -> int:
+    from bench.postgres import PgUnavailable
     from omni_agent.errors import UserError
-    from omni_agent.testing.postgres import PgUnavailable
 
     size = args.turns or (100_000 if args.big else 10_000)
     try:
