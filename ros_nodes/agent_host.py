@@ -1,23 +1,24 @@
-"""The default agent host for agent_node: omni_agent's Agent with the configured brain.
+"""The default agent host for agent_node: the whole product, assembled by omni_agent.runtime.
 
 Kept apart from agent_node so the node stays importable (and testable with other hosts)
-while the agent core evolves; this is the one place that knows the Agent's constructor.
+while the agent core evolves. The node brings its bus, its robot and its ROS parameters;
+everything else (brain, long-term memory, speech, speaker id) is what `open_runtime`
+builds for the simulator too.
 """
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from omni_agent.config import load_config
+from omni_agent.config import Config, load_config
 from omni_agent.errors import UserError
 from omni_agent.transport import Bus
 from ros_nodes.robot import RosRobot
 from ros_nodes.runtime import NodeExit
 
 if TYPE_CHECKING:
+    from omni_agent.brain import Brain
     from ros_nodes.agent_node import AgentNode
 
 
@@ -33,18 +34,39 @@ def site_map(world: str) -> Any:
         raise NodeExit(f"agent_node: {exc}") from None
 
 
-async def run_agent(bus: Bus, robot: RosRobot, node: AgentNode) -> None:
-    """The agent on the configured brain.
+def node_config(node: AgentNode) -> Config:
+    """The config file's settings, with the node's memory parameters over them (an empty
+    parameter keeps the file's value)."""
+    config = load_config(Path(node.config_file) if node.config_file else None)
+    update: dict[str, Any] = {}
+    if node.memory_db:
+        update["path"] = Path(node.memory_db)
+    if node.memory_url:
+        update["url"] = node.memory_url
+    if update:
+        try:
+            config.memory = config.memory.model_validate({**config.memory.model_dump(), **update})
+        except ValueError:  # pydantic's ValidationError: only the URL has a pattern
+            raise NodeExit(
+                f"agent_node: memory_url {node.memory_url!r} is not a postgresql:// URL"
+            ) from None
+    return config
+
+
+async def run_agent(bus: Bus, robot: RosRobot, node: AgentNode, brain: Brain | None = None) -> None:
+    """The agent on the configured brain (or `brain`), with long-term memory.
 
     speech "text": /user/utterance in, /speech/text out (no speech models needed);
-    speech "voice": also VAD + Whisper ASR on /audio/mic and TTS onto /speech/audio.
+    speech "voice": also the listener on /audio/mic (speaker id unless speaker_id:=false)
+    and the robot's voice on /speech/audio: the backend's own when it speaks, else TTS.
     """
     try:
-        from omni_agent.agent import Agent
-        from omni_agent.brain import open_brain
+        from omni_agent.runtime import open_runtime
     except ImportError as exc:
         raise NodeExit(f"agent_node: the agent core is not available ({exc})") from None
-    config = load_config(Path(node.config_file) if node.config_file else None)
+    if node.speech not in ("text", "voice"):
+        raise NodeExit(f"agent_node: speech must be 'text' or 'voice', not {node.speech!r}")
+    config = node_config(node)
     site = site_map(node.world)
     try:
         robot.configure(config.safety)  # the envelope's motion model, within the limits
@@ -54,39 +76,28 @@ async def run_agent(bus: Bus, robot: RosRobot, node: AgentNode) -> None:
     if site is not None:
         robot.places.update(site.landmarks)
         robot.places.update(site.places)
-    async with contextlib.AsyncExitStack() as stack:
-        extra: dict[str, Any] = {}
-        if node.speech == "voice":
-            speaker = node.open_speaker_id(config.memory.path)  # None unless speaker_id:=true
-            extra["speech"] = await stack.enter_async_context(_voice(bus, speaker))
-        elif node.speech != "text":
-            raise NodeExit(f"agent_node: speech must be 'text' or 'voice', not {node.speech!r}")
-        brain = await stack.enter_async_context(open_brain(config))
-        live = node.open_live_view(site)  # None unless the live_view parameter is set
-        agent = Agent(
-            config, bus, robot, brain.client, brain.profile, site=site, on_event=live, **extra
-        )
-        await agent.run()
-
-
-@contextlib.asynccontextmanager
-async def _voice(bus: Bus, speaker: Any = None) -> AsyncIterator[Any]:
-    """Listener (VAD + ASR, and speaker identification if given) on the mic and a TTS
-    output onto /speech/audio."""
-    from omni_agent.speech.asr import WhisperAsr
-    from omni_agent.speech.listener import Listener
-    from omni_agent.speech.models import ModelMissingError
-    from omni_agent.speech.outputs import TtsSpeechOutput
-    from omni_agent.speech.sinks import TopicSink
-
+    live = node.open_live_view(site)  # None unless the live_view parameter is set
     try:
-        listener = Listener(bus, asr=WhisperAsr(), speaker=speaker)
-        output = TtsSpeechOutput([TopicSink(bus)], bus=bus)
-    except ModelMissingError as exc:
-        raise NodeExit(f"agent_node: speech 'voice' needs the speech models: {exc}") from None
-    listener.start()
-    try:
-        yield output
-    finally:
-        await output.close()
-        await listener.close()
+        runtime = open_runtime(
+            config, bus, robot, brain=brain, voice=node.speech == "voice",
+            speaker_id=node.speaker_id, speaker_threshold=node.speaker_threshold,
+            voiceprints=Path(node.voiceprints) if node.voiceprints else None,
+            site=site, on_event=live, summarize=brain is None,
+        )  # fmt: skip
+        async with runtime as rt:
+            node.speaker = rt.speaker
+            node.forget = rt.forget
+            where = config.memory.url or config.memory.path
+            node.get_logger().info(f"long-term memory in {where}")
+            if rt.speaker is not None:
+                node.get_logger().info(
+                    f"speaker identification on, voiceprints in {rt.voiceprints}"
+                )
+            try:
+                await rt.agent.run()
+            finally:
+                node.forget = None
+                node.speaker = None
+    except UserError as exc:  # a missing model or package, an unusable memory URL
+        hint = " (or speaker_id:=false)" if "speaker" in str(exc).lower() else ""
+        raise NodeExit(f"agent_node: {exc}{hint}") from None

@@ -57,7 +57,7 @@ async def test_each_person_is_known_by_voice_and_remembered_separately(tmp_path:
     try:
         async with (
             instant_brain(config) as brain,
-            sim_voice(bus, tmp_path / "robot.wav", False, speaker=speaker) as voice,
+            sim_voice(bus, tmp_path / "robot.wav", brain.profile, speaker=speaker) as voice,
         ):
             result = await run_episode(
                 config, scenario, brain, voice=voice, bus=bus, memory=memory, clock=clock
