@@ -8,16 +8,19 @@ builds for the simulator too.
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from omni_agent.config import Config, load_config
 from omni_agent.errors import UserError
-from omni_agent.transport import Bus
+from omni_agent.messages import StateChange
+from omni_agent.transport import STATE, Bus
 from ros_nodes.robot import RosRobot
 from ros_nodes.runtime import NodeExit
 
 if TYPE_CHECKING:
+    from omni_agent.agent import Agent
     from omni_agent.brain import Brain
     from ros_nodes.agent_node import AgentNode
 
@@ -94,10 +97,28 @@ async def run_agent(bus: Bus, robot: RosRobot, node: AgentNode, brain: Brain | N
                     f"speaker identification on, voiceprints in {rt.voiceprints}"
                 )
             try:
-                await rt.agent.run()
+                await serve(rt.agent, bus)
             finally:
                 node.forget = None
                 node.speaker = None
     except UserError as exc:  # a missing model or package, an unusable memory URL
         hint = " (or speaker_id:=false)" if "speaker" in str(exc).lower() else ""
         raise NodeExit(f"agent_node: {exc}{hint}") from None
+
+
+async def serve(agent: Agent, bus: Bus) -> None:
+    """Run the agent. Once it listens, its state goes out on /agent/state (latched), so a
+    console or an operator knows that what is said from then on is heard: the models and
+    memory take a while to load, and an utterance before that reaches no one."""
+    running = asyncio.create_task(agent.run())
+    ready = asyncio.create_task(agent.ready.wait())
+    try:
+        await asyncio.wait({running, ready}, return_when=asyncio.FIRST_COMPLETED)
+        if agent.ready.is_set():
+            state = agent.machine.state.value
+            bus.publish(STATE, StateChange(state=state, previous=state, trigger="start"))
+        await running
+    finally:
+        for task in (running, ready):
+            task.cancel()
+        await asyncio.gather(running, ready, return_exceptions=True)

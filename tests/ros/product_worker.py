@@ -53,7 +53,11 @@ class Probe(Node):
         self.speech: list[str] = []
         self.audio: list[tuple[str, int]] = []
         self.forgotten: list[str] = []
+        self.states: list[str] = []
         self.subs = [
+            self.create_subscription(
+                String, qos.STATE, lambda m: self.states.append(m.data), qos.LATCHED
+            ),
             self.create_subscription(
                 String, qos.SPEECH_TEXT, lambda m: self.speech.append(m.data), qos.COMMAND
             ),
@@ -84,21 +88,39 @@ class Probe(Node):
             s.get_publisher_count() > 0 for s in self.subs
         )
 
-    def say(self, text: str, timeout: float = 60) -> str:
-        """Type a line; the robot's answer on /speech/text."""
+    def wait_listening(self, since: int, timeout: float) -> None:
+        """agent_node announces its state once the agent listens (latched)."""
+        self.spin_until(lambda: len(self.states) > since, timeout, "agent_node to listen")
+
+    def say(
+        self, text: str, answer: Callable[[str], bool], timeout: float, resend_s: float = 0
+    ) -> str:
+        """Type a line; the first new line on /speech/text that is its `answer`. Lines are
+        told apart by what they say, not by their order: with `resend_s` the line is typed
+        again while unanswered (a just-matched subscription may miss the first), and an
+        answer to an earlier try may come late."""
         n = len(self.speech)
-        self.user.publish(String(data=text))
-        self.spin_until(lambda: len(self.speech) > n, timeout, f"an answer to {text!r}")
-        return self.speech[n]
+        deadline = time.monotonic() + timeout
+
+        def answered() -> str | None:
+            return next((line for line in self.speech[n:] if answer(line)), None)
+
+        while True:
+            self.user.publish(String(data=text))
+            wait = deadline - time.monotonic()
+            try:
+                self.spin_until(lambda: answered() is not None, min(wait, resend_s or wait), "")
+                return answered() or ""
+            except TimeoutError:
+                if time.monotonic() >= deadline:
+                    raise TimeoutError(
+                        f"timed out after {timeout:g} s waiting for an answer to {text!r}"
+                    ) from None
 
     def greet(self, timeout: float) -> str:
-        """Say hello until the robot greets the person by name: agent_node is up and has
-        the face node's name (its messages and the typed line travel separately)."""
-        deadline = time.monotonic() + timeout
-        while True:
-            reply = self.say("Hello!", max(1.0, deadline - time.monotonic()))
-            if self.person in reply or time.monotonic() > deadline:
-                return reply
+        """Say hello until the robot greets the person by name: agent_node hears typed
+        lines and has the face node's name (those travel on their own topics)."""
+        return self.say("Hello!", lambda line: self.person in line, timeout, resend_s=5)
 
     def speak(self, pcm: bytes) -> None:
         """Audio into /audio/mic in 20 ms chunks, at about twice real time."""
@@ -149,30 +171,42 @@ def last_user_parts(body: dict[str, Any]) -> tuple[str, list[str]]:
     return text, [p.get("type", "") for p in content]
 
 
+def answers_keys(line: str) -> bool:
+    return "keys" in line or "know" in line
+
+
+def asking(bodies: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The requests for the question about the keys."""
+    return [b for b in bodies if ASKED in last_user_parts(b)[0]]
+
+
 def scenario_remember(probe: Probe, workdir: Path) -> dict[str, Any]:
     result: dict[str, Any] = {}
     node = start_agent(workdir)
     procs = [node]
     try:
         probe.spin_until(probe.matched, 60, "agent_node's topics to match")
-        result["greeting_1"] = probe.greet(90)
-        result["told"] = probe.say(TOLD)
+        probe.wait_listening(0, 120)
+        result["greeting_1"] = probe.greet(60)
+        result["told"] = probe.say(TOLD, lambda line: "remember" in line, 60)
         result["exit_1"] = stop(probe, node)
         result["rows_after_restart"] = memory_rows(workdir / "memory.db")
 
+        seen = len(probe.states)
         node = start_agent(workdir)  # a new process, the same memory file
         procs.append(node)
         probe.spin_until(probe.matched, 60, "the restarted agent_node's topics to match")
-        result["greeting_2"] = probe.greet(90)
-        result["asked"] = probe.say(ASKED)
-        text, kinds = last_user_parts(requests(workdir)[-1])
+        probe.wait_listening(seen, 120)
+        result["greeting_2"] = probe.greet(60)
+        result["asked"] = probe.say(ASKED, answers_keys, 60)
+        text, kinds = last_user_parts(asking(requests(workdir))[-1])
         result["request_text"], result["request_parts"] = text, kinds
 
         probe.forget.publish(String(data="Alice"))
         probe.spin_until(lambda: bool(probe.forgotten), 30, "the forget result")
         result["forget_result"] = probe.forgotten
         result["rows_after_forget"] = memory_rows(workdir / "memory.db")
-        result["asked_after_forget"] = probe.say(ASKED)
+        result["asked_after_forget"] = probe.say(ASKED, answers_keys, 60)
         result["exit_2"] = stop(probe, node)
     finally:
         stop_processes(procs)
@@ -198,12 +232,17 @@ def scenario_omni(probe: Probe, workdir: Path) -> dict[str, Any]:
     node = start_agent(workdir, "speech:=voice", f"config_file:={config}", brain="omni-double")
     try:
         probe.spin_until(probe.matched, 60, "agent_node's topics to match")
-        result["greeting"] = probe.greet(240)  # the speech models load first
+        probe.wait_listening(0, 300)  # the speech models load first
+        result["greeting"] = probe.greet(120)
         n_audio, n_speech = len(probe.audio), len(probe.speech)
         probe.speak(pcm)
-        probe.spin_until(lambda: len(probe.speech) > n_speech, 120, "an answer to the audio")
+        probe.spin_until(
+            lambda: any(answers_keys(line) for line in probe.speech[n_speech:]),
+            120,
+            "an answer to the spoken question",
+        )
         probe.spin_until(lambda: len(probe.audio) > n_audio, 60, "speech on /speech/audio")
-        result["answer"] = probe.speech[n_speech]
+        result["answer"] = next(line for line in probe.speech[n_speech:] if answers_keys(line))
         result["audio"] = probe.audio[n_audio:]
         heard = [r for r in requests(workdir) if "input_audio" in last_user_parts(r)[1]]
         result["audio_requests"] = len(heard)
@@ -227,7 +266,8 @@ def main() -> int:
         probe = Probe()
         result = run(probe, workdir)
     except TimeoutError as exc:
-        result = {"error": str(exc)}
+        assert probe is not None
+        result = {"error": str(exc), "states": probe.states, "speech": probe.speech}
     finally:
         if probe is not None:
             probe.executor_.shutdown()
