@@ -92,6 +92,10 @@ async def run_agent(bus: Bus, robot: RosRobot, node: AgentNode, brain: Brain | N
             node.forget = rt.forget
             where = config.memory.url or config.memory.path
             node.get_logger().info(f"long-term memory in {where}")
+            if rt.speech is not None:
+                hears = "hears" if rt.speech.modalities.hears else "reads transcripts"
+                voice = rt.speech.output.tts.name
+                node.get_logger().info(f"speech: the backend {hears}; robot voice: {voice}")
             if rt.speaker is not None:
                 node.get_logger().info(
                     f"speaker identification on, voiceprints in {rt.voiceprints}"
