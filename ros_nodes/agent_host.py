@@ -64,6 +64,8 @@ async def run_agent(bus: Bus, robot: RosRobot, node: AgentNode, brain: Brain | N
     and the robot's voice on /speech/audio: the backend's own when it speaks, else TTS.
     """
     try:
+        from memory.embeddings import ModelMissingError as EmbedderMissing
+        from memory.store import StoreError
         from omni_agent.runtime import open_runtime
     except ImportError as exc:
         raise NodeExit(f"agent_node: the agent core is not available ({exc})") from None
@@ -105,9 +107,11 @@ async def run_agent(bus: Bus, robot: RosRobot, node: AgentNode, brain: Brain | N
             finally:
                 node.forget = None
                 node.speaker = None
-    except UserError as exc:  # a missing model or package, an unusable memory URL
+    except UserError as exc:  # a missing model or package, an unreachable memory database
         hint = " (or speaker_id:=false)" if "speaker" in str(exc).lower() else ""
         raise NodeExit(f"agent_node: {exc}{hint}") from None
+    except (StoreError, EmbedderMissing) as exc:  # a memory file that cannot be used
+        raise NodeExit(f"agent_node: {exc}") from None
 
 
 async def serve(agent: Agent, bus: Bus) -> None:

@@ -4,11 +4,15 @@ ROS, and the omni path (a backend that hears and speaks) on ROS topics."""
 from __future__ import annotations
 
 import importlib.util
+import subprocess
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
+
+from ros_nodes.graph import AGENT
+from ros_nodes.sandbox import sandbox_env, sandboxed
 
 pytestmark = pytest.mark.ros
 Worker = Callable[..., tuple[dict[str, Any], str]]
@@ -52,3 +56,31 @@ def test_the_omni_path_on_ros_hears_audio_recalls_and_speaks(
     assert "speech: the backend hears; robot voice: none (the backend speaks)" in stderr
     assert sum(n for _, n in result["audio"]) > 16_000  # over a second of speech
     assert result["exit"] == 0
+
+
+@pytest.mark.parametrize(
+    ("param", "line"),
+    [
+        ("memory_url:=mysql://db/memory", "agent_node: memory_url 'mysql://db/memory' is not a"),
+        (
+            "memory_db:={tmp}/notes.txt",
+            "agent_node: memory database {tmp}/notes.txt is not a usable",
+        ),
+    ],
+)
+def test_an_unusable_memory_stops_agent_node_with_one_line(
+    sandbox: None, tmp_path: Path, param: str, line: str
+) -> None:
+    (tmp_path / "notes.txt").write_text("a shopping list, not a memory database\n" * 200)
+    done = subprocess.run(
+        sandboxed([*AGENT.command(), "-p", param.format(tmp=tmp_path)]),
+        env=sandbox_env(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 1
+    assert line.format(tmp=tmp_path) in done.stdout
+    assert "Traceback" not in done.stdout + done.stderr
+    assert (tmp_path / "notes.txt").read_text().startswith("a shopping list")  # left alone
