@@ -508,7 +508,11 @@ class Agent:
             ):
                 record.rejected.append(f"{action.skill}: not executed in {self.machine.state}")
                 break
-            result = await self.robot.execute(action)
+            try:  # a robot checks again from where it is when it starts (ROS)
+                result = await self.robot.execute(action)
+            except ActionRejected as exc:
+                self._reject(record, exc)
+                break
             record.executed.append(result)
             self._emit(ActionDone(result.ok, result.action, result.detail))
         if record.rejected and not record.interrupted:

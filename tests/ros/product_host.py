@@ -19,9 +19,9 @@ from omni_agent.brain import Brain
 from omni_agent.config import load_config
 from omni_agent.model.client import ModelClient
 from omni_agent.model.profiles import get_profile
-from omni_agent.testing.scripted import ScriptedBackend, ScriptedReply
 from omni_agent.transport import Bus
 from ros_nodes.agent_host import run_agent
+from sim.brains.scripted import ScriptedBackend, ScriptedReply
 from sim.instant_brain import OMNI_DOUBLE_PROFILE, respond
 
 REQUESTS_ENV = "OMNI_TEST_REQUESTS"
@@ -38,7 +38,7 @@ async def run(bus: Bus, robot: Any, node: Any) -> None:
 
     backend: ScriptedBackend
     if os.environ.get(BRAIN_ENV) == "omni-double":
-        from omni_agent.testing.omni_double import OmniDouble
+        from sim.brains.omni_double import OmniDouble
 
         backend, profile = OmniDouble(logged), get_profile(OMNI_DOUBLE_PROFILE)
     else:
