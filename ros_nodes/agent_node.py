@@ -40,6 +40,10 @@ from rclpy.node import Node
 from sensor_msgs.msg import CompressedImage, Image
 from std_msgs.msg import Bool, Int16MultiArray, String
 
+# imported here, on the main thread: the executor thread names people while the host
+# imports memory on the event loop, and one package imported from two threads at once
+# can deadlock on its circular imports
+from memory.names import InvalidPersonName, person_name
 from omni_agent import transport
 from omni_agent.messages import EStop, Odometry, Pose2D, UserUtterance
 from omni_agent.safety import SiteMap
@@ -231,8 +235,6 @@ class AgentNode(Node):
             self._drop(qos.LOCALIZATION, str(why).splitlines()[0])
 
     def _on_person(self, msg: Any) -> None:
-        from memory.names import InvalidPersonName, person_name
-
         name, confidence = msg.data.strip(), 1.0
         if name.startswith("{"):
             try:
