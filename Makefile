@@ -18,6 +18,9 @@ $(STAMP): pyproject.toml Makefile
 	# The voice encoder's weights (speaker identification) ship in resemblyzer; its declared
 	# dependencies (torch, librosa) are not needed to read them: skip them too.
 	$(BIN)/python -m pip install -q --no-deps resemblyzer==0.1.4
+	# The end-of-turn model (Smart Turn v3.2, 8 MB ONNX) ships inside pipecat-ai; only the
+	# file is used (on onnxruntime), so pipecat's own dependencies are skipped as well.
+	$(BIN)/python -m pip install -q --no-deps pipecat-ai==1.14.0
 	touch $(STAMP)
 
 # The serving tests run the real transformers code on the CPU. Qwen2.5-Omni's processor

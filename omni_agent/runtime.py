@@ -43,6 +43,7 @@ if TYPE_CHECKING:  # memory and the speech stack load models on import: only whe
     from omni_agent.speech.outputs import TtsSpeechOutput
     from omni_agent.speech.sinks import AudioSink
     from omni_agent.speech.speaker import SpeakerId
+    from omni_agent.speech.vad import VadConfig
 
 
 @dataclass(frozen=True)
@@ -156,6 +157,7 @@ async def open_speech(
     overlap: bool = True,
     speed: float = 1.0,
     speaker: SpeakerId | None = None,
+    vad: VadConfig | None = None,
 ) -> AsyncIterator[Speech]:
     """Listener (VAD + whisper ASR, speaker identification if given) on the mic, and the
     robot's voice into `sinks` (default: /speech/audio on the bus).
@@ -175,7 +177,7 @@ async def open_speech(
     # backends that hear get the audio at the endpoint; the transcript follows for memory
     listener = Listener(
         bus,
-        VadConfig(),
+        vad or VadConfig(),
         asr,
         ListenerConfig(wait_for_transcript=not modalities.hears, speculative_asr=overlap),
         speaker=speaker,
@@ -270,7 +272,9 @@ async def open_runtime(
                 speaker = open_speaker_id(prints, speaker_threshold)
                 stack.callback(speaker.store.close)
             speech = await stack.enter_async_context(
-                open_speech(bus, brain.profile, speaker=speaker)
+                open_speech(
+                    bus, brain.profile, speaker=speaker, vad=config.endpointing.vad_config()
+                )
             )
         agent = build_agent(
             config, bus, robot, brain, speech=speech.output if speech else None,

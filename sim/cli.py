@@ -230,8 +230,11 @@ async def _run_one(config: Config, args: argparse.Namespace, console: Console, s
             wav = log_path.with_suffix(".robot.wav")
             speaker = _speaker_id(args, log_path.with_suffix(".memory.db"), console)
             voice = await stack.enter_async_context(
-                sim_voice(bus, wav, brain.profile, speaker=speaker)
-            )
+                sim_voice(
+                    bus, wav, brain.profile, speaker=speaker,
+                    vad=config.endpointing.vad_config(),
+                )
+            )  # fmt: skip
             console.print(f"[dim]speech: people speak, robot voice -> {wav}[/]")
         else:
             console.print(f"[dim]speech off: {no_speech}[/]")

@@ -76,7 +76,13 @@ async def run_scenario(
             bus = Bus()
             wav = out_dir / f"{scenario.name}.robot.wav"
             voice = await stack.enter_async_context(
-                sim_voice(bus, wav, brain.profile, speed=voice_speed)
+                sim_voice(
+                    bus,
+                    wav,
+                    brain.profile,
+                    speed=voice_speed,
+                    vad=config.endpointing.vad_config(),
+                )
             )
         return await run_episode(
             config, scenario, brain, memory=memory, clock=clock, on_event=on_event,
@@ -114,9 +120,15 @@ async def run_library(
             sinks = episode_hook(scenario) if episode_hook else None
             try:
                 results[i] = await run_scenario(
-                    config, scenario, brain, out_dir, speed=speed, sinks=sinks,
-                    spoken=spoken, voice_speed=voice_speed,
-                )  # fmt: skip
+                    config,
+                    scenario,
+                    brain,
+                    out_dir,
+                    speed=speed,
+                    sinks=sinks,
+                    spoken=spoken,
+                    voice_speed=voice_speed,
+                )
             except TimeoutError as exc:  # a stuck agent fails its episode, not the library
                 stuck = Check("the episode runs to its end", False, str(exc))
                 results[i] = EpisodeResult(scenario.name, [], [stuck], [], None)

@@ -27,6 +27,7 @@ if TYPE_CHECKING:  # the speech stack loads its models on import: only when used
     from omni_agent.speech.listener import Listener
     from omni_agent.speech.outputs import TtsSpeechOutput
     from omni_agent.speech.speaker import SpeakerId
+    from omni_agent.speech.vad import VadConfig
     from omni_agent.speech.voices import PersonVoice, UserVoice
 
 PEOPLE_VOICES: dict[str, tuple[float, float]] = {
@@ -180,6 +181,7 @@ async def sim_voice(
     overlap: bool = True,
     speed: float = 1.0,
     speaker: SpeakerId | None = None,
+    vad: VadConfig | None = None,
 ) -> AsyncIterator[SimVoice]:
     """The robot's speech stack as `profile` calls for it (omni_agent.runtime.open_speech),
     its voice also written to `robot_wav`, and the people's voices.
@@ -195,7 +197,7 @@ async def sim_voice(
     robot_wav.parent.mkdir(parents=True, exist_ok=True)
     sinks: list[AudioSink] = [TopicSink(bus), WavSink(robot_wav)]
     async with open_speech(
-        bus, profile, sinks, overlap=overlap, speed=speed, speaker=speaker
+        bus, profile, sinks, overlap=overlap, speed=speed, speaker=speaker, vad=vad
     ) as speech:
         person = await asyncio.to_thread(PersonVoice, deterministic=True)
         yield SimVoice(speech.listener, speech.output, person, robot_wav, speed, voices={})
