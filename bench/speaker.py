@@ -69,11 +69,11 @@ def _stats(values: list[float]) -> dict[str, float]:
 
 
 def accuracy(workdir: Path, lines: list[str]) -> dict[str, Any]:
+    from memory.voiceprints import VoiceprintStore
     from omni_agent.speech.speaker import (
         DEFAULT_THRESHOLD,
         SpeakerId,
         VoiceEncoder,
-        VoiceprintStore,
         equal_error_rate,
     )
     from omni_agent.speech.voices import PersonVoice
@@ -124,7 +124,8 @@ def accuracy(workdir: Path, lines: list[str]) -> dict[str, Any]:
 
 def enrolment(workdir: Path, lines: list[str]) -> dict[str, Any]:
     """False accepts and rejects of Alice's print after a short and a long enrolment."""
-    from omni_agent.speech.speaker import SpeakerId, VoiceEncoder, VoiceprintStore
+    from memory.voiceprints import VoiceprintStore
+    from omni_agent.speech.speaker import SpeakerId, VoiceEncoder
     from omni_agent.speech.voices import PersonVoice, UserVoice
     from sim.voice import user_voice
 
@@ -182,9 +183,10 @@ def enrolment(workdir: Path, lines: list[str]) -> dict[str, Any]:
 
 
 async def listener_latency(workdir: Path, lines: list[str]) -> dict[str, Any]:
+    from memory.voiceprints import ENROL_UTTERANCES, VoiceprintStore
     from omni_agent.speech.asr import WhisperAsr
     from omni_agent.speech.listener import Listener, ListenerConfig
-    from omni_agent.speech.speaker import ENROL_UTTERANCES, SpeakerId, VoiceprintStore
+    from omni_agent.speech.speaker import SpeakerId
     from omni_agent.speech.vad import VadConfig
     from omni_agent.speech.voices import PersonVoice, feed_mic, silence
     from omni_agent.transport import USER_TEXT, Bus

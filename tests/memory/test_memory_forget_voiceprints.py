@@ -10,8 +10,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from memory.voiceprints import VoiceprintStore
 from omni_agent.cli import main
-from omni_agent.speech.speaker import VoiceprintStore
 
 
 def _prints(path: Path, *people: str) -> None:

@@ -20,7 +20,8 @@ from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
 from std_msgs.msg import String
 
-from omni_agent.speech.speaker import SpeakerId, VoiceEncoder, VoiceprintStore
+from memory.voiceprints import VoiceprintStore
+from omni_agent.speech.speaker import SpeakerId, VoiceEncoder
 from ros_nodes import qos
 from ros_nodes.agent_node import AgentNode
 from ros_nodes.sandbox import assert_sandboxed
