@@ -124,14 +124,15 @@ def open_memory(
 def voiceprints_path(config: Config, memory_path: Path | None = None) -> Path:
     """Where speaker identification keeps voiceprints: beside the memory database, so
     forgetting a person can find them."""
-    from omni_agent.speech.speaker import VoiceprintStore
+    from memory.voiceprints import VoiceprintStore
 
     return VoiceprintStore.beside(memory_path or config.memory.path)
 
 
 def open_speaker_id(path: Path, threshold: float | None = None) -> SpeakerId:
     """Speaker identification with its voiceprints in the SQLite file at `path`."""
-    from omni_agent.speech.speaker import SpeakerId, VoiceprintStore
+    from memory.voiceprints import VoiceprintStore
+    from omni_agent.speech.speaker import SpeakerId
 
     store = VoiceprintStore(path)
     if threshold is None:
@@ -229,7 +230,7 @@ class Runtime:
         if self.speaker is not None:
             prints = self.speaker.store.forget(name)
         elif self.voiceprints.exists():
-            from omni_agent.speech.speaker import VoiceprintStore
+            from memory.voiceprints import VoiceprintStore
 
             store = VoiceprintStore(self.voiceprints)
             try:
