@@ -41,8 +41,6 @@ from omni_agent.speech.scheduler import SpeechScheduler
 from omni_agent.state import InteractionMachine, State, Transition
 from omni_agent.transport import SCENE, STATE, Bus
 from omni_agent.turn import (
-    REJECTION_NOTICE,
-    TURNS_KEPT,
     NoMemory,
     Recollection,
     TurnMemory,
@@ -52,9 +50,7 @@ from omni_agent.turn import (
     discard,
 )
 
-__all__ = [
-    "REJECTION_NOTICE",
-    "TURNS_KEPT",
+__all__ = [  # the names callers import from here; the units own them
     "Agent",
     "NoMemory",
     "Recollection",

@@ -144,8 +144,8 @@ class Speculator:
         if not record.valid_for(final):
             return None
         await asyncio.wait({record.recall})  # a cancelled turn leaves the work to finish
+        recalled = None if record.recall.cancelled() else record.recall.result()
         # checked again: a turn stored while the work ran makes it stale
-        recalled = record.recall.result()
         if recalled is None or not record.valid_for(self._inputs(turn_id, words, person)):
             return None
         self.current = None  # used once
