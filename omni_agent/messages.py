@@ -160,7 +160,8 @@ class VoiceActivity(Message):
     speaking: bool
     speech_start: float | None = None
     turn_id: str | None = None
-    """The utterance this speech becomes, if it is long enough (None: not from a listener)."""
+    """On speaking=True: the utterance this speech becomes if it is long enough (None:
+    not from a listener)."""
     utterance: bool = True
     """On speaking=False: whether the speech was long enough to become an utterance.
     False means a short noise (a cough): a false interruption."""

@@ -198,12 +198,7 @@ class Listener:
         # a noise too short to be speech (a cough) is a false interruption for the agent
         self._bus.publish(
             VOICE,
-            VoiceActivity(
-                speaking=False,
-                speech_start=event.start,
-                utterance=event.is_speech,
-                turn_id=self._turn_id,
-            ),
+            VoiceActivity(speaking=False, speech_start=event.start, utterance=event.is_speech),
         )
         transcriber, self._transcriber = self._transcriber, None
         voice_so_far, self._voice_so_far = self._voice_so_far, None
