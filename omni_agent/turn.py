@@ -53,7 +53,8 @@ class Recollection:
     text: str = ""
     items: tuple[dict[str, Any], ...] = ()
     prefetched: bool = False
-    """Built during speech from a partial transcript with the same words and person."""
+    """Built during speech from a partial transcript of the same utterance, with the same
+    words and person (omni_agent.speculation)."""
 
 
 class TurnMemory(Protocol):
