@@ -23,6 +23,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from bench.hostile import CATALOGUE, Case, HostileServer
 from omni_agent.agent import Agent
 from omni_agent.config import Config, ModelConfig
 from omni_agent.errors import UserError
@@ -31,7 +32,6 @@ from omni_agent.messages import UserUtterance
 from omni_agent.model.client import ModelClient
 from omni_agent.model.profiles import PROFILES, get_profile
 from omni_agent.state import State
-from omni_agent.testing.hostile import CATALOGUE, Case, HostileServer
 from omni_agent.transport import Bus
 from sim.robot import SimRobot
 from sim.world import World

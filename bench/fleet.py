@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 
 from memory.pg_store import PgStore, PgVectorIndex
-from memory.store import SHARED_KEY, Store
+from memory.store import Store, owner_key
 from memory.types import MemoryTurn
 from memory.vectors import VectorIndex
 
@@ -74,11 +74,11 @@ def _load(store: PgStore, n: int, rng: np.random.Generator, topics: np.ndarray) 
     started = time.perf_counter()
     vecs = _vectors(n, rng, topics)
     batch = 1000
-    lite_keys: list[str] = []
+    lite_keys: list[str | None] = []
     for start in range(0, n, batch):
         turns = _turns(start, min(batch, n - start), rng)
         store.add_turns(turns, vecs[start : start + len(turns)], MODEL)
-        lite_keys += [SHARED_KEY if t.shared else str(t.person) for t in turns]
+        lite_keys += [owner_key(t.person, t.shared) for t in turns]
     load_s = time.perf_counter() - started
     started = time.perf_counter()
     index = PgVectorIndex(store, DIM, MODEL)  # builds the HNSW graph over what is there
@@ -107,7 +107,7 @@ def _search_bench(loaded: dict[str, Any], queries: int, rng: np.random.Generator
     pg_exact_ms: list[float] = []
     numpy_ms: list[float] = []
     for q, who in zip(qs, askers, strict=True):
-        keys = [who, SHARED_KEY]
+        keys = [owner_key(who, False), None]
         t = time.perf_counter()
         top = index.search(q, keys, 10, exact=True)
         pg_exact_ms.append(1000 * (time.perf_counter() - t))
@@ -124,7 +124,7 @@ def _search_bench(loaded: dict[str, Any], queries: int, rng: np.random.Generator
             t = time.perf_counter()
             top = index._hnsw(
                 f"v.model = %(model)s AND {_visible()}",
-                {"q": q, "model": MODEL, "person": who, "k": 10},
+                {"q": q, "model": MODEL, "person": owner_key(who, False), "k": 10},
                 10,
             )
             ms.append(1000 * (time.perf_counter() - t))
@@ -202,7 +202,7 @@ def run_fleet_bench(url: str | None, size: int, queries: int, per_robot: int
     topics = rng.standard_normal((300, DIM)).astype(np.float32) / np.sqrt(DIM)
     with ExitStack() as stack:
         if url is None:
-            from omni_agent.testing.postgres import running_postgres
+            from bench.postgres import running_postgres
 
             pg = stack.enter_context(running_postgres())
             url = pg.new_database("bench")
@@ -264,8 +264,8 @@ def _print(report: dict[str, Any]) -> None:
 
 
 def cmd_bench_fleet(args: argparse.Namespace) -> int:
+    from bench.postgres import PgUnavailable
     from omni_agent.errors import UserError
-    from omni_agent.testing.postgres import PgUnavailable
 
     size = args.turns or (100_000 if args.big else 10_000)
     try:

@@ -48,8 +48,9 @@ from memory.context import (
 )
 from memory.facade import Memory, embedding_text
 from memory.retrieval import Retriever, ScoreWeights
-from memory.store import Store, fts_query, owner_key
+from memory.store import Store, fts_query, key_of, owner_key, visible_where
 from memory.types import Context, ContextItem
+from memory.vectors import VectorIndex
 
 BUDGETS = (1000, 2000, 4000)
 COMPARED = ("ours", "bm25", "window")
@@ -69,12 +70,12 @@ class BM25Turns:
         match = fts_query(request.query)
         if match is None:
             return Context(items=[], tokens=0, budget=request.budget)
-        who = "(t.person = ? OR t.shared = 1 OR t.person IS NULL)"
+        who = visible_where("?", "t")  # the store's own rule
         rows = self.db.execute(
             "SELECT t.rowid FROM turns_fts JOIN turns t ON t.rowid = turns_fts.rowid "
             f"WHERE turns_fts MATCH ? AND {who} AND t.time <= ? "
             "ORDER BY bm25(turns_fts) LIMIT 200",
-            (match, request.person, request.now if request.now is not None else 1e18),
+            (match, key_of(request.person), request.now if request.now is not None else 1e18),
         ).fetchall()
         turns = self.store.turns_by_rowid(r[0] for r in rows)
         used, chosen = 0, []
@@ -180,6 +181,7 @@ def _choices(ours: Shares, weights: ScoreWeights) -> dict[str, tuple[Shares, Sco
 
 
 def _builders(mem: Memory, ablate: bool) -> dict[str, ContextStrategy]:
+    assert isinstance(mem.store, Store), "the recall bench measures the SQLite backend"
     builders: dict[str, ContextStrategy] = {
         "ours": mem.strategy,
         "bm25": BM25Turns(mem.store),
@@ -333,8 +335,10 @@ def _fill(mem: Memory, dialogue: Dialogue, size: int, real_until: int) -> None:
 
 def _index_recall(mem: Memory, vectors: list[np.ndarray], k: int) -> float:
     """Share of the exact top `k` (by score) that the index's search returns."""
-    held = mem.index.rowids()
-    everything = mem.index.vectors(["alice"], held)
+    index = mem.index
+    assert isinstance(index, VectorIndex), "the scale bench measures the in-process index"
+    held = index.rowids()
+    everything = index.vectors(["alice"], held)
     everything = everything[np.any(everything, axis=1)]  # only alice's partition is asked
     found = []
     for v in vectors:
@@ -609,10 +613,46 @@ def register_bench(bench_subparsers: Any) -> None:
     p.add_argument("--ablate", action="store_true", help="also measure each choice of our builder")
     p.add_argument("--json", action="store_true", help="print the report as JSON")
     p.add_argument("--no-recall", action="store_true", help="latency only (e.g. with --big)")
+    p.add_argument(
+        "--corpus",
+        type=Path,
+        help="measure recall on a folder of real conversations instead (bench/memory_corpus.py)",
+    )
+    p.add_argument("--limit", type=int, help="with --corpus: only the first N conversations")
+    p.add_argument(
+        "--work", type=Path, help="with --corpus: keep the imported stores here (reruns reuse)"
+    )
     p.set_defaults(func=_main)
 
 
+def corpus_run(
+    folder: Path, out: Path, ablate: bool, limit: int | None, work: Path | None
+) -> dict[str, Any]:
+    """Recall of ours, BM25 and the window on a real corpus (`--ablate`: every choice)."""
+    from bench.memory_corpus import corpus_recall
+
+    out.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="bench-memory-corpus-") as tmp:
+        report = corpus_recall(
+            folder, work or Path(tmp), lambda m: _builders(m, ablate),
+            budgets=lambda name: BUDGETS if name in COMPARED else (ABLATION_BUDGET,),
+            limit=limit, progress=_progress,
+        )  # fmt: skip
+    (out / "report.json").write_text(json.dumps(report, indent=2))
+    return report
+
+
 def _main(args: argparse.Namespace) -> int:
+    if args.corpus is not None:
+        from bench.memory_corpus import CorpusError, corpus_text
+
+        try:
+            report = corpus_run(args.corpus, Path(args.out), args.ablate, args.limit, args.work)
+        except CorpusError as e:
+            print(f"omni-agent bench memory: error: {e}", file=sys.stderr)
+            return 2
+        print(json.dumps(report, indent=2) if args.json else "\n".join(corpus_text(report)))
+        return 0
     sizes: list[int] = list(args.sizes)
     if args.quick:
         sizes = [s for s in sizes if s <= 10_000] or [1000]

@@ -78,7 +78,7 @@ def random_action(rng: random.Random, world: World, limits: SafetyConfig) -> Act
     if kind < 0.5:
         return Turn(degrees=rng.uniform(-360, 360))
     if kind < 0.6:
-        return LookAt(target=rng.choice(sorted(world.landmarks())))
+        return LookAt(target=rng.choice(sorted(world.landmark_poses())))
     if kind < 0.8:
         return NavigateTo(place=rng.choice(sorted(world.places)))
     return NavigateTo(

@@ -1,9 +1,16 @@
 """`omni-agent bench speaker`: who-is-speaking accuracy on the sim's voices, and what it
 adds to a turn.
 
-Accuracy: Alice, Bob and Carol are enrolled from two lines each; every other line of
+Accuracy: Alice, Bob and Carol are enrolled from three lines each; every other line of
 theirs must be named right, and the lines of two people never enrolled (Dora, Eve) must
 come out unknown. The equal error rate is over all (print, utterance) scores.
+
+Enrolment: a false-accept / false-reject table after a short enrolment (one "I'm Alice.")
+and a long one (the claim and four more lines): how often strangers near Alice's voice
+(pitch shifts 0.1 from hers) and far from it (0.4 and more) are taken for Alice, all heard
+through `SpeakerId.hear` as on a robot (so a print that drifts towards a stranger shows in
+the figures), and how often Bob, enrolled the same way, saying "I'm Alice" is taken for
+Alice.
 
 Latency: utterances go through the real listener (VAD, whisper ASR) with identification
 beside ASR. Side by side per utterance: ASR (the baseline stage it runs beside), the
@@ -35,6 +42,24 @@ LINES = [
 ]
 
 
+ENROL_LINES = 3
+"""Lines each person is enrolled from for the accuracy figures (a print names its person
+from ENROL_UTTERANCES utterances)."""
+TRIAL_LINES = [
+    "Could you water the plants in the hallway?",
+    "Where did I leave my reading glasses?",
+    "Tell me what is on the shopping list.",
+    "Remind me to call my sister tomorrow morning.",
+    "Is it going to rain this afternoon?",
+    "Please tidy the toys in the playroom.",
+    "What time is the dentist appointment?",
+    "Bring the blue blanket to the sofa.",
+]
+ALICE_PITCH = 1.2
+STRANGER_PITCHES = {"near": (1.1, 1.3), "far": (0.8, 1.6)}
+CLAIMS = ["I'm Alice.", "My name is Alice.", "This is Alice speaking."]
+
+
 def _stats(values: list[float]) -> dict[str, float]:
     ordered = sorted(values)
     p90 = ordered[min(len(ordered) - 1, round(0.9 * (len(ordered) - 1)))]
@@ -59,7 +84,7 @@ def accuracy(workdir: Path, lines: list[str]) -> dict[str, Any]:
         for p in (*ENROLLED, *STRANGERS)
     }
     for person in ENROLLED:
-        for pcm in audio[person][:2]:
+        for pcm in audio[person][:ENROL_LINES]:
             speaker.enroll(person, pcm)
     prints = speaker.store.all()
     genuine: list[float] = []
@@ -68,12 +93,13 @@ def accuracy(workdir: Path, lines: list[str]) -> dict[str, Any]:
     confusions: dict[str, int] = {}
     embed_ms = []
     for person, clips in audio.items():
-        for pcm in clips[2:] if person in ENROLLED else clips:
+        for pcm in clips[ENROL_LINES:] if person in ENROLLED else clips:
             heard = speaker.identify(pcm)
             embed_ms.append(heard.ms)
             assert heard.embedding is not None
-            for name, (vec, _) in prints.items():
-                (genuine if name == person else impostor).append(float(vec @ heard.embedding))
+            for name, print_ in prints.items():
+                score = float(print_.embedding @ heard.embedding)
+                (genuine if name == person else impostor).append(score)
             expected = person if person in ENROLLED else None
             right, wrong = (right + 1, wrong) if heard.person == expected else (right, wrong + 1)
             key = f"{person} -> {heard.person or 'unknown'}"
@@ -91,6 +117,65 @@ def accuracy(workdir: Path, lines: list[str]) -> dict[str, Any]:
         "impostor_max": round(max(impostor), 3),
         "embed_ms": _stats(embed_ms),
         "named_as": dict(sorted(confusions.items())),
+    }
+
+
+def enrolment(workdir: Path, lines: list[str]) -> dict[str, Any]:
+    """False accepts and rejects of Alice's print after a short and a long enrolment."""
+    from omni_agent.speech.speaker import SpeakerId, VoiceEncoder, VoiceprintStore
+    from omni_agent.speech.voices import PersonVoice, UserVoice
+    from sim.voice import user_voice
+
+    encoder = VoiceEncoder()
+    alice = PersonVoice(UserVoice(pitch=ALICE_PITCH), deterministic=True)
+    bob = PersonVoice(user_voice("Bob"), deterministic=True)
+    strangers = {
+        f"{kind} {pitch}": PersonVoice(UserVoice(pitch=pitch), deterministic=True)
+        for kind, pitches in STRANGER_PITCHES.items()
+        for pitch in pitches
+    }
+    said: dict[tuple[str, str], bytes] = {}
+
+    def say(who: str, voice: PersonVoice, line: str) -> bytes:
+        if (who, line) not in said:
+            said[who, line] = voice.say(line)
+        return said[who, line]
+
+    table: dict[str, Any] = {}
+    for kind, extra in (("short", 0), ("long", 4)):
+        speaker = SpeakerId(VoiceprintStore(workdir / f"enrol-{kind}.voiceprints.db"), encoder)
+        for line in ["I'm Bob.", *lines[:extra]]:  # Bob too enrols short, or at length
+            speaker.hear(say("Bob", bob, line), line)
+        for line in ["I'm Alice.", *lines[:extra]]:
+            speaker.hear(say("Alice", alice, line), line)
+        rejects = accepts_near = accepts_far = 0
+        for line in TRIAL_LINES:  # strangers speak between Alice's lines, as in a house
+            for name, voice in strangers.items():
+                heard = speaker.hear(say(name, voice, line), line)
+                if heard.person == "Alice":
+                    if name.startswith("near"):
+                        accepts_near += 1
+                    else:
+                        accepts_far += 1
+            heard = speaker.hear(say("Alice", alice, line), line)
+            rejects += heard.person != "Alice"
+        claimed = sum(
+            speaker.hear(say("Bob", bob, line), line).person == "Alice" for line in CLAIMS
+        )
+        n = len(TRIAL_LINES)
+        per_kind = n * len(STRANGER_PITCHES["near"])
+        table[kind] = {
+            "enrolment_utterances": 1 + extra,
+            "false_reject": f"{rejects}/{n}",
+            "false_accept_near": f"{accepts_near}/{per_kind}",
+            "false_accept_far": f"{accepts_far}/{n * len(STRANGER_PITCHES['far'])}",
+            "bob_claiming_alice_accepted": f"{claimed}/{len(CLAIMS)}",
+        }
+        speaker.store.close()
+    return {
+        "alice_pitch": ALICE_PITCH,
+        "stranger_pitches": STRANGER_PITCHES,
+        "table": table,
     }
 
 
@@ -135,14 +220,16 @@ async def listener_latency(workdir: Path, lines: list[str]) -> dict[str, Any]:
     }
 
 
-def run(lines: list[str]) -> dict[str, Any]:
+def run(lines: list[str], listener: bool = True) -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as tmp:
         started = time.perf_counter()
         report: dict[str, Any] = {
             "model": "GE2E d-vector (resemblyzer 0.1.4 weights) on onnxruntime"
         }
         report["accuracy"] = accuracy(Path(tmp), lines)
-        report["listener"] = asyncio.run(listener_latency(Path(tmp), lines))
+        report["enrolment"] = enrolment(Path(tmp), LINES)
+        if listener:
+            report["listener"] = asyncio.run(listener_latency(Path(tmp), lines))
         report["wall_s"] = round(time.perf_counter() - started, 1)
     return report
 
@@ -152,7 +239,7 @@ def cmd_bench_speaker(args: argparse.Namespace) -> int:
     from omni_agent.speech.models import ModelMissingError
 
     try:
-        report = run(LINES[: args.lines])
+        report = run(LINES[: args.lines], listener=not args.no_listener)
     except (ModelMissingError, ImportError) as exc:
         raise UserError(f"bench speaker needs the speech models and weights: {exc}") from None
     args.out.parent.mkdir(parents=True, exist_ok=True)
@@ -160,7 +247,7 @@ def cmd_bench_speaker(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(report, indent=2))
         return 0
-    a, li = report["accuracy"], report["listener"]
+    a = report["accuracy"]
     print(
         f"speaker id on the sim voices: {a['identification_accuracy']:.0%} of "
         f"{a['utterances']} utterances named right ({len(a['enrolled'])} enrolled, "
@@ -168,14 +255,32 @@ def cmd_bench_speaker(args: argparse.Namespace) -> int:
         f"(genuine >= {a['genuine_min']}, impostors <= {a['impostor_max']}, "
         f"threshold {a['threshold']})"
     )
+    e = report["enrolment"]
     print(
-        f"per utterance, medians: ASR {li['asr_ms_baseline']['median']:.0f} ms (baseline), "
-        f"embedding {li['embed_ms']['median']:.0f} ms beside it "
-        f"(x{li['ratio_embed_vs_asr']}), added after ASR "
-        f"{li['added_after_asr_ms']['median']:.1f} ms (p90 "
-        f"{li['added_after_asr_ms']['p90']:.1f}); {li['named_right']:.0%} of "
-        f"{li['turns']} listener turns named right; written to {args.out}"
+        f"Alice (pitch {e['alice_pitch']}) enrolled by conversation; strangers near "
+        f"{e['stranger_pitches']['near']} and far {e['stranger_pitches']['far']}:"
     )
+    print(
+        f"  {'enrolment':<22} {'Alice rejected':>14} {'near accepted':>14} "
+        f"{'far accepted':>13} {'Bob as Alice':>13}"
+    )
+    for kind, row in e["table"].items():
+        label = f"{kind} ({row['enrolment_utterances']} utterances)"
+        print(
+            f"  {label:<22} {row['false_reject']:>14} {row['false_accept_near']:>14} "
+            f"{row['false_accept_far']:>13} {row['bob_claiming_alice_accepted']:>13}"
+        )
+    if "listener" in report:
+        li = report["listener"]
+        print(
+            f"per utterance, medians: ASR {li['asr_ms_baseline']['median']:.0f} ms (baseline), "
+            f"embedding {li['embed_ms']['median']:.0f} ms beside it "
+            f"(x{li['ratio_embed_vs_asr']}), added after ASR "
+            f"{li['added_after_asr_ms']['median']:.1f} ms (p90 "
+            f"{li['added_after_asr_ms']['p90']:.1f}); {li['named_right']:.0%} of "
+            f"{li['turns']} listener turns named right"
+        )
+    print(f"written to {args.out}")
     return 0
 
 
@@ -184,4 +289,7 @@ def register_bench(benches: Any) -> None:
     bench.add_argument("--lines", type=int, default=len(LINES), help="lines per voice")
     bench.add_argument("--out", type=Path, default=Path("runs/bench-speaker.json"))
     bench.add_argument("--json", action="store_true", help="print the report as JSON")
+    bench.add_argument(
+        "--no-listener", action="store_true", help="skip the latency run through whisper ASR"
+    )
     bench.set_defaults(func=cmd_bench_speaker)

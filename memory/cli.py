@@ -7,7 +7,6 @@
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import sys
 from collections.abc import Callable, Sequence
@@ -39,12 +38,14 @@ def register(subparsers: Any) -> None:
 
     exp = sub.add_parser("export", help="export turns as JSONL")
     exp.add_argument("file", nargs="?", default="-", help="output file (default stdout)")
-    exp.add_argument("--person", help="only this person's own turns")
+    exp.add_argument("--person", type=_person, help="only this person's own turns")
     exp.set_defaults(func=_one_line_errors(_export))
 
     se = sub.add_parser("search", help="hybrid search, with score parts and reasons")
     se.add_argument("query")
-    se.add_argument("--person", help="search as this person (sees own and shared turns)")
+    se.add_argument(
+        "--person", type=_person, help="search as this person (sees own and shared turns)"
+    )
     se.add_argument("-k", type=_positive, default=10)
     se.add_argument("--json", action="store_true", help="one JSON object per result line")
     se.set_defaults(func=_one_line_errors(_search))
@@ -52,7 +53,7 @@ def register(subparsers: Any) -> None:
     sh = sub.add_parser("show", help="show one turn, or the context built for a query")
     sh.add_argument("turn_id", nargs="?")
     sh.add_argument("--query", help="build and show the context for this query")
-    sh.add_argument("--person")
+    sh.add_argument("--person", type=_person)
     sh.add_argument("--budget", type=_positive, default=2000)
     sh.add_argument("--strategy", default="hybrid")
     sh.set_defaults(func=_one_line_errors(_show))
@@ -61,7 +62,7 @@ def register(subparsers: Any) -> None:
     st.set_defaults(func=_one_line_errors(_stats))
 
     fo = sub.add_parser("forget", help="delete everything about one person, files included")
-    fo.add_argument("--person", required=True)
+    fo.add_argument("--person", required=True, type=_person)
     fo.set_defaults(func=_one_line_errors(_forget))
 
 
@@ -74,6 +75,16 @@ def _positive(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
     return value
+
+
+def _person(text: str) -> str:
+    """A --person value, by the same name rule as every store."""
+    from memory.names import InvalidPersonName, person_name
+
+    try:
+        return person_name(text)
+    except InvalidPersonName as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
 
 
 def _one_line_errors(handler: Callable[[argparse.Namespace], int]) -> Callable[..., int]:
@@ -115,12 +126,33 @@ def _import(args: argparse.Namespace) -> int:
     try:
         # The file is checked before the database is opened: a bad file changes nothing.
         turns = read_jsonl(args.file, args.media_root)
+        _no_nul(turns, args.file)
         with _open(args) as mem:
             n = add_imported(mem, turns, args.file)
     except JsonlError as e:
         raise JsonlError(f"{e}; nothing was imported") from None
     print(f"imported {n} turns into {args.db}")
     return 0
+
+
+def _no_nul(turns: Sequence[Any], source: str) -> None:
+    """A NUL character is refused before any database is opened: PostgreSQL cannot store
+    it in text, and the import must change nothing rather than stop half-way."""
+    from memory.jsonl import JsonlError
+
+    def texts(value: Any) -> Any:
+        if isinstance(value, str):
+            yield value
+        elif isinstance(value, dict):
+            for v in value.values():
+                yield from texts(v)
+        elif isinstance(value, list | tuple):
+            for v in value:
+                yield from texts(v)
+
+    for n, turn in enumerate(turns, start=1):
+        if any("\x00" in t for t in texts(turn.model_dump())):
+            raise JsonlError(f"{source}: turn {n} holds a NUL character (U+0000)")
 
 
 def _export(args: argparse.Namespace) -> int:
@@ -180,24 +212,56 @@ def _stats(args: argparse.Namespace) -> int:
 def _forget(args: argparse.Namespace) -> int:
     with _open(args) as mem:
         n = mem.forget_person(args.person)
-    voiceprints = _forget_voiceprint(Path(args.db), args.person)
-    print(f"forgot {args.person}: {n} turns and their files removed{voiceprints}")
+    print(f"forgot {args.person}: {n} turns and their files removed from {_shown(args.db)}")
+    prints, problem = _forget_voiceprint(_voiceprints_path(args), args.person)
+    if problem:
+        print(f"{args.error_prog}: error: {problem}", file=sys.stderr)
+        return 1
+    print(prints)
     return 0
 
 
-def _forget_voiceprint(db: Path, person: str) -> str:
-    """Delete the person's voiceprint, kept beside the memory database by speaker
-    identification (omni_agent/speech/speaker.py, VoiceprintStore: its file and table)."""
+def _shown(db: str) -> str:
+    """The database as printed: a PostgreSQL URL without its password."""
+    from urllib.parse import urlsplit
+
+    if not db.startswith("postgres"):
+        return db
+    url = urlsplit(db)
+    host = url.hostname or ""
+    return f"{url.scheme}://{host}{f':{url.port}' if url.port else ''}{url.path}"
+
+
+def _voiceprints_path(args: argparse.Namespace) -> Path:
+    """The voiceprints of speaker identification live beside the memory's SQLite file, and
+    with a PostgreSQL memory beside `memory.path` (where the agent keeps them too)."""
+    from omni_agent.speech.speaker import VoiceprintStore
+
+    if not str(args.db).startswith("postgres"):
+        return VoiceprintStore.beside(Path(args.db))
+    memory = getattr(getattr(args, "settings", None), "memory", None)
+    return VoiceprintStore.beside(Path(getattr(memory, "path", DEFAULT_DB)))
+
+
+def _forget_voiceprint(path: Path, person: str) -> tuple[str, str]:
+    """Delete the person's voiceprint: (what was done, what could not be done)."""
     import sqlite3
 
-    path = db.with_name(db.stem + ".voiceprints.db")
+    from omni_agent.speech.speaker import VoiceprintStore
+
     if not path.exists():
-        return ""
-    with contextlib.closing(sqlite3.connect(path)) as con, con:
-        gone = con.execute(
-            "DELETE FROM voiceprints WHERE lower(person) = lower(?)", (person,)
-        ).rowcount
-    return ", and their voiceprint" if gone else ""
+        return f"no voiceprints file at {path}: no voiceprint to delete", ""
+    try:
+        store = VoiceprintStore(path)
+        try:
+            gone = store.forget(person)
+        finally:
+            store.close()
+    except sqlite3.Error as e:
+        return "", f"could not delete {person}'s voiceprint from {path}: {e}"
+    if gone:
+        return f"deleted {person}'s voiceprint from {path}", ""
+    return f"no voiceprint of {person} in {path}", ""
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -13,7 +13,8 @@ from collections import Counter
 from typing import Protocol
 
 from memory.context import render_turn
-from memory.store import STOPWORDS, Store, StoredTurn
+from memory.protocol import MemoryStore
+from memory.store import STOPWORDS, StoredTurn, key_of
 
 log = logging.getLogger(__name__)
 
@@ -64,7 +65,7 @@ def extract_facts(text: str) -> list[str]:
 
 
 class Consolidator:
-    def __init__(self, store: Store, summarizer: Summarizer, chunk_turns: int = 40) -> None:
+    def __init__(self, store: MemoryStore, summarizer: Summarizer, chunk_turns: int = 40) -> None:
         self.store = store
         self.summarizer = summarizer
         self.chunk_turns = chunk_turns
@@ -84,7 +85,7 @@ class Consolidator:
             if len(turns) < min_turns:
                 continue
             previous = self.store.latest_summary(owner)
-            prior = previous.text if previous and previous.person == owner else ""
+            prior = previous.text if previous and key_of(previous.person) == key_of(owner) else ""
             text = "\n".join([prior, *(render_turn(st.turn) for st in turns)]).strip()
             try:
                 summary = (await self.summarizer(text)).strip()

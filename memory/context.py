@@ -19,8 +19,9 @@ from typing import Protocol
 
 import numpy as np
 
+from memory.protocol import MemoryStore
 from memory.retrieval import Retriever
-from memory.store import Store, StoredTurn
+from memory.store import StoredTurn
 from memory.types import Context, ContextItem, MemoryTurn, SearchResult
 
 IMAGE_TOKENS = 64  # one 448x448 tile of InternViT in InteractiveOmni
@@ -118,12 +119,15 @@ class Shares:
     feedback: bool = False  # a second scan towards the best matches (several alike turns)
     dedupe: bool = False  # a text already in the context (the robot repeats itself) is skipped
     dedupe_by_person: bool = False  # people's words are duplicates only from the same person
+    sessions: int = 0  # session-then-turn: the best N sessions lift their turns (and bring
+    # the person's other turns of those sessions)
+    session_weight: float = 0.5  # how much a session's score lifts its turns
 
 
 class BudgetedStrategy:
     """Summary, evidence and recent turns in fixed shares: all built-in strategies."""
 
-    def __init__(self, store: Store, retriever: Retriever, shares: Shares) -> None:
+    def __init__(self, store: MemoryStore, retriever: Retriever, shares: Shares) -> None:
         self.store = store
         self.retriever = retriever
         self.shares = shares
@@ -156,6 +160,8 @@ class BudgetedStrategy:
             )
             if s.neighbours:
                 results = self._with_neighbours(list(results), request, recent_ids)
+            if s.sessions:
+                results = self._by_session(list(results), request, recent_ids)
             groups: set[tuple[str | None, str]] = set()
             texts: set[str] = set()
             for r in results:
@@ -179,7 +185,8 @@ class BudgetedStrategy:
                     cost = pack.cost(render_turn(r.turn), image)
                 if pack.fits(cost):
                     pack.take(cost)
-                    r.reason = self.retriever.explain(r, request.query, request.now)
+                    if r.parts:  # turns brought by their session already say why
+                        r.reason = self.retriever.explain(r, request.query, request.now)
                     evidence.append((r, image))
                     if s.compact:
                         groups.add((r.turn.session, self._header(r.turn)))
@@ -286,6 +293,68 @@ class BudgetedStrategy:
                 )
         return out
 
+    def _by_session(
+        self, results: list[SearchResult], request: ContextRequest, skip: set[str], span: int = 24
+    ) -> list[SearchResult]:
+        """Session-then-turn: sessions are scored by their two best turns, and each turn is
+        lifted by its session's score, so the evidence of one conversation comes together
+        (a question's facts are often told in one session, a few turns apart). The best
+        sessions also bring the person's turns that did not match the question's words."""
+        s = self.shares
+        by_session: dict[str, list[float]] = {}
+        for r in results:
+            if r.turn.session is not None:
+                by_session.setdefault(r.turn.session, []).append(r.score)
+        score = {k: v[0] + 0.5 * (v[1] if len(v) > 1 else 0.0) for k, v in by_session.items()}
+        best = sorted(score, key=lambda k: -score[k])[: s.sessions]
+        lifted = [
+            (r.score + s.session_weight * score.get(r.turn.session or "", 0.0), r) for r in results
+        ]
+        have = {r.turn_id for r in results} | skip | request.exclude
+        # The other user turns of the best sessions: rows near each session's best match
+        # (a session's turns are stored together), when the asker may see them.
+        seeds = {}
+        for r in results:
+            if r.turn.session in best and r.turn.session not in seeds:
+                seeds[r.turn.session] = r
+        at = {k: self.store.get_turn(r.turn_id) for k, r in seeds.items()}
+        near = sorted(
+            {
+                x
+                for st in at.values()
+                if st is not None
+                for x in range(st.rowid - span, st.rowid + span + 1)
+            }
+        )
+        if near:
+            found = self.store.turns_by_rowid(near)
+            keys = self.retriever.visible_keys(request.person)
+            ids = np.array(sorted(found), np.int64)
+            mask = self.retriever.index.visible(keys, ids)
+            for rowid, ok in zip(ids.tolist(), mask.tolist(), strict=True):
+                st = found[rowid]
+                t = st.turn
+                if not ok or t.session not in seeds or t.speaker != "user" or t.id in have:
+                    continue
+                if request.now is not None and t.time > request.now:
+                    continue
+                have.add(t.id)
+                lift = s.session_weight * score[t.session]
+                lifted.append(
+                    (
+                        lift,
+                        SearchResult.model_construct(
+                            turn_id=t.id,
+                            score=lift,
+                            parts={},
+                            reason=f"same session as {seeds[t.session].turn_id}",
+                            turn=t,
+                        ),
+                    )
+                )
+        lifted.sort(key=lambda x: (-x[0], x[1].turn.time, x[1].turn_id))
+        return [r for _, r in lifted]
+
     def _summary(self, request: ContextRequest, pack: _Packer, cap: int) -> list[ContextItem]:
         if cap <= 0:
             return []
@@ -363,11 +432,11 @@ SHARES: dict[str, Shares] = {
     ),
 }
 
-StrategyFactory = Callable[[Store, Retriever], ContextStrategy]
+StrategyFactory = Callable[[MemoryStore, Retriever], ContextStrategy]
 
 
 def _budgeted(shares: Shares) -> StrategyFactory:
-    def factory(store: Store, retriever: Retriever) -> ContextStrategy:
+    def factory(store: MemoryStore, retriever: Retriever) -> ContextStrategy:
         return BudgetedStrategy(store, retriever, shares)
 
     return factory
@@ -381,7 +450,7 @@ def register_strategy(name: str, factory: StrategyFactory) -> None:
     STRATEGIES[name] = factory
 
 
-def make_strategy(name: str, store: Store, retriever: Retriever) -> ContextStrategy:
+def make_strategy(name: str, store: MemoryStore, retriever: Retriever) -> ContextStrategy:
     try:
         factory = STRATEGIES[name]
     except KeyError:

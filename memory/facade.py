@@ -13,11 +13,14 @@ from pathlib import Path
 
 import numpy as np
 
+from memory.backends import open_store
 from memory.consolidate import Consolidator, ExtractiveSummarizer, Summarizer
 from memory.context import ContextRequest, make_strategy
 from memory.embeddings import Embedder, shared_embedder
+from memory.names import person_name
+from memory.protocol import MemoryStore, VectorSearch
 from memory.retrieval import Filters, Retriever, ScoreWeights
-from memory.store import Store, StoreError, owner_key, unusable
+from memory.store import StoreError, owner_key, unusable
 from memory.types import Context, MemoryTurn, SearchResult
 from memory.vectors import VectorIndex
 
@@ -31,10 +34,19 @@ def embedding_text(turn: MemoryTurn) -> str:
     return turn.text
 
 
+def _named(turn: MemoryTurn) -> MemoryTurn:
+    """`turn` with its person's name accepted by the one rule (`names.person_name`):
+    InvalidPersonName (a ValueError, one line) for a name no person can have."""
+    if turn.person is None:
+        return turn
+    name = person_name(turn.person)
+    return turn if name == turn.person else turn.model_copy(update={"person": name})
+
+
 class Memory:
     def __init__(
         self,
-        store: Store,
+        store: MemoryStore,
         embedder: Embedder,
         strategy: str = "hybrid",
         summarizer: Summarizer | None = None,
@@ -43,7 +55,14 @@ class Memory:
     ) -> None:
         self.store = store
         self.embedder = embedder
-        self.index = VectorIndex(embedder.dim)
+        # The backend's own vector search (pgvector), else an index kept in process.
+        own = store.vector_index(embedder.dim, embedder.model_id)
+        self._local: VectorIndex | None = None
+        self.index: VectorSearch
+        if own is None:
+            self.index = self._local = VectorIndex(embedder.dim)
+        else:
+            self.index = own
         self.retriever = Retriever(store, self.index, embedder, weights)
         self.strategy_name = strategy
         self.strategy = make_strategy(strategy, store, self.retriever)
@@ -67,33 +86,24 @@ class Memory:
         summarizer: Summarizer | None = None,
         embedder: Embedder | None = None,
     ) -> Memory:
-        if isinstance(path, str) and path.startswith(("postgresql://", "postgres://")):
-            # A fleet's shared memory: PostgreSQL + pgvector (memory/pg_store.py).
-            from memory.pg_store import open_pg_memory
-
-            return open_pg_memory(
-                cls,
-                path,
-                embedder=embedder or shared_embedder(),
-                strategy=strategy,
-                summarizer=summarizer,
-            )
-        store = Store(path)
+        """The memory at `path`: a SQLite file, or a fleet's PostgreSQL URL."""
+        store = open_store(path)
         try:
             return cls(store, embedder or shared_embedder(), strategy, summarizer)
         except sqlite3.DatabaseError as exc:  # damage past what opening the file reads
             store.close()
-            raise StoreError(unusable(store.path, exc)) from None
+            raise StoreError(unusable(Path(store.path), exc)) from None
         except BaseException:
             store.close()
             raise
 
     def _load_index(self) -> None:
-        rows = self.store.vectors(self.embedder.model_id)
-        with self.index.loading():
-            while chunk := list(itertools.islice(rows, 65536)):  # bounded copies at 10^6
-                vecs = np.stack([v for *_, v in chunk])
-                self.index.add((r for r, _, _ in chunk), (k for _, k, _ in chunk), vecs)
+        if self._local is not None:
+            rows = self.store.vectors(self.embedder.model_id)
+            with self._local.loading():
+                while chunk := list(itertools.islice(rows, 65536)):  # bounded copies at 10^6
+                    vecs = np.stack([v for *_, v in chunk])
+                    self._local.add((r for r, _, _ in chunk), (k for _, k, _ in chunk), vecs)
         # Turns without vectors: written by an older schema, or imported by another tool.
         missing = self.store.turns_without_vectors(self.embedder.model_id)
         if missing:
@@ -107,10 +117,10 @@ class Memory:
     def _follow_other_writers(self) -> None:
         """Bring the vector index up to date with turns other processes added or removed
         (checked once per query: one pragma when nothing changed)."""
-        if not self.store.changed_elsewhere():
+        if self._local is None or not self.store.changed_elsewhere():
             return
         stored = dict(self.store.vector_rowids(self.embedder.model_id))
-        held = set(self.index.rowids().tolist())
+        held = set(self._local.rowids().tolist())
         gone = held - stored.keys()
         if gone:
             self.index.remove(gone)
@@ -118,8 +128,6 @@ class Memory:
         if new:
             rows = self.store.vectors_of(new, self.embedder.model_id)
             if rows:
-                import numpy as np
-
                 vecs = np.stack([v for *_, v in rows])
                 self.index.add((r for r, _, _ in rows), (k for _, k, _ in rows), vecs)
 
@@ -133,6 +141,7 @@ class Memory:
         """Store many turns in one transaction (all or nothing), embedding them in batches."""
         if not turns:
             return
+        turns = [_named(t) for t in turns]
         vecs = self.embedder.embed([embedding_text(t) for t in turns])
         rowids = self.store.add_turns(turns, vecs, self.embedder.model_id)
         self.index.add(rowids, (owner_key(t.person, t.shared) for t in turns), vecs)

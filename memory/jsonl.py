@@ -18,6 +18,7 @@ from typing import IO, Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from memory.facade import Memory
+from memory.names import person_name, same_person
 from memory.store import check_time
 from memory.types import MemoryTurn, Pose, Speaker
 
@@ -90,6 +91,12 @@ class JsonlTurn(_Line):
     shared: bool = False
 
     _time = field_validator("time", mode="before")(_parse_time)
+
+    @field_validator("person", mode="after")
+    @classmethod
+    def _person(cls, v: str | None) -> str | None:
+        # The one rule for names: control characters (an internal marker's look) refused.
+        return None if v is None else person_name(v)
 
     @field_validator("pose", mode="after")
     @classmethod
@@ -215,7 +222,7 @@ def _export_rows(memory: Memory, person: str | None) -> Iterable[dict[str, Any]]
     dates = memory.store.session_dates()
     dated: set[str] = set()
     for st in memory.store.iter_turns():
-        if person is not None and st.turn.person != person:
+        if person is not None and not same_person(st.turn.person, person):
             continue
         session = st.turn.session
         if session is not None and session not in dated and session in dates:

@@ -19,37 +19,35 @@ import os
 import socket
 import threading
 import time as _time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import numpy as np
 
+from memory.names import person_key
 from memory.store import (
     _NO_HITS,
     DuplicateTurnError,
     LexicalHits,
     StoredTurn,
+    StoreError,
     Summary,
-    owner_key,
+    key_of,
+    partition,
     query_terms,
+    visible_where,
 )
 from memory.types import MemoryTurn, Pose
-from omni_agent.errors import UserError
-
-URL_PREFIXES = ("postgresql://", "postgres://")
+from memory.vectors import Partition
 
 # Default HNSW search breadth: measured with `omni-agent bench fleet` (recall@10 >= 0.98).
 DEFAULT_EF_SEARCH = 100
 
 
-class MemoryDatabaseUnreachable(UserError, ConnectionError):
+class MemoryDatabaseUnreachable(StoreError, ConnectionError):
     """The fleet's database did not answer: one line for the user, no traceback."""
-
-
-def is_postgres_url(path: str | Path) -> bool:
-    return isinstance(path, str) and path.startswith(URL_PREFIXES)
 
 
 def split_robot(url: str) -> tuple[str, str | None]:
@@ -132,7 +130,30 @@ CREATE INDEX facts_person ON facts(person)
 # v2: an owner's turns in rowid order, so "the turns after this one" reads a range.
 _V2 = "CREATE INDEX turns_person_rowid ON turns(person, rowid)"
 
-PG_MIGRATIONS: list[str] = [_V1, _V2]
+
+def _v3_owner_key(conn: Any) -> None:
+    # v3: rows carry their person's comparison key (`names.person_key`), and every query
+    # compares that, so "alice" and "Alice" are one person (forgetting one forgets both).
+    for statement in (
+        "ALTER TABLE turns ADD COLUMN owner TEXT",
+        "ALTER TABLE summaries ADD COLUMN owner TEXT",
+        "ALTER TABLE facts ADD COLUMN owner TEXT",
+        "CREATE INDEX turns_owner_rowid ON turns(owner, rowid)",
+        "CREATE INDEX summaries_owner ON summaries(owner, id)",
+        "CREATE INDEX facts_owner ON facts(owner)",
+    ):
+        conn.execute(statement)
+    for table in ("turns", "summaries", "facts"):
+        names = [r[0] for r in conn.execute(f"SELECT DISTINCT person FROM {table}").fetchall()]
+        for name in names:
+            if name is not None:
+                conn.execute(
+                    f"UPDATE {table} SET owner = %s WHERE person = %s", (person_key(name), name)
+                )
+
+
+PgMigration = str | Callable[[Any], None]
+PG_MIGRATIONS: list[PgMigration] = [_V1, _V2, _v3_owner_key]
 PG_SCHEMA_VERSION = len(PG_MIGRATIONS)
 _LOCK_KEY = 7_171_717  # advisory lock id of schema changes
 
@@ -154,9 +175,13 @@ def pg_migrate(conn: Any, target: int = PG_SCHEMA_VERSION) -> int:
             version = pg_schema_version(conn)  # another robot may have migrated meanwhile
             if version >= target:
                 break
-            for statement in PG_MIGRATIONS[version].split(";"):
-                if statement.strip():
-                    conn.execute(statement)
+            step = PG_MIGRATIONS[version]
+            if callable(step):
+                step(conn)
+            else:
+                for statement in step.split(";"):
+                    if statement.strip():
+                        conn.execute(statement)
             conn.execute("DELETE FROM schema_version")
             conn.execute("INSERT INTO schema_version VALUES (%s)", (version + 1,))
         version += 1
@@ -174,23 +199,41 @@ _TURN_COLUMNS = (
     "rowid, id, session, speaker, person, time, place, x, y, yaw, text, transcript, "
     "interrupted, image_path, image_caption, audio_path, shared"
 )
-_INSERT_COLUMNS = _TURN_COLUMNS.removeprefix("rowid, ") + ", robot"
-
-# The isolation rule, in one place: own turns, shared turns, and turns with no owner.
-_VISIBLE_TO = "(t.person = %(person)s OR t.shared OR t.person IS NULL)"
-_VISIBLE_SHARED = "(t.shared OR t.person IS NULL)"
+_INSERT_COLUMNS = _TURN_COLUMNS.removeprefix("rowid, ") + ", robot, owner"
 
 
 def visible_clause(person: str | None) -> str:
-    return _VISIBLE_SHARED if person is None else _VISIBLE_TO
+    """`store.visible_where` in this dialect: `%(person)s` is the asker's `person_key`."""
+    return visible_where(None if person is None else "%(person)s", "t")
 
 
-def _keys_person(keys: Iterable[str]) -> str | None:
-    """The person a VectorIndex key list stands for ([person, SHARED] or [SHARED])."""
-    from memory.store import SHARED_KEY
+def _keys_person(keys: Iterable[Partition]) -> str | None:
+    """The person key a partition list stands for ([key, None] or [None])."""
+    people = [k for k in keys if k is not None]
+    return _no_nul(people[0]) if people else None
 
-    people = [k for k in keys if k != SHARED_KEY]
-    return people[0] if people else None
+
+def _no_nul(key: str | None) -> str | None:
+    # No stored owner holds U+0000 (PostgreSQL text cannot), and a query parameter must
+    # not either: an asker with one owns nothing here, and sees only what everyone may.
+    return None if key is None or "\x00" in key else key
+
+
+def _asker(person: str | None) -> str | None:
+    """The `owner` value a query compares with: the asker's `person_key`."""
+    return _no_nul(key_of(person))
+
+
+def _refuse_nul(turn: MemoryTurn) -> None:
+    """PostgreSQL text cannot hold U+0000: a turn with one is refused (never stripped, so
+    what is stored is what was said), in one line that names the turn and the field."""
+    for field in ("id", "session", "person", "place", "text", "transcript", "image_caption"):
+        value = getattr(turn, field)
+        if isinstance(value, str) and "\x00" in value:
+            raise StoreError(
+                f"turn {turn.id.replace(chr(0), '?')!r}: {field} holds a NUL character "
+                "(U+0000), which PostgreSQL text cannot store; remove it and try again"
+            )
 
 
 class PgStore:
@@ -227,7 +270,7 @@ class PgStore:
             ) from None
         except psycopg.Error as e:  # no pgvector, no rights to create the schema, ...
             first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-            raise UserError(
+            raise StoreError(
                 f"memory database {self.path} cannot hold the memory schema: {first}"
                 " (it needs the pgvector extension and the right to create tables)"
             ) from None
@@ -302,6 +345,7 @@ class PgStore:
         return rowids
 
     def _insert(self, conn: Any, turn: MemoryTurn) -> int:
+        _refuse_nul(turn)
         if turn.session is not None:
             conn.execute(
                 "INSERT INTO sessions (id, started, ended) VALUES (%s, %s, %s) "
@@ -312,7 +356,7 @@ class PgStore:
         pose = turn.pose
         row = conn.execute(
             f"INSERT INTO turns ({_INSERT_COLUMNS}) VALUES "
-            "(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) "
+            "(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) "
             "RETURNING rowid",
             (
                 turn.id,
@@ -332,6 +376,7 @@ class PgStore:
                 _reference(turn.audio_path),
                 turn.shared,
                 self.robot,
+                key_of(turn.person),
             ),
         ).fetchone()
         return int(row[0])
@@ -341,29 +386,31 @@ class PgStore:
     ) -> None:
         with self.connection() as conn:
             conn.execute(
-                "INSERT INTO summaries (person, shared, text, last_turn, time) "
-                "VALUES (%s, %s, %s, %s, %s)",
-                (person, shared, text, last_turn, time),
+                "INSERT INTO summaries (person, owner, shared, text, last_turn, time) "
+                "VALUES (%s, %s, %s, %s, %s, %s)",
+                (person, key_of(person), shared, text, last_turn, time),
             )
 
     def add_fact(self, person: str | None, text: str, source_turn: str | None, time: float) -> None:
         with self.connection() as conn:
             conn.execute(
-                "INSERT INTO facts (person, text, source_turn, time) VALUES (%s, %s, %s, %s)",
-                (person, text, source_turn, time),
+                "INSERT INTO facts (person, owner, text, source_turn, time) "
+                "VALUES (%s, %s, %s, %s, %s)",
+                (person, key_of(person), text, source_turn, time),
             )
 
     def forget_person(self, person: str) -> tuple[int, list[int]]:
         """Delete every turn, vector, summary and fact of `person`, for every robot, in one
         transaction. Media files are references: those that exist here are removed after
         the commit (a crash in between leaves orphan files, never dangling rows)."""
+        key = _asker(person)  # "alice" forgets Alice
         with self.connection() as conn, conn.transaction():
             rows = conn.execute(
-                "DELETE FROM turns WHERE person = %s RETURNING rowid, image_path, audio_path",
-                (person,),
+                "DELETE FROM turns WHERE owner = %s RETURNING rowid, image_path, audio_path",
+                (key,),
             ).fetchall()  # vectors go with them (ON DELETE CASCADE)
-            conn.execute("DELETE FROM summaries WHERE person = %s", (person,))
-            conn.execute("DELETE FROM facts WHERE person = %s", (person,))
+            conn.execute("DELETE FROM summaries WHERE owner = %s", (key,))
+            conn.execute("DELETE FROM facts WHERE owner = %s", (key,))
         self._places = None
         self._n_at = 0.0
         for _, image, audio in rows:
@@ -428,7 +475,7 @@ class PgStore:
     ) -> list[StoredTurn]:
         """The latest `limit` turns visible to `person`, newest first (keyset `before`)."""
         where = visible_clause(person)
-        params: dict[str, object] = {"person": person, "limit": limit}
+        params: dict[str, object] = {"person": _asker(person), "limit": limit}
         if until is not None:
             where += " AND t.time <= %(until)s"
             params["until"] = until
@@ -447,7 +494,7 @@ class PgStore:
         where = "true" if everyone else visible_clause(person)
         rows = self._select(
             f"SELECT {_TURN_COLUMNS} FROM turns t WHERE {where} ORDER BY t.time, t.rowid",
-            {"person": person},
+            {"person": _asker(person)},
         )
         for r in rows:
             yield self._row_to_turn(r)
@@ -523,15 +570,40 @@ class PgStore:
         rows = self._select(f"SELECT rowid FROM turns WHERE {' AND '.join(clauses)}", params)
         return [int(r[0]) for r in rows]
 
-    def vectors(self, model: str) -> Iterator[tuple[int, str, np.ndarray]]:
+    def vectors(self, model: str) -> Iterator[tuple[int, Partition, np.ndarray]]:
         """(rowid, owner key, vector) of every embedded turn."""
         rows = self._select(
-            "SELECT v.turn, t.person, t.shared, v.vec FROM vectors v "
+            "SELECT v.turn, t.owner, t.shared, v.vec FROM vectors v "
             "JOIN turns t ON t.rowid = v.turn WHERE v.model = %s ORDER BY v.turn",
             (model,),
         )
-        for rowid, person, shared, vec in rows:
-            yield int(rowid), owner_key(person, bool(shared)), np.asarray(vec, np.float32)
+        for rowid, owner, shared, vec in rows:
+            yield int(rowid), partition(owner, bool(shared)), np.asarray(vec, np.float32)
+
+    def vector_rowids(self, model: str) -> Iterator[tuple[int, Partition]]:
+        """(rowid, partition) of every turn embedded with `model`."""
+        rows = self._select(
+            "SELECT v.turn, t.owner, t.shared FROM vectors v "
+            "JOIN turns t ON t.rowid = v.turn WHERE v.model = %s",
+            (model,),
+        )
+        for rowid, owner, shared in rows:
+            yield int(rowid), partition(owner, bool(shared))
+
+    def vectors_of(
+        self, rowids: Sequence[int], model: str
+    ) -> list[tuple[int, Partition, np.ndarray]]:
+        """(rowid, partition, vector) of the given turns that have a `model` vector."""
+        rows = self._select(
+            "SELECT v.turn, t.owner, t.shared, v.vec FROM vectors v JOIN turns t "
+            "ON t.rowid = v.turn WHERE v.model = %s AND v.turn = ANY(%s)",
+            (model, [int(r) for r in rowids]),
+        )
+        return [(int(r), partition(o, bool(sh)), np.asarray(v, np.float32)) for r, o, sh, v in rows]
+
+    def vector_index(self, dim: int, model: str) -> PgVectorIndex:
+        """pgvector answers the searches: nothing is held in the robot's process."""
+        return PgVectorIndex(self, dim, model)
 
     def turns_without_vectors(self, model: str) -> list[StoredTurn]:
         rows = self._select(
@@ -562,26 +634,15 @@ class PgStore:
                 self._places_at = now
             return self._places
 
-    def score_rows(self, rowids: Iterable[int]
-                   ) -> dict[int, tuple[str, str | None, float, str | None]]:  # fmt: skip
-        """(id, person, time, place) per rowid: what scoring needs, without the text."""
-        ids = [int(r) for r in rowids]
-        if not ids:
-            return {}
-        rows = self._select(
-            "SELECT rowid, id, person, time, place FROM turns WHERE rowid = ANY(%s)", (ids,)
-        )
-        return {int(r[0]): (r[1], r[2], float(r[3]), r[4]) for r in rows}
-
     def scoring_rows(
         self, rowids: Iterable[int]
     ) -> dict[int, tuple[str, str | None, float, str | None, str]]:
-        """(id, person, time, place, speaker) per rowid: what retrieval scores, no text."""
+        """(id, owner key, time, place, speaker) per rowid: what retrieval scores, no text."""
         ids = [int(r) for r in rowids]
         if not ids:
             return {}
         rows = self._select(
-            "SELECT rowid, id, person, time, place, speaker FROM turns WHERE rowid = ANY(%s)",
+            "SELECT rowid, id, owner, time, place, speaker FROM turns WHERE rowid = ANY(%s)",
             (ids,),
         )
         return {int(r[0]): (r[1], r[2], float(r[3]), r[4], r[5]) for r in rows}
@@ -589,7 +650,8 @@ class PgStore:
     def people_after(self, rowid: int) -> tuple[set[str], int]:
         """People with turns after `rowid`, and the newest rowid (where to ask on from)."""
         rows = self._select(
-            "SELECT DISTINCT person FROM turns WHERE rowid > %s AND person IS NOT NULL", (rowid,)
+            "SELECT min(person) FROM turns WHERE rowid > %s AND person IS NOT NULL GROUP BY owner",
+            (rowid,),
         )
         last = self._select("SELECT max(rowid) FROM turns")
         return {str(r[0]) for r in rows}, int(last[0][0] or 0)
@@ -598,8 +660,8 @@ class PgStore:
         rows = self._select(
             f"SELECT person, shared, text, last_turn, time FROM summaries t "
             f"WHERE {visible_clause(person)} "
-            "ORDER BY (t.person IS NOT DISTINCT FROM %(person)s) DESC, t.id DESC LIMIT 1",
-            {"person": person},
+            "ORDER BY (t.owner IS NOT DISTINCT FROM %(person)s) DESC, t.id DESC LIMIT 1",
+            {"person": _asker(person)},
         )
         if not rows:
             return None
@@ -608,18 +670,18 @@ class PgStore:
 
     def summary_watermark(self, person: str | None) -> int:
         rows = self._select(
-            "SELECT max(last_turn) FROM summaries WHERE person IS NOT DISTINCT FROM %s",
-            (person,),
+            "SELECT max(last_turn) FROM summaries WHERE owner IS NOT DISTINCT FROM %s",
+            (_asker(person),),
         )
         return int(rows[0][0] or 0)
 
     def turns_after(self, person: str | None, rowid: int, limit: int) -> list[StoredTurn]:
-        # `person = %s` / `IS NULL` rather than IS NOT DISTINCT FROM: only they use the index.
-        owner = "person IS NULL" if person is None else "person = %s"
+        # `owner = %s` / `IS NULL` rather than IS NOT DISTINCT FROM: only they use the index.
+        owner = "owner IS NULL" if person is None else "owner = %s"
         rows = self._select(
             f"SELECT {_TURN_COLUMNS} FROM turns WHERE {owner} AND rowid > %s "
             "ORDER BY rowid LIMIT %s",
-            (rowid, limit) if person is None else (person, rowid, limit),
+            (rowid, limit) if person is None else (_asker(person), rowid, limit),
         )
         return [self._row_to_turn(r) for r in rows]
 
@@ -628,14 +690,15 @@ class PgStore:
         return {str(r[0]): float(r[1]) for r in self._select("SELECT id, started FROM sessions")}
 
     def people(self) -> list[str | None]:
-        return [r[0] for r in self._select("SELECT DISTINCT person FROM turns")]
+        # One name per person (the first spelling stored), however its case varies.
+        return [r[0] for r in self._select("SELECT min(person) FROM turns GROUP BY owner")]
 
     def facts(self, person: str | None) -> list[tuple[str, str | None, float]]:
         # facts have no shared flag
-        where = "t.person IS NULL" + ("" if person is None else " OR t.person = %(person)s")
+        where = visible_where(None if person is None else "%(person)s", "t", shared=False)
         rows = self._select(
-            f"SELECT text, source_turn, time FROM facts t WHERE ({where}) ORDER BY id",
-            {"person": person},
+            f"SELECT text, source_turn, time FROM facts t WHERE {where} ORDER BY id",
+            {"person": _asker(person)},
         )
         return [(r[0], r[1], r[2]) for r in rows]
 
@@ -717,13 +780,13 @@ class PgVectorIndex:
         rows = self.store._select("SELECT count(*) FROM vectors WHERE model = %s", (self.model,))
         return int(rows[0][0])
 
-    def add(self, rowids: Iterable[int], keys: Iterable[str], vecs: np.ndarray) -> None:
+    def add(self, rowids: Iterable[int], keys: Iterable[Partition], vecs: np.ndarray) -> None:
         """Nothing to do: the store wrote the vectors in the turns' own transaction."""
 
     def remove(self, rowids: Iterable[int]) -> None:
         """Nothing to do: forgetting deleted the vectors with their turns."""
 
-    def visible(self, keys: Iterable[str], rowids: np.ndarray) -> np.ndarray:
+    def visible(self, keys: Iterable[Partition], rowids: np.ndarray) -> np.ndarray:
         """Mask of `rowids` the asker may see (a row with no vector counts as not visible)."""
         wanted = np.asarray(rowids, np.int64)
         if len(wanted) == 0:
@@ -736,7 +799,7 @@ class PgVectorIndex:
         )
         return np.isin(wanted, np.fromiter((r[0] for r in rows), np.int64, len(rows)))
 
-    def score_rows(self, query: np.ndarray, keys: Iterable[str], rowids: Iterable[int]
+    def score_rows(self, query: np.ndarray, keys: Iterable[Partition], rowids: Iterable[int]
                    ) -> dict[int, float]:  # fmt: skip
         ids = [int(r) for r in rowids]
         if not ids:
@@ -751,7 +814,7 @@ class PgVectorIndex:
         )  # fmt: skip
         return {int(r): float(s) for r, s in rows}
 
-    def vectors(self, keys: Iterable[str], rowids: Iterable[int]) -> np.ndarray:
+    def vectors(self, keys: Iterable[Partition], rowids: Iterable[int]) -> np.ndarray:
         """The stored vectors of `rowids`, one row each in their order; a rowid the asker
         may not see gets a row of zeros."""
         ids = [int(r) for r in rowids]
@@ -772,7 +835,7 @@ class PgVectorIndex:
     def search(
         self,
         query: np.ndarray,
-        keys: Iterable[str],
+        keys: Iterable[Partition],
         k: int,
         allowed: np.ndarray | None = None,
         *,
@@ -814,35 +877,3 @@ class PgVectorIndex:
         # Same order as the exact search: score, then rowid.
         out.sort(key=lambda rs: (-rs[1], rs[0]))
         return out
-
-
-def open_pg_memory(memory_cls: type, url: str, **kwargs: Any) -> Any:
-    """A `Memory` on PostgreSQL (called by `Memory.open` for postgresql:// URLs)."""
-    store = PgStore(url)
-    try:
-        return _pg_memory_class(memory_cls)(store, **kwargs)
-    except BaseException:
-        store.close()
-        raise
-
-
-_CLASSES: dict[type, type] = {}
-
-
-def _pg_memory_class(memory_cls: type) -> type:
-    """`Memory` with the vector index in the database instead of in process."""
-    if memory_cls not in _CLASSES:
-
-        def _load_index(self: Any) -> None:
-            from memory.facade import embedding_text
-
-            self.index = PgVectorIndex(self.store, self.embedder.dim, self.embedder.model_id)
-            self.retriever.index = self.index
-            # Turns without vectors (written by another tool): embed them now.
-            missing = self.store.turns_without_vectors(self.embedder.model_id)
-            if missing:
-                vecs = self.embedder.embed([embedding_text(st.turn) for st in missing])
-                self.store.add_vectors([st.rowid for st in missing], vecs, self.embedder.model_id)
-
-        _CLASSES[memory_cls] = type("PgMemory", (memory_cls,), {"_load_index": _load_index})
-    return _CLASSES[memory_cls]

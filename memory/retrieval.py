@@ -18,9 +18,11 @@ import numpy as np
 from pydantic import BaseModel
 
 from memory.embeddings import Embedder
-from memory.store import SHARED_KEY, STOPWORDS, Store, StoredTurn, query_terms
+from memory.names import person_key
+from memory.protocol import MemoryStore, VectorSearch
+from memory.store import STOPWORDS, StoredTurn, key_of, query_terms
 from memory.types import SearchResult
-from memory.vectors import VectorIndex
+from memory.vectors import Partition
 
 PARTS = ("semantic", "lexical", "recency", "person", "place", "link", "speaker", "named")
 _WORDS = re.compile(r"\w+")
@@ -89,11 +91,27 @@ class _Scoring:
     mentioned: set[str]
 
 
+@dataclass
+class _Query:
+    """One query in flight: what it may see and what has been scored so far. The steps
+    after the first scan (hops, feedback, sequels) read and extend it."""
+
+    keys: list[Partition]
+    allowed: np.ndarray | None
+    exclude: set[str] | frozenset[str]
+    qvec: np.ndarray
+    ctx: _Scoring
+    scored: dict[int, tuple[float, tuple[float, ...]]]
+    rows: dict[int, Row]
+    semantic: dict[int, float]
+    lexical: dict[int, float]
+
+
 class Retriever:
     def __init__(
         self,
-        store: Store,
-        index: VectorIndex,
+        store: MemoryStore,
+        index: VectorSearch,
         embedder: Embedder,
         weights: ScoreWeights | None = None,
     ) -> None:
@@ -171,17 +189,18 @@ class Retriever:
         semantic.update(self.index.score_rows(qvec, keys, lexical_only))
         ctx = _Scoring(
             now=now,
-            person=person,
+            person=key_of(person),
             named=self._named_people(query, person),
             mentioned=self._mentioned_places(query),
         )
         scored = self._score_all(ctx, rows, semantic, lexical)
+        q = _Query(keys, allowed, exclude, qvec, ctx, scored, rows, semantic, lexical)
         if hops:
-            self._hop(query, keys, allowed, exclude, qvec, ctx, scored, rows, semantic, lexical)
+            self._hop(query, q)
         if feedback:
-            self._feedback(keys, allowed, exclude, qvec, ctx, scored, rows, semantic, lexical)
+            self._feedback(q)
         if sequels and _AFTER.search(query):
-            self._sequel(keys, exclude, qvec, ctx, scored, rows, semantic, lexical)
+            self._sequel(q)
         # Best first; ties: older first, then id (deterministic).
         ranked = sorted((-score, rows[r][2], rows[r][0], r) for r, (score, _) in scored.items())
         if w.redundancy > 0:  # within a pool, so the first results do not depend on k
@@ -192,7 +211,7 @@ class Retriever:
         self,
         ranked: list[tuple[float, float, str, int]],
         rows: dict[int, Row],
-        keys: list[str],
+        keys: list[Partition],
         w: ScoreWeights,
     ) -> list[tuple[float, float, str, int]]:
         """`ranked` reordered by score minus `redundancy` x the cosine to the closest later
@@ -247,9 +266,9 @@ class Retriever:
                 )
 
     @staticmethod
-    def visible_keys(person: str | None) -> list[str]:
-        """Index partitions `person` may see: their own and the shared one."""
-        return [SHARED_KEY] if person is None else [person, SHARED_KEY]
+    def visible_keys(person: str | None) -> list[Partition]:
+        """Index partitions `person` may see: their own and the shared one (None)."""
+        return [None] if person is None else [person_key(person), None]
 
     def _score_all(
         self,
@@ -279,39 +298,10 @@ class Retriever:
             for r, sc, v in zip(ids, scores.tolist(), values.tolist(), strict=True)
         }
 
-    def _score(
-        self, ctx: _Scoring, row: Row, semantic: float, lexical: float, link: float
-    ) -> tuple[float, tuple[float, ...]]:
-        w = self.weights
-        _, owner, when, place, speaker = row
-        values = (
-            round(max(0.0, semantic), 6),
-            round(lexical, 6),
-            round(0.5 ** (max(0.0, ctx.now - when) / w.recency_half_life_s), 6),
-            1.0 if ctx.person is not None and owner == ctx.person else 0.0,
-            1.0 if place and place.lower() in ctx.mentioned else 0.0,
-            round(min(1.0, link), 6),
-            1.0 if speaker == "user" else 0.0,
-            1.0 if owner is not None and owner in ctx.named else 0.0,
-        )
-        weights = [getattr(w, name) for name in PARTS]
-        return round(sum(a * b for a, b in zip(weights, values, strict=True)), 6), values
-
-    def _hop(
-        self,
-        query: str,
-        keys: list[str],
-        allowed: np.ndarray | None,
-        exclude: set[str] | frozenset[str],
-        qvec: np.ndarray,
-        ctx: _Scoring,
-        scored: dict[int, tuple[float, tuple[float, ...]]],
-        rows: dict[int, Row],
-        semantic: dict[int, float],
-        lexical: dict[int, float],
-    ) -> None:
+    def _hop(self, query: str, q: _Query) -> None:
         """Second hop: turns naming a rare name found in the best results get a link."""
         w = self.weights
+        scored = q.scored
         seeds = sorted(scored, key=lambda r: -scored[r][0])[: w.hop_seeds]
         texts = {r: st.turn.text for r, st in self.store.turns_by_rowid(seeds).items()}
         asked = {t.lower() for t in query_terms(query)} | {p.lower() for p in self.people()}
@@ -331,53 +321,33 @@ class Retriever:
             hits = self.store.lexical(term, w.hop_postings, 1.0)  # its latest mentions
             if len(hits.rowids) == 0:
                 continue
-            keep = self.index.visible(keys, hits.rowids)
-            if allowed is not None:
-                keep &= np.isin(hits.rowids, allowed)
+            keep = self.index.visible(q.keys, hits.rowids)
+            if q.allowed is not None:
+                keep &= np.isin(hits.rowids, q.allowed)
             for r in hits.rowids[keep].tolist():
                 reached[r] = max(reached.get(r, 0.0), links[term])
         if reached:
-            self._link(reached, exclude, qvec, keys, ctx, scored, rows, semantic, lexical)
+            self._link(reached, q)
 
-    def _feedback(
-        self,
-        keys: list[str],
-        allowed: np.ndarray | None,
-        exclude: set[str] | frozenset[str],
-        qvec: np.ndarray,
-        ctx: _Scoring,
-        scored: dict[int, tuple[float, tuple[float, ...]]],
-        rows: dict[int, Row],
-        semantic: dict[int, float],
-        lexical: dict[int, float],
-    ) -> None:
+    def _feedback(self, q: _Query) -> None:
         w = self.weights
+        scored, rows = q.scored, q.rows
         best = [r for r in sorted(scored, key=lambda r: -scored[r][0]) if rows[r][4] == "user"]
-        seeds = self.index.vectors(keys, best[: w.feedback_seeds])
+        seeds = self.index.vectors(q.keys, best[: w.feedback_seeds])
         seeds = seeds[np.any(seeds, axis=1)]  # rows without a vector come back as zeros
         if len(seeds) == 0:
             return
-        moved = qvec + seeds.mean(axis=0)
+        moved = q.qvec + seeds.mean(axis=0)
         moved /= max(float(np.linalg.norm(moved)), 1e-9)
-        found = dict(self.index.search(moved, keys, w.feedback_candidates, allowed))
+        found = dict(self.index.search(moved, q.keys, w.feedback_candidates, q.allowed))
         reached = {r: w.feedback * c for r, c in found.items()}
-        self._link(reached, exclude, qvec, keys, ctx, scored, rows, semantic, lexical)
+        self._link(reached, q)
 
     def _sequel(
-        self,
-        keys: list[str],
-        exclude: set[str] | frozenset[str],
-        qvec: np.ndarray,
-        ctx: _Scoring,
-        scored: dict[int, tuple[float, tuple[float, ...]]],
-        rows: dict[int, Row],
-        semantic: dict[int, float],
-        lexical: dict[int, float],
-        seeds: int = 2,
-        per_seed: int = 6,
-        within_s: float = 14 * 86400,
+        self, q: _Query, seeds: int = 2, per_seed: int = 6, within_s: float = 14 * 86400
     ) -> None:
         """The person's words in the session after each of the best user-turn matches."""
+        scored, rows = q.scored, q.rows
         best = [r for r in sorted(scored, key=lambda r: -scored[r][0]) if rows[r][4] == "user"]
         reached: dict[int, float] = {}
         for seed in best[:seeds]:
@@ -397,39 +367,29 @@ class Retriever:
                 if sum(1 for _ in reached) >= per_seed * seeds:
                     break
         if reached:
-            visible = self.index.visible(keys, np.array(sorted(reached), np.int64))
+            visible = self.index.visible(q.keys, np.array(sorted(reached), np.int64))
             keep = {
                 r: reached[r] for r, ok in zip(sorted(reached), visible.tolist(), strict=True) if ok
             }
-            self._link(keep, exclude, qvec, keys, ctx, scored, rows, semantic, lexical)
+            self._link(keep, q)
 
     def _session_of(self, rowid: int) -> str | None:
         st = self.store.turns_by_rowid([rowid]).get(rowid)
         return st.turn.session if st else None
 
-    def _link(
-        self,
-        reached: dict[int, float],
-        exclude: set[str] | frozenset[str],
-        qvec: np.ndarray,
-        keys: list[str],
-        ctx: _Scoring,
-        scored: dict[int, tuple[float, tuple[float, ...]]],
-        rows: dict[int, Row],
-        semantic: dict[int, float],
-        lexical: dict[int, float],
-    ) -> None:
+    def _link(self, reached: dict[int, float], q: _Query) -> None:
         """Score turns reached through a better result, with that result's score as link."""
+        scored, rows, semantic = q.scored, q.rows, q.semantic
         fresh = self.store.scoring_rows([r for r in reached if r not in rows])
-        fresh = {r: v for r, v in fresh.items() if v[0] not in exclude}
+        fresh = {r: v for r, v in fresh.items() if v[0] not in q.exclude}
         rows.update(fresh)
-        semantic.update(self.index.score_rows(qvec, keys, list(fresh)))
+        semantic.update(self.index.score_rows(q.qvec, q.keys, list(fresh)))
         linked = {
             r: link
             for r, link in reached.items()
             if r in rows and link > scored.get(r, (0.0, (0.0,) * len(PARTS)))[1][5]
         }
-        base = self._score_all(ctx, {r: rows[r] for r in linked}, semantic, lexical)
+        base = self._score_all(q.ctx, {r: rows[r] for r in linked}, semantic, q.lexical)
         weight = self.weights.link
         for r, (score, values) in base.items():
             part = round(min(1.0, linked[r]), 6)
@@ -442,9 +402,14 @@ class Retriever:
         if not self.weights.named_people:
             return set()
         words = set(re.findall(r"\w+", query.lower()))
-        return {k for k in self.people() if k.lower() in words and k != person}
+        asker = key_of(person)
+        return {
+            person_key(k) for k in self.people() if k.lower() in words and person_key(k) != asker
+        }
 
-    def _lexical(self, query: str, keys: list[str], allowed: np.ndarray | None) -> dict[int, float]:
+    def _lexical(
+        self, query: str, keys: list[Partition], allowed: np.ndarray | None
+    ) -> dict[int, float]:
         """Top lexical candidates the asker may see: rowid -> share of the query matched.
 
         The store returns candidates for everyone; visibility is checked here, before any

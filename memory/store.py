@@ -23,14 +23,35 @@ from typing import Any
 
 import numpy as np
 
+from memory.names import person_key
 from memory.types import MemoryTurn, Pose
-
-SHARED_KEY = "\x00shared"
-"""Owner key of turns everyone may see (shared, or with no person)."""
+from memory.vectors import Partition
 
 
-def owner_key(person: str | None, shared: bool) -> str:
-    return SHARED_KEY if shared or person is None else person
+def owner_key(person: str | None, shared: bool) -> Partition:
+    return None if shared or person is None else person_key(person)
+
+
+def partition(owner: str | None, shared: bool) -> Partition:
+    """The partition of a stored row, from its `owner` column and shared flag."""
+    return None if shared or owner is None else owner
+
+
+def visible_where(asker: str | None, table: str = "", shared: bool = True) -> str:
+    """The isolation rule, in one place for every backend: a person sees their own rows
+    (`owner` is their `person_key`), shared rows and rows with no person. `asker` is the
+    placeholder of the asker's key in the dialect (`?`, `%(person)s`), None for nobody;
+    `shared=False` for a table without the flag (facts)."""
+    t = f"{table}." if table else ""
+    parts = ([f"{t}owner = {asker}"] if asker is not None else []) + (
+        [f"{t}shared"] if shared else []
+    )
+    return "(" + " OR ".join([*parts, f"{t}person IS NULL"]) + ")"
+
+
+def key_of(person: str | None) -> str | None:
+    """The `owner` column value of a person (None: no person)."""
+    return None if person is None else person_key(person)
 
 
 # ---------------------------------------------------------------------------------------
@@ -118,8 +139,35 @@ def _v3_turns_by_owner(db: sqlite3.Connection) -> None:
     _run(db, "CREATE INDEX turns_person_rowid ON turns(person);")
 
 
+def _v4_owner_key(db: sqlite3.Connection) -> None:
+    # v4: rows carry their person's comparison key (`names.person_key`), and every query
+    # compares that, so "alice" and "Alice" are one person (forgetting one forgets both).
+    _run(
+        db,
+        """
+        ALTER TABLE turns ADD COLUMN owner TEXT;
+        ALTER TABLE summaries ADD COLUMN owner TEXT;
+        ALTER TABLE facts ADD COLUMN owner TEXT;
+        CREATE INDEX turns_owner ON turns(owner);
+        CREATE INDEX summaries_owner ON summaries(owner, id);
+        CREATE INDEX facts_owner ON facts(owner);
+        """,
+    )
+    for table in ("turns", "summaries", "facts"):
+        names = [r[0] for r in db.execute(f"SELECT DISTINCT person FROM {table}")]
+        db.executemany(
+            f"UPDATE {table} SET owner = ? WHERE person = ?",
+            [(person_key(n), n) for n in names if n is not None],
+        )
+
+
 Migration = Callable[[sqlite3.Connection], None]
-MIGRATIONS: list[Migration] = [_v1_initial, _v2_sharing_vectors_facts, _v3_turns_by_owner]
+MIGRATIONS: list[Migration] = [
+    _v1_initial,
+    _v2_sharing_vectors_facts,
+    _v3_turns_by_owner,
+    _v4_owner_key,
+]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
@@ -353,6 +401,7 @@ _TURN_COLUMNS = (
     "rowid, id, session, speaker, person, time, place, x, y, yaw, text, transcript, "
     "interrupted, image_path, image_caption, audio_path, shared"
 )
+_INSERT_COLUMNS = _TURN_COLUMNS.removeprefix("rowid, ") + ", owner"
 
 
 class Store:
@@ -493,8 +542,8 @@ class Store:
         pose = turn.pose
         try:
             cur = self._db.execute(
-                f"INSERT INTO turns ({_TURN_COLUMNS.removeprefix('rowid, ')}) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                f"INSERT INTO turns ({_INSERT_COLUMNS}) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     turn.id,
                     turn.session,
@@ -512,6 +561,7 @@ class Store:
                     turn.image_caption,
                     audio_path,
                     int(turn.shared),
+                    key_of(turn.person),
                 ),
             )
         except sqlite3.IntegrityError as e:
@@ -560,16 +610,16 @@ class Store:
     ) -> None:
         with self._lock:
             self._db.execute(
-                "INSERT INTO summaries (person, shared, text, last_turn, time) "
-                "VALUES (?, ?, ?, ?, ?)",
-                (person, int(shared), text, last_turn, time),
+                "INSERT INTO summaries (person, owner, shared, text, last_turn, time) "
+                "VALUES (?, ?, ?, ?, ?, ?)",
+                (person, key_of(person), int(shared), text, last_turn, time),
             )
 
     def add_fact(self, person: str | None, text: str, source_turn: str | None, time: float) -> None:
         with self._lock:
             self._db.execute(
-                "INSERT INTO facts (person, text, source_turn, time) VALUES (?, ?, ?, ?)",
-                (person, text, source_turn, time),
+                "INSERT INTO facts (person, owner, text, source_turn, time) VALUES (?, ?, ?, ?, ?)",
+                (person, key_of(person), text, source_turn, time),
             )
 
     def forget_person(self, person: str) -> tuple[int, list[int]]:
@@ -577,31 +627,33 @@ class Store:
         `person`, and leave none of their words in the file.
 
         Returns the number of turns removed and their rowids (for the vector index).
+        `person` is compared by `person_key`: "alice" forgets Alice.
         """
+        key = person_key(person)
         with self._lock:
             self._db.execute("BEGIN IMMEDIATE")
             try:
                 rows = self._db.execute(
-                    "SELECT rowid, image_path, audio_path, id, session FROM turns WHERE person = ?",
-                    (person,),
+                    "SELECT rowid, image_path, audio_path, id, session FROM turns WHERE owner = ?",
+                    (key,),
                 ).fetchall()
                 rowids = [int(r[0]) for r in rows]
                 self._db.executemany(
                     "DELETE FROM turns_fts WHERE rowid = ?", [(r,) for r in rowids]
                 )
                 self._db.execute(
-                    "DELETE FROM vectors WHERE turn IN (SELECT rowid FROM turns WHERE person = ?)",
-                    (person,),
+                    "DELETE FROM vectors WHERE turn IN (SELECT rowid FROM turns WHERE owner = ?)",
+                    (key,),
                 )
-                self._db.execute("DELETE FROM turns WHERE person = ?", (person,))
+                self._db.execute("DELETE FROM turns WHERE owner = ?", (key,))
                 # Their sessions, once no one else's turn is in them (ids may name them).
                 self._db.executemany(
                     "DELETE FROM sessions WHERE id = ? AND NOT EXISTS "
                     "(SELECT 1 FROM turns WHERE session = sessions.id)",
                     [(s,) for s in {r[4] for r in rows if r[4] is not None}],
                 )
-                self._db.execute("DELETE FROM summaries WHERE person = ?", (person,))
-                self._db.execute("DELETE FROM facts WHERE person = ?", (person,))
+                self._db.execute("DELETE FROM summaries WHERE owner = ?", (key,))
+                self._db.execute("DELETE FROM facts WHERE owner = ?", (key,))
                 if rowids:
                     # FTS5 keeps deleted words in its index segments until they are merged:
                     # merge them all now, so the index holds no word of theirs.
@@ -669,11 +721,10 @@ class Store:
         )
 
     @staticmethod
-    def _visible(person: str | None) -> tuple[str, tuple[str, ...]]:
-        # Isolation rule, in one place: own turns, shared turns, and turns with no owner.
+    def _visible(person: str | None, shared: bool = True) -> tuple[str, tuple[str, ...]]:
         if person is None:
-            return "(shared = 1 OR person IS NULL)", ()
-        return "(person = ? OR shared = 1 OR person IS NULL)", (person,)
+            return visible_where(None, shared=shared), ()
+        return visible_where("?", shared=shared), (person_key(person),)
 
     def get_turn(self, turn_id: str) -> StoredTurn | None:
         with self._lock:
@@ -820,43 +871,49 @@ class Store:
             ).fetchall()
         return [int(r[0]) for r in rows]
 
-    def vectors(self, model: str) -> Iterator[tuple[int, str, np.ndarray]]:
+    def vectors(self, model: str) -> Iterator[tuple[int, Partition, np.ndarray]]:
         """(rowid, owner key, vector) of every embedded turn."""
         with self._lock:
             rows = self._db.execute(
-                "SELECT v.turn, t.person, t.shared, v.vec FROM vectors v "
+                "SELECT v.turn, t.owner, t.shared, v.vec FROM vectors v "
                 "JOIN turns t ON t.rowid = v.turn WHERE v.model = ? ORDER BY v.turn",
                 (model,),
             ).fetchall()
-        for rowid, person, shared, blob in rows:
-            yield int(rowid), owner_key(person, bool(shared)), np.frombuffer(blob, np.float32)
+        for rowid, owner, shared, blob in rows:
+            yield int(rowid), partition(owner, bool(shared)), np.frombuffer(blob, np.float32)
 
-    def vector_rowids(self, model: str) -> Iterator[tuple[int, str]]:
+    def vector_rowids(self, model: str) -> Iterator[tuple[int, Partition]]:
         """(rowid, owner key) of every turn embedded with `model`."""
         with self._lock:
             rows = self._db.execute(
-                "SELECT v.turn, t.person, t.shared FROM vectors v "
+                "SELECT v.turn, t.owner, t.shared FROM vectors v "
                 "JOIN turns t ON t.rowid = v.turn WHERE v.model = ?",
                 (model,),
             ).fetchall()
-        for rowid, person, shared in rows:
-            yield int(rowid), owner_key(person, bool(shared))
+        for rowid, owner, shared in rows:
+            yield int(rowid), partition(owner, bool(shared))
 
-    def vectors_of(self, rowids: Sequence[int], model: str) -> list[tuple[int, str, np.ndarray]]:
+    def vectors_of(
+        self, rowids: Sequence[int], model: str
+    ) -> list[tuple[int, Partition, np.ndarray]]:
         """(rowid, owner key, vector) of the given turns that have a `model` vector."""
-        out: list[tuple[int, str, np.ndarray]] = []
+        out: list[tuple[int, Partition, np.ndarray]] = []
         with self._lock:
             for start in range(0, len(rowids), 500):
                 chunk = list(rowids[start : start + 500])
                 marks = ",".join("?" * len(chunk))
-                for rowid, person, shared, blob in self._db.execute(
-                    "SELECT v.turn, t.person, t.shared, v.vec FROM vectors v "
+                for rowid, owner, shared, blob in self._db.execute(
+                    "SELECT v.turn, t.owner, t.shared, v.vec FROM vectors v "
                     f"JOIN turns t ON t.rowid = v.turn WHERE v.model = ? AND v.turn IN ({marks})",
                     [model, *chunk],
                 ):
-                    key = owner_key(person, bool(shared))
+                    key = partition(owner, bool(shared))
                     out.append((int(rowid), key, np.frombuffer(blob, np.float32)))
         return out
+
+    def vector_index(self, dim: int, model: str) -> None:
+        """None: `Memory` searches this store's vectors in process (memory/vectors.py)."""
+        return None
 
     def turns_without_vectors(self, model: str) -> list[StoredTurn]:
         with self._lock:
@@ -893,28 +950,12 @@ class Store:
                 self._places = sorted(str(r[0]) for r in rows)
             return self._places
 
-    def score_rows(
-        self, rowids: Iterable[int]
-    ) -> dict[int, tuple[str, str | None, float, str | None]]:
-        """(id, person, time, place) per rowid: what scoring needs, without the text."""
-        ids = list(rowids)
-        out = {}
-        with self._lock:
-            for start in range(0, len(ids), 500):
-                chunk = ids[start : start + 500]
-                marks = ",".join("?" * len(chunk))
-                for r in self._db.execute(
-                    f"SELECT rowid, id, person, time, place FROM turns WHERE rowid IN ({marks})",
-                    chunk,
-                ):
-                    out[int(r[0])] = (r[1], r[2], float(r[3]), r[4])
-        return out
-
     def people_after(self, rowid: int) -> tuple[set[str], int]:
         """People with turns after `rowid`, and the newest rowid (where to ask on from)."""
         with self._lock:
             rows = self._db.execute(
-                "SELECT DISTINCT person FROM turns WHERE rowid > ? AND person IS NOT NULL",
+                "SELECT min(person) FROM turns WHERE rowid > ? AND person IS NOT NULL "
+                "GROUP BY owner",
                 (rowid,),
             ).fetchall()
             last = self._db.execute("SELECT max(rowid) FROM turns").fetchone()[0]
@@ -923,7 +964,7 @@ class Store:
     def scoring_rows(
         self, rowids: Iterable[int]
     ) -> dict[int, tuple[str, str | None, float, str | None, str]]:
-        """(id, person, time, place, speaker) per rowid: what retrieval scores, no text."""
+        """(id, owner key, time, place, speaker) per rowid: what retrieval scores, no text."""
         ids = list(rowids)
         out = {}
         with self._lock:
@@ -931,7 +972,7 @@ class Store:
                 chunk = ids[start : start + 500]
                 marks = ",".join("?" * len(chunk))
                 for r in self._db.execute(
-                    "SELECT rowid, id, person, time, place, speaker FROM turns "
+                    "SELECT rowid, id, owner, time, place, speaker FROM turns "
                     f"WHERE rowid IN ({marks})",
                     chunk,
                 ):
@@ -943,8 +984,8 @@ class Store:
         with self._lock:
             r = self._db.execute(
                 f"SELECT person, shared, text, last_turn, time FROM summaries WHERE {where} "
-                "ORDER BY (person IS ?) DESC, id DESC LIMIT 1",
-                (*args, person),
+                "ORDER BY (owner IS ?) DESC, id DESC LIMIT 1",
+                (*args, key_of(person)),
             ).fetchone()
         if r is None:
             return None
@@ -954,7 +995,7 @@ class Store:
         """Rowid of the last turn that `person`'s rolling summary covers (0 if none)."""
         with self._lock:
             r = self._db.execute(
-                "SELECT max(last_turn) FROM summaries WHERE person IS ?", (person,)
+                "SELECT max(last_turn) FROM summaries WHERE owner IS ?", (key_of(person),)
             ).fetchone()
         return int(r[0] or 0)
 
@@ -962,9 +1003,9 @@ class Store:
         """Turns owned by exactly `person` (None: unowned) after `rowid`, oldest first."""
         with self._lock:
             rows = self._db.execute(
-                f"SELECT {_TURN_COLUMNS} FROM turns WHERE person IS ? AND rowid > ? "
+                f"SELECT {_TURN_COLUMNS} FROM turns WHERE owner IS ? AND rowid > ? "
                 "ORDER BY rowid LIMIT ?",
-                (person, rowid, limit),
+                (key_of(person), rowid, limit),
             ).fetchall()
         return [self._row_to_turn(r) for r in rows]
 
@@ -976,12 +1017,12 @@ class Store:
 
     def people(self) -> list[str | None]:
         with self._lock:
-            rows = self._db.execute("SELECT DISTINCT person FROM turns").fetchall()
+            # One name per person (the first spelling stored), however its case varies.
+            rows = self._db.execute("SELECT min(person) FROM turns GROUP BY owner").fetchall()
         return [r[0] for r in rows]
 
     def facts(self, person: str | None) -> list[tuple[str, str | None, float]]:
-        where, args = self._visible(person)
-        where = where.replace("shared = 1 OR ", "")  # facts have no shared flag
+        where, args = self._visible(person, shared=False)  # facts have no shared flag
         with self._lock:
             rows = self._db.execute(
                 f"SELECT text, source_turn, time FROM facts WHERE {where} ORDER BY id", args

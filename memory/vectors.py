@@ -22,6 +22,11 @@ from collections.abc import Iterable, Iterator
 
 import numpy as np
 
+Partition = str | None
+"""A partition of the index: a person's key (`names.person_key`), or None for the
+turns everyone may see (shared, or with no person). None is never a name, so no name can
+reach the shared partition: being shared is a turn's flag, never its owner's name."""
+
 APPROX_ABOVE = 50_000
 LOW_DIM = 128
 ROUTE_DIM = 32  # leading PCA dimensions that pick a vector's cell (cheap to assign 10^6)
@@ -216,7 +221,7 @@ class VectorIndex:
     def __init__(self, dim: int, approx_above: int = APPROX_ABOVE) -> None:
         self.dim = dim
         self.approx_above = approx_above
-        self._parts: dict[str, _Partition] = {}
+        self._parts: dict[Partition, _Partition] = {}
         self._lock = threading.Lock()
         self._bulk = False
 
@@ -236,12 +241,12 @@ class VectorIndex:
     def __len__(self) -> int:
         return sum(p.n for p in self._parts.values())
 
-    def keys(self) -> list[str]:
-        """The owners with vectors here (people, and the shared key)."""
+    def keys(self) -> list[Partition]:
+        """The partitions with vectors here (people's keys, and None: shared)."""
         with self._lock:
             return [k for k, p in self._parts.items() if p.n]
 
-    def add(self, rowids: Iterable[int], keys: Iterable[str], vecs: np.ndarray) -> None:
+    def add(self, rowids: Iterable[int], keys: Iterable[Partition], vecs: np.ndarray) -> None:
         rows = np.fromiter(rowids, np.int64)
         key_list = list(keys)
         with self._lock:
@@ -262,7 +267,7 @@ class VectorIndex:
             for part in self._parts.values():
                 part.remove(rows)
 
-    def visible(self, keys: Iterable[str], rowids: np.ndarray) -> np.ndarray:
+    def visible(self, keys: Iterable[Partition], rowids: np.ndarray) -> np.ndarray:
         """Mask of `rowids` held in the partitions `keys` (i.e. those the asker may see).
 
         A row missing from the index counts as not visible: the check fails closed.
@@ -277,7 +282,7 @@ class VectorIndex:
                 mask |= part.locate(wanted)[1]
         return mask
 
-    def score_rows(self, query: np.ndarray, keys: Iterable[str], rowids: Iterable[int],
+    def score_rows(self, query: np.ndarray, keys: Iterable[Partition], rowids: Iterable[int],
                    ) -> dict[int, float]:  # fmt: skip
         """Cosine of `query` with specific rows (those the lexical channel found)."""
         wanted = np.fromiter(rowids, np.int64)
@@ -292,7 +297,7 @@ class VectorIndex:
                 out.update(zip(wanted[found].tolist(), scores.tolist(), strict=True))
         return out
 
-    def vectors(self, keys: Iterable[str], rowids: Iterable[int]) -> np.ndarray:
+    def vectors(self, keys: Iterable[Partition], rowids: Iterable[int]) -> np.ndarray:
         """The stored vectors of `rowids`, one row each in their order; a rowid not in the
         partitions `keys` gets a row of zeros."""
         wanted = np.fromiter(rowids, np.int64)
@@ -309,7 +314,7 @@ class VectorIndex:
     def search(
         self,
         query: np.ndarray,
-        keys: Iterable[str],
+        keys: Iterable[Partition],
         k: int,
         allowed: np.ndarray | None = None,
     ) -> list[tuple[int, float]]:

@@ -204,7 +204,10 @@ class Robot(Protocol):
     @property
     def pose(self) -> Pose2D: ...
 
-    async def execute(self, action: Action) -> ActionResult: ...
+    async def execute(self, action: Action) -> ActionResult:
+        """Run one approved skill. A robot whose pose may have changed since the agent's
+        check (localization arriving, ROS) may raise ActionRejected before it moves."""
+        ...
 
     async def halt(self) -> None:
         """Zero velocity and cancel goals now (e-stop, server failure)."""

@@ -18,7 +18,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import math
+import re
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -116,6 +118,83 @@ def _foxglove() -> Any:
     return foxglove
 
 
+_ONE_ID = re.compile(r"^(?P<head>.+): (?P<id>\w+)$")
+FOXGLOVE_LOGGERS = ("foxglove.websocket.connected_client", "foxglove.websocket.server")
+"""Where the Foxglove server logs what a client did wrong, one line per channel id."""
+
+
+class _Burst:
+    def __init__(self, record: logging.LogRecord, first: float) -> None:
+        self.record = record
+        self.ids: list[str] = []
+        self.first = self.last = first
+
+
+class BurstSummary(logging.Filter):
+    """Collapses a burst of alike lines that differ only in a trailing id into one line.
+
+    One subscribe message can name thousands of channels the server does not have, and
+    the server logs an ERROR line for each: a misbehaving viewer must not flood the
+    robot's log. The first line of a burst starts it; once no alike line came for
+    `quiet_s`, one summary line goes out with the count and the first few ids."""
+
+    def __init__(self, quiet_s: float = 2.0) -> None:
+        super().__init__()
+        self.quiet_s = quiet_s
+        self._lock = threading.Lock()
+        self._bursts: dict[tuple[str, str], _Burst] = {}
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        match = _ONE_ID.match(record.getMessage())
+        if match is None:
+            return True
+        key = (record.name, match["head"])
+        now = time.monotonic()
+        with self._lock:
+            burst = self._bursts.get(key)
+            if burst is None:
+                burst = self._bursts[key] = _Burst(record, now)
+                self._later(key, self.quiet_s)
+            burst.ids.append(match["id"])
+            burst.last = now
+        return False
+
+    def _later(self, key: tuple[str, str], delay: float) -> None:
+        timer = threading.Timer(delay, self._due, (key,))
+        timer.daemon = True
+        timer.start()
+
+    def _due(self, key: tuple[str, str]) -> None:
+        with self._lock:
+            burst = self._bursts.get(key)
+            if burst is None:
+                return
+            wait = burst.last + self.quiet_s - time.monotonic()
+            if wait > 0:  # still going: look again once it has been quiet
+                self._later(key, wait)
+                return
+            del self._bursts[key]
+        self._emit(key, burst)
+
+    def flush(self) -> None:
+        """Write the summary of every burst now (the server is stopping)."""
+        with self._lock:
+            bursts, self._bursts = self._bursts, {}
+        for key, burst in bursts.items():
+            self._emit(key, burst)
+
+    @staticmethod
+    def _emit(key: tuple[str, str], burst: _Burst) -> None:
+        ids = burst.ids
+        shown = ", ".join(ids[:3]) + (", ..." if len(ids) > 3 else "")
+        logging.getLogger(key[0]).log(
+            burst.record.levelno, "%s: %s (%d lines like it in one)", key[1], shown, len(ids)
+        )
+
+
+_BURSTS = BurstSummary()
+
+
 @dataclass
 class MapView:
     """What the map shows beyond the site map: walls, people, objects (sim or perception)."""
@@ -172,6 +251,8 @@ class LiveView:
         camera_period_s: float = 0.0,
     ) -> None:
         fg = _foxglove()
+        for logger in FOXGLOVE_LOGGERS:  # the same filter object is added once only
+            logging.getLogger(logger).addFilter(_BURSTS)
         from foxglove.channels import (
             FrameTransformsChannel,
             LogChannel,
@@ -437,6 +518,7 @@ class LiveView:
         if self.server is not None:
             self.server.stop()
             self.server = None
+            _BURSTS.flush()
         self._close_mcap()
         return self.mcap_path
 

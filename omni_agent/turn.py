@@ -308,7 +308,11 @@ class TurnRunner:
             if a.machine.state != State.ACTING and not await a.machine.move("act", action.skill):
                 record.rejected.append(f"{action.skill}: not executed in {a.machine.state}")
                 break
-            result = await a.robot.execute(action)
+            try:  # a robot checks again from where it is when it starts (ROS)
+                result = await a.robot.execute(action)
+            except ActionRejected as exc:
+                self._reject(record, exc)
+                break
             record.executed.append(result)
             a._emit(ActionDone(result.ok, result.action, result.detail))
         if record.rejected and not record.interrupted:

@@ -9,6 +9,7 @@ digest) so later starts skip re-hashing hundreds of megabytes.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import importlib.util
 import json
@@ -80,26 +81,35 @@ def join_parts(pieces: list[Path], target: Path, expected: str, what: str) -> Pa
     for piece in pieces:
         if not piece.is_file():
             raise WeightsError(f"{what}: {piece} is missing; {SETUP_HINT}")
-    target.parent.mkdir(parents=True, exist_ok=True)
     # Join into a temporary file while hashing, then publish it with an atomic rename, so a
     # concurrent or interrupted run never sees a half-written model.
     tmp = target.with_name(f"{target.name}.tmp{os.getpid()}")
     digest = hashlib.sha256()
-    with tmp.open("wb") as out:
-        for piece in pieces:
-            with piece.open("rb") as f:
-                while block := f.read(_CHUNK):
-                    digest.update(block)
-                    out.write(block)
-    if digest.hexdigest() != expected:
-        tmp.unlink(missing_ok=True)
-        raise WeightsError(
-            f"{what}: the joined file failed its sha256 check (got {digest.hexdigest()[:12]}..., "
-            f"expected {expected[:12]}...); reinstall it ({SETUP_HINT})"
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with tmp.open("wb") as out:
+            for piece in pieces:
+                with piece.open("rb") as f:
+                    while block := f.read(_CHUNK):
+                        digest.update(block)
+                        out.write(block)
+        if digest.hexdigest() != expected:
+            tmp.unlink(missing_ok=True)
+            raise WeightsError(
+                f"{what}: the joined file failed its sha256 check (got "
+                f"{digest.hexdigest()[:12]}..., expected {expected[:12]}...); reinstall it "
+                f"({SETUP_HINT})"
+            )
+        os.replace(tmp, target)
+        st = target.stat()
+        _stamp(target).write_text(
+            json.dumps({"size": st.st_size, "mtime_ns": st.st_mtime_ns, "sha256": expected})
         )
-    os.replace(tmp, target)
-    st = target.stat()
-    _stamp(target).write_text(
-        json.dumps({"size": st.st_size, "mtime_ns": st.st_mtime_ns, "sha256": expected})
-    )
+    except OSError as e:  # a cache folder that cannot be written: say where and what to do
+        with contextlib.suppress(OSError):
+            tmp.unlink(missing_ok=True)
+        raise WeightsError(
+            f"{what}: cannot write {target.parent} ({e.strerror or e}); give a writable "
+            "cache folder (embedded.cache_dir, or $OMNI_AGENT_CACHE)"
+        ) from None
     return target

@@ -7,10 +7,12 @@ controller remapped to /agent/cmd_vel) passes through here:
 - the watchdog publishes one zero Twist when no fresh command came within
   `watchdog_timeout_s`, so a crashed or stalled sender cannot leave the robot driving.
 
-The e-stop fails safe:
+The e-stop fails safe, whoever publishes it (ros_nodes/estop.py):
 - /estop (std_msgs/Bool) is latched (transient local, reliable): a gate that starts or is
-  respawned gets the e-stop publisher's current state at once;
-- the gate starts ENGAGED and stays so until it sees an explicit release (false);
+  respawned gets every e-stop publisher's current state at once, in any order;
+- the gate starts ENGAGED and opens only on a release (false) whose source timestamp is
+  newer than every engage it has seen and than its own start: engaged wins, and stale
+  latched releases never open a respawned gate;
 - deadman: the e-stop publisher also beats on /estop/heartbeat; when no beat came within
   `estop_heartbeat_timeout_s` (0 turns this off) the gate stops the robot and blocks
   everything until beats return;
@@ -20,24 +22,32 @@ The e-stop fails safe:
 Goals (PoseStamped) for Nav2 are forwarded from /agent/goal to /goal_pose only when they
 are in the map frame, finite, at floor height, inside the geofence and with the robot's
 footprint clear of every keep-out zone: the site's zones come from the same omni-agent
-config (and sim world) as the agent's envelope, independently of it.
+config (and site) as the agent's envelope, independently of it.
+
+Limits come from that config too (safety.max_linear_speed, max_angular_speed): the ROS
+parameters of the same names may only tighten them, so a launch file cannot quietly let
+the base run faster than the envelope the agent checked against.
 """
 
 from __future__ import annotations
 
 import math
 import time
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 from geometry_msgs.msg import PoseStamped, Twist
 from rclpy.node import Node
 from std_msgs.msg import Bool, Header, String
 
-from omni_agent.config import ConfigError, load_config
+from omni_agent.config import Config, ConfigError, SafetyConfig, load_config
 from omni_agent.kinematics import Kinematics, Zones
 from omni_agent.safety import SiteMap, site_zones
+from omni_agent.site import SiteError, load_site
 from ros_nodes import qos
 from ros_nodes.convert import Rejected, from_ros_pose, from_ros_twist, to_ros_twist
+from ros_nodes.estop import EStopLatch
 from ros_nodes.runtime import NodeExit, main_for, publish
 
 ABSURD_M = 1e4
@@ -49,14 +59,25 @@ class ActionNode(Node):
         super().__init__("action_node")
         p = self.declare_parameter
         self.timeout_s = float(p("watchdog_timeout_s", 0.5).value)
-        self.max_linear = float(p("max_linear_speed", 0.5).value)
-        self.max_angular = float(p("max_angular_speed", 1.0).value)
         self.heartbeat_timeout_s = float(p("estop_heartbeat_timeout_s", 1.0).value)
         self.map_frame = str(p("map_frame", "map").value)
         self.max_goal_z = float(p("max_goal_height_m", 0.5).value)
-        self.zones, self.clearance = _site(
-            str(p("config_file", "").value), str(p("world", "").value)
+        config_file, world = str(p("config_file", "").value), str(p("world", "").value)
+        safety = _config(config_file).safety
+        self.zones, self.clearance = _site(safety, world)
+        # 0 (the default) takes the config's limit; a parameter may only lower it
+        self.max_linear = self._limit(
+            "max_linear_speed", float(p("max_linear_speed", 0.0).value), safety.max_linear_speed
         )
+        self.max_angular = self._limit(
+            "max_angular_speed", float(p("max_angular_speed", 0.0).value), safety.max_angular_speed
+        )
+        if not self.zones.keepout:
+            self.get_logger().warning(
+                "no keep-out zones configured: goals are checked against the geofence only"
+                f"{'' if self.zones.geofence else ' (none either)'}; set safety.keepout in "
+                "the config_file (or the `world` parameter's site) to protect stairs and docks"
+            )
         check_hz = float(p("watchdog_rate_hz", 20.0).value)
         self.cmd_out = self.create_publisher(Twist, str(p("cmd_vel_out", qos.CMD_VEL).value), 10)
         self.goal_out = self.create_publisher(
@@ -69,21 +90,32 @@ class ActionNode(Node):
             PoseStamped, str(p("goal_in", qos.AGENT_GOAL).value), self._on_goal, qos.COMMAND
         )
         self.status = self.create_publisher(String, qos.GATE_STATUS, qos.ESTOP_STATE)
+        # fail safe: engaged until a release newer than this start and every engage
+        self.estop = EStopLatch(started_ns=time.time_ns())
         self.create_subscription(Bool, qos.ESTOP, self._on_estop, qos.ESTOP_STATE)
         self.create_subscription(Header, qos.ESTOP_HEARTBEAT, self._on_beat, qos.COMMAND)
-        self.estop = True  # fail safe: engaged until an explicit release is seen
         self.last_beat = -math.inf
-        self.blocked_by: str | None = "e-stop engaged (no release seen yet)"
+        self.blocked_by: str | None = "e-stop engaged (no release since this gate started)"
         self.last_cmd_at = -math.inf
         self.moving = False
         self._logged: dict[str, float] = {}
         self.create_timer(1.0 / check_hz, self._watchdog)
-        self.get_logger().warning("e-stop ENGAGED until a release arrives on /estop")
+        self.get_logger().warning("e-stop ENGAGED until a new release arrives on /estop")
         publish(self, self.status, String(data=self.blocked_by or "open"))
+
+    def _limit(self, name: str, asked: float, configured: float) -> float:
+        """The config's limit, or the ROS parameter's where it is lower (never higher)."""
+        unit = "m/s" if "linear" in name else "rad/s"
+        if asked > configured:
+            self.get_logger().warning(
+                f"{name} {asked:g} {unit} exceeds the config's {configured:g} {unit}; "
+                f"using {configured:g} (parameters may only tighten the config's limits)"
+            )
+        return min(asked, configured) if asked > 0 else configured
 
     def blocked(self) -> str | None:
         """Why nothing may move now, or None."""
-        if self.estop:
+        if self.estop.engaged:
             return "e-stop engaged"
         if (
             self.heartbeat_timeout_s > 0
@@ -153,12 +185,15 @@ class ActionNode(Node):
             return f"{where} {breach.describe()}; dropped"
         return None
 
-    def _on_estop(self, msg: Bool) -> None:
-        engaged = bool(msg.data)
-        if engaged != self.estop:
-            self.get_logger().warning("e-stop ENGAGED" if engaged else "e-stop released")
-        self.estop = engaged
-        if engaged:
+    def _on_estop(self, msg: Bool, info: Mapping[str, Any]) -> None:
+        # ordered by the publisher's stamp, not by arrival (see ros_nodes/estop.py)
+        was = self.estop.engaged
+        refused = self.estop.update(bool(msg.data), int(info["source_timestamp"]))
+        if refused is not None:
+            self.get_logger().warning(f"e-stop stays ENGAGED: {refused}")
+        elif self.estop.engaged != was:
+            self.get_logger().warning("e-stop ENGAGED" if self.estop.engaged else "e-stop released")
+        if self.estop.engaged:
             self._stop()
         self._watchdog()
 
@@ -186,21 +221,23 @@ class ActionNode(Node):
         publish(self, self.cmd_out, Twist())
 
 
-def _site(config_file: str, world: str) -> tuple[Zones, float]:
-    """The zones and clearance of the agent's envelope, from the same config and world."""
+def _config(config_file: str) -> Config:
+    """The agent's config (the same file as agent_node's `config_file`)."""
     try:
-        config = load_config(Path(config_file) if config_file else None)
+        return load_config(Path(config_file) if config_file else None)
     except ConfigError as exc:
         raise NodeExit(f"action_node: {exc}") from None
+
+
+def _site(safety: SafetyConfig, world: str) -> tuple[Zones, float]:
+    """The zones and clearance of the agent's envelope, from the same config and world."""
     site = SiteMap()
     if world:
-        from sim.world import DEFAULT_WORLD, World, WorldError
-
         try:
-            site = World.load(DEFAULT_WORLD if world == "default" else Path(world)).site_map()
-        except WorldError as exc:
+            site = load_site(world).site_map()
+        except SiteError as exc:
             raise NodeExit(f"action_node: {exc}") from None
-    return site_zones(config.safety, site), Kinematics.from_config(config.safety).clearance
+    return site_zones(safety, site), Kinematics.from_config(safety).clearance
 
 
 def main() -> int:

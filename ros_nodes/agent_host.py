@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from omni_agent.config import load_config
 from omni_agent.errors import UserError
+from omni_agent.site import SiteError, load_site
 from omni_agent.transport import Bus
 from ros_nodes.robot import RosRobot
 from ros_nodes.runtime import NodeExit
@@ -22,14 +23,12 @@ if TYPE_CHECKING:
 
 
 def site_map(world: str) -> Any:
-    """The sim world's site map (places, landmarks, rooms, keep-out zones), or None."""
+    """The site's map (places, landmarks, rooms, keep-out zones), or None."""
     if not world:
         return None
-    from sim.world import DEFAULT_WORLD, World, WorldError
-
     try:
-        return World.load(DEFAULT_WORLD if world == "default" else Path(world)).site_map()
-    except WorldError as exc:
+        return load_site(world).site_map()
+    except SiteError as exc:
         raise NodeExit(f"agent_node: {exc}") from None
 
 
@@ -47,7 +46,7 @@ async def run_agent(bus: Bus, robot: RosRobot, node: AgentNode) -> None:
     config = load_config(Path(node.config_file) if node.config_file else None)
     site = site_map(node.world)
     try:
-        robot.configure(config.safety)  # the envelope's motion model, within the limits
+        robot.configure(config.safety, site)  # motion model and envelope, as the agent's
     except UserError as exc:
         raise NodeExit(f"agent_node: {exc}") from None
     robot.places.update(config.robot.places)

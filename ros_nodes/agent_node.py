@@ -60,7 +60,8 @@ class AgentNode(Node):
         self.speech = str(p("speech", "text").value)
         """text: utterances arrive as text; voice: VAD + ASR on /audio/mic, TTS out."""
         self.world = str(p("world", "").value)
-        """A sim world YAML (or "default"): its places and landmarks become known targets."""
+        """A site YAML (or "default", omni_agent/site.py): its places and landmarks become known
+        targets."""
         self.max_audio_s = float(p("max_audio_chunk_s", 1.0).value)
         use_compressed = bool(p("use_compressed", False).value)
         self.live_view = bool(p("live_view", False).value)
@@ -208,6 +209,8 @@ class AgentNode(Node):
             self._drop(qos.LOCALIZATION, str(why).splitlines()[0])
 
     def _on_person(self, msg: Any) -> None:
+        from memory.names import InvalidPersonName, person_name
+
         name, confidence = msg.data.strip(), 1.0
         if name.startswith("{"):
             try:
@@ -216,8 +219,10 @@ class AgentNode(Node):
             except (ValueError, KeyError, TypeError) as why:
                 self._drop("person_topic", f"not a name or {{person, confidence}}: {why}")
                 return
-        if not name:
-            self._drop("person_topic", "empty person name; dropped")
+        try:  # the rule every store accepts names by: no control characters, not empty
+            name = person_name(name)
+        except InvalidPersonName as why:
+            self._drop("person_topic", f"{why}; dropped")
             return
         if self.speaker is not None:
             self.speaker.seen(name, confidence)

@@ -3,9 +3,12 @@
 Each line on stdin is published on /user/utterance; /speech/text and /agent/state are
 printed. `python -m ros_nodes.run sim` runs it in the foreground.
 
-It is the sim's e-stop: the state goes out latched on /estop (released at start, since
-its operator is at the keyboard; '/estop' engages it) and a heartbeat on
-/estop/heartbeat, whose silence (this process gone) stops the robot at action_node.
+It is the sim's e-stop: the state goes out latched on /estop and a heartbeat on
+/estop/heartbeat, whose silence (this process gone) stops the robot at action_node. It
+releases once, when it first hears the gate (its operator is at the keyboard): the gate
+only opens on a release newer than its own start, so a release sent before the gate was
+up would not count. A gate that restarts later stays engaged until '/release' is typed;
+'/estop' engages it.
 """
 
 from __future__ import annotations
@@ -26,7 +29,8 @@ class ConsoleNode(Node):
         self.say = self.create_publisher(String, qos.USER_TEXT, qos.COMMAND)
         self.estop = self.create_publisher(Bool, qos.ESTOP, qos.ESTOP_STATE)
         self.beat = self.create_publisher(Header, qos.ESTOP_HEARTBEAT, qos.COMMAND)
-        publish(self, self.estop, Bool(data=False))
+        self.gate_seen = False
+        self.create_subscription(String, qos.GATE_STATUS, self._on_gate, qos.ESTOP_STATE)
         self.create_timer(0.2, self._beat)
         self.create_subscription(String, qos.SPEECH_TEXT, self._on_speech, qos.COMMAND)
         self.create_subscription(String, qos.STATE, self._on_state, qos.LATCHED)
@@ -35,6 +39,12 @@ class ConsoleNode(Node):
 
     def _beat(self) -> None:
         publish(self, self.beat, Header())
+
+    def _on_gate(self, msg: String) -> None:
+        if not self.gate_seen:
+            self.gate_seen = True
+            publish(self, self.estop, Bool(data=False))
+        print(f"  [gate: {msg.data}]", flush=True)
 
     def _on_speech(self, msg: String) -> None:
         print(f"robot: {msg.data}", flush=True)

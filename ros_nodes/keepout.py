@@ -4,7 +4,7 @@ the zones the agent's envelope and action_node enforce must reach Nav2's costmap
     python -m ros_nodes.keepout [--world default|FILE] [--config FILE] [--out launch/]
 
 writes, from the same zones as the envelope (the config's keep-out zones and geofence,
-and a sim world's if given):
+and the site's if given: omni_agent/site.py, "default" the shipped one):
 - keepout_mask.pgm + keepout_mask.yaml: a map_server mask, lethal (black) wherever the
   robot's centre would bring its footprint plus margin into a keep-out zone or out of
   the geofence. Costmap filters are not inflated by Nav2 (and some planners check only
@@ -12,7 +12,7 @@ and a sim world's if given):
 - nav2_keepout_params.yaml: the filter mask server, the costmap filter info server and
   the `keepout_filter` entry for the global and local costmaps.
 launch/nav2_keepout.launch.py starts the two servers with these files. The shipped
-files are generated from the default config and the sim world (tests check they are
+files are generated from the default config and the default site (tests check they are
 current). Imports no rclpy.
 """
 
@@ -31,6 +31,7 @@ from omni_agent.config import load_config
 from omni_agent.errors import UserError
 from omni_agent.kinematics import Kinematics, Zones
 from omni_agent.safety import SiteMap, site_zones
+from omni_agent.site import load_site
 
 LAUNCH_DIR = Path(__file__).resolve().parent.parent / "launch"
 MASK_TOPIC = "/keepout_filter_mask"
@@ -134,16 +135,12 @@ def nav2_params(mask_yaml: str, kinematics: Kinematics) -> dict[str, Any]:
 
 
 def site_for(world: str) -> SiteMap:
-    if not world:
-        return SiteMap()
-    from sim.world import DEFAULT_WORLD, World
-
-    return World.load(DEFAULT_WORLD if world == "default" else Path(world)).site_map()
+    return load_site(world).site_map() if world else SiteMap()
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m ros_nodes.keepout", description=__doc__)
-    ap.add_argument("--world", default="default", help="a sim world YAML, 'default', or ''")
+    ap.add_argument("--world", default="default", help="a site YAML, 'default', or '' (none)")
     ap.add_argument("--config", type=Path, help="omni-agent config (keep-out zones, geofence)")
     ap.add_argument("--out", type=Path, default=LAUNCH_DIR)
     ap.add_argument("--resolution", type=float, default=0.05, help="metres per cell")

@@ -12,6 +12,12 @@ moves before the robot is localized in the map frame, where the site's zones are
 /odom alone is the odom frame, which drifts from the map; a map-frame pose (a localizer
 such as AMCL on /amcl_pose) gives the map-from-odom transform, and the pose reported is
 that transform applied to the latest odometry.
+
+The agent checks an action against the pose it read when the reply arrived; the robot may
+have been localized, or moved, since. So `execute` refuses motion at once while not
+localized (no waiting for a pose that would then differ from the checked one) and checks
+the same envelope again against the pose it starts from, raising ActionRejected (the
+agent speaks it as a rejection) before anything is sent.
 """
 
 from __future__ import annotations
@@ -23,6 +29,7 @@ from dataclasses import dataclass
 
 from omni_agent.actions import (
     Action,
+    ActionRejected,
     ActionResult,
     LookAt,
     Move,
@@ -34,6 +41,7 @@ from omni_agent.actions import (
 from omni_agent.config import SafetyConfig
 from omni_agent.kinematics import Kinematics, checked_kinematics
 from omni_agent.messages import Pose2D
+from omni_agent.safety import SafetyEnvelope, SiteMap
 
 NOT_LOCALIZED = "not localized in the map frame yet (no pose from the localizer); did not move"
 
@@ -43,9 +51,6 @@ class MotionLimits:
     rate_hz: float = 10.0
     goal_tolerance_m: float = 0.25
     goal_timeout_s: float = 60.0
-    localize_wait_s: float = 2.0
-    """How long a motion waits for a first map-frame pose (the localizer's start) before
-    it is refused."""
 
 
 class RosRobot:
@@ -72,11 +77,32 @@ class RosRobot:
         self._map_from_odom: tuple[float, float, float] | None = None
         self.estop = False
         self._epoch = 0  # bumped by halt(): running skills notice and stop
+        self._safety: SafetyConfig | None = None
+        self._site = SiteMap()
 
-    def configure(self, safety: SafetyConfig) -> None:
-        """Take the motion model from the agent's config; UserError if it would drive
-        over the configured limits."""
+    def configure(self, safety: SafetyConfig, site: SiteMap | None = None) -> None:
+        """Take the motion model and the envelope (limits, zones) from the agent's config
+        and site; UserError if the model would drive over the configured limits."""
         self.kinematics = checked_kinematics(safety)
+        self._safety = safety
+        self._site = site or SiteMap()
+
+    def check(self, action: Action) -> None:
+        """The agent's envelope check, against the pose execution starts from now;
+        raises ActionRejected. Places are read at check time (hosts add them after
+        configure)."""
+        if not self.localized:
+            raise ActionRejected(action.skill, NOT_LOCALIZED)
+        if self._safety is None:
+            return  # not configured: the host checked with its own envelope only
+        site = SiteMap(
+            places={**self._site.places, **self.places},
+            geofence=self._site.geofence,
+            keepout=self._site.keepout,
+            landmarks=self._site.landmarks,
+            route=self._site.route,
+        )
+        SafetyEnvelope(self._safety, site, self.kinematics).check(action, self.pose)
 
     @property
     def localized(self) -> bool:
@@ -118,11 +144,13 @@ class RosRobot:
         self._send_velocity(0.0, 0.0)
 
     async def execute(self, action: Action) -> ActionResult:
+        """Run one skill; raises ActionRejected, before anything moves, when the robot is
+        not localized or the action is not safe from where it is now."""
         raw = action.model_dump()
         if self.estop and not isinstance(action, Stop | Say):
             return ActionResult(action=raw, ok=False, detail="e-stop engaged")
-        if not isinstance(action, Stop | Say) and not await self._wait_localized():
-            return ActionResult(action=raw, ok=False, detail=NOT_LOCALIZED)
+        if not isinstance(action, Stop | Say):
+            self.check(action)
         epoch = self._epoch
         if isinstance(action, Say):
             return ActionResult(action=raw, ok=True, detail="spoken")
@@ -145,14 +173,6 @@ class RosRobot:
         if isinstance(action, NavigateTo):
             return await self._navigate(action, raw, epoch)
         return ActionResult(action=raw, ok=False, detail=f"unsupported skill {action.skill}")
-
-    async def _wait_localized(self) -> bool:
-        # polled: the pose arrives on the ROS executor's thread, not this loop's
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + self.limits.localize_wait_s
-        while not self.localized and loop.time() < deadline:
-            await asyncio.sleep(0.05)
-        return self.localized
 
     def _place(self, name: str) -> Pose2D | None:
         for key, pose in self.places.items():

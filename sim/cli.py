@@ -1,7 +1,7 @@
 """`omni-agent sim` and `omni-agent replay`: composing brain, memory, voice and runner.
 
-omni_agent/cli.py parses the flags and hands over here, so the sim's wiring lives with
-the sim and the core CLI stays small.
+`register` adds both commands to `omni-agent` (entry point `omni_agent.commands`), so the
+sim's flags and wiring live with the sim and the core CLI knows nothing of it.
 """
 
 from __future__ import annotations
@@ -322,3 +322,81 @@ def run_replay(config: Config, args: argparse.Namespace, console: Console) -> in
         return 0 if report.same_actions else 1
 
     return asyncio.run(main())
+
+
+def register(commands: Any) -> None:
+    """Add `omni-agent sim` and `omni-agent replay`."""
+    sim = commands.add_parser("sim", help="run a simulated conversation with the robot")
+    sim.add_argument("--scenario", type=Path, help="scenario YAML (default: the first visit)")
+    sim.add_argument("--out", type=Path, help="where episode logs go (default: sim.out_dir)")
+    sim.add_argument("--quiet", action="store_true", help="summary only, no live transcript")
+    sim.add_argument("--text", action="store_true", help="typed lines instead of speech")
+    sim.add_argument(
+        "--strict", action="store_true", help="exit with status 1 if an expectation fails"
+    )
+    sim.add_argument("--all", action="store_true", help="run the whole scenario library")
+    sim.add_argument("--parallel", type=int, default=1, metavar="N", help="episodes at once")
+    sim.add_argument(
+        "--workers", type=int, default=None, metavar="N",
+        help="with --all: run each episode in its own process on a local Ray with N CPUs",
+    )  # fmt: skip
+    sim.add_argument("--ray", metavar="ADDRESS", help="with --all: run on this Ray cluster")
+    sim.add_argument("--seeds", type=int, default=1, metavar="K", help="with --workers: K seeds")
+    sim.add_argument(
+        "--matrix", type=Path, metavar="FILE",
+        help="with --workers: variants, YAML name: {section.field: value, brain: KIND}",
+    )  # fmt: skip
+    sim.add_argument(
+        "--episode-timeout", type=float, default=None, metavar="S",
+        help="with --workers: an episode still running after S seconds is reported (300)",
+    )  # fmt: skip
+    sim.add_argument(
+        "--brain", choices=["embedded", "scripted", "omni-double"], default=None,
+        help="scripted: an instant rule-based brain; omni-double: the same rules behind a "
+        "double of an omni server that hears and speaks (default: --model-url or embedded)",
+    )  # fmt: skip
+    sim.add_argument(
+        "--speed", type=float, default=None, metavar="X",
+        help="simulated seconds per real second while the world waits (default: no waiting)",
+    )  # fmt: skip
+    sim.add_argument(
+        "--record", action="store_true", help="write each episode as a rosbag2 (MCAP) directory"
+    )
+    sim.add_argument(
+        "--view", action="store_true", help="write a GIF of the episode next to its log"
+    )
+    sim.add_argument(
+        "--live", action="store_true",
+        help="serve the episode live to Foxglove (WebSocket on 127.0.0.1, see docs/live.md)",
+    )  # fmt: skip
+    sim.add_argument(
+        "--live-port", type=int, default=8765, metavar="PORT", help="port for --live (0: any)"
+    )
+    sim.add_argument(
+        "--live-wait", type=float, default=30.0, metavar="S",
+        help="with --live: wait up to S seconds for a viewer before starting (0: start at once)",
+    )  # fmt: skip
+    sim.add_argument(
+        "--json", action="store_true", help="with --all: print the library report as JSON"
+    )
+    sim.add_argument(
+        "--speaker-id", action="store_true",
+        help="spoken episodes: name each person by voice, not by the script (docs/speech.md)",
+    )  # fmt: skip
+    sim.set_defaults(func=cmd_sim)
+
+    replay = commands.add_parser("replay", help="feed a recorded episode back into the agent")
+    replay.add_argument(
+        "file", type=Path, help="an episode recording (rosbag2 directory) or log (.jsonl)"
+    )
+    replay.add_argument("--brain", choices=["embedded", "scripted"], default="scripted")
+    replay.set_defaults(func=cmd_replay)
+
+
+def cmd_sim(args: argparse.Namespace) -> int:
+    config: Config = args.settings
+    return run_sim(config, args, Console())
+
+
+def cmd_replay(args: argparse.Namespace) -> int:
+    return run_replay(args.settings, args, Console())

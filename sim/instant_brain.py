@@ -7,7 +7,7 @@ conversation window, and long-term memories from the "[You remember: ...]" block
 memory probe passes only if memory retrieval actually brought the right line back, and an
 unsafe proposal it makes on purpose ("go to the stairs") exercises the safety envelope.
 
-`omni_double_brain` puts the same rules behind the omni double (omni_agent/testing): the
+`omni_double_brain` puts the same rules behind the omni double (sim/brains): the
 person's words then reach the rules only through the request's audio, heard by whisper.
 """
 
@@ -24,8 +24,8 @@ from omni_agent.config import Config
 from omni_agent.model.client import ModelClient
 from omni_agent.model.profiles import get_profile
 from omni_agent.prompt import EXAMPLES
-from omni_agent.testing.omni_double import OmniDouble
-from omni_agent.testing.scripted import ScriptedBackend, ScriptedReply
+from sim.brains.omni_double import OmniDouble
+from sim.brains.scripted import ScriptedBackend, ScriptedReply
 
 UNSAFE = (
     "full speed", "as fast as", "fast as you can", "top speed", "ignore your rules",

@@ -143,7 +143,7 @@ class SimRobot:
         if isinstance(action, Turn):
             return kin.turn(pose, math.radians(action.degrees))
         if isinstance(action, LookAt):
-            marks = {**self.world.landmarks(), **self.world.places}
+            marks = {**self.world.landmark_poses(), **self.world.places}
             where = marks[_match(marks, action.target)]
             return kin.look_at(pose, where.x, where.y)
         assert isinstance(action, Stop | Say)

@@ -7,14 +7,21 @@ whose weights ship on PyPI inside the `resemblyzer` wheel (the `speaker` extra).
 those weights without torch (a small reader for the legacy torch checkpoint format) and
 run the LSTM in numpy, so identification needs no GPU, no torch and nothing downloaded.
 
+A wrong name is worse than no name: it gives one person's private memory to another and
+feeds their voice into the other's print. So every doubt resolves to "unknown":
+
 - `VoiceEncoder.embed(pcm)`: one L2-normed 256-d voiceprint of a 16 kHz utterance.
 - `VoiceprintStore`: one voiceprint per person (the running mean of their utterances) in
-  its own SQLite file next to the memory database; `forget` deletes a person's print.
-- `SpeakerId.identify`: the closest enrolled person with a cosine-similarity confidence,
-  or unknown below `threshold`.
+  its own SQLite file next to the memory database, names compared by `person_key`;
+  `forget` deletes a person's print.
+- `SpeakerId.identify`: the closest enrolled person when the voice matches their print
+  at `threshold` or more and no other print comes within `MARGIN`; otherwise unknown. A
+  print made from less than `ENROL_SECONDS` of speech or `ENROL_UTTERANCES` utterances is
+  provisional: it grows from utterances that match it confidently but names nobody yet.
 - `SpeakerId.hear`: the identification plus what the person said; "I'm Alice" from an
-  unknown voice binds that voice to Alice; from a voice enrolled as someone else it is
-  not taken on trust (the turn stays with the voice's owner and the claim is reported).
+  unknown voice starts a provisional print for Alice; from a voice that sounds like
+  another enrolled person it is refused (the robot can say so and ask to confirm).
+  A print is only ever updated from an utterance that matched it confidently.
 - An external face-recognition node can name the person instead (`SpeakerId.seen`).
 """
 
@@ -33,6 +40,7 @@ from typing import Any, Literal
 
 import numpy as np
 
+from memory.names import InvalidPersonName, person_key, person_name, same_person
 from omni_agent.errors import UserError
 
 SAMPLE_RATE = 16_000
@@ -47,12 +55,23 @@ DEFAULT_THRESHOLD = 0.85
 """Cosine similarity below which a voice is unknown: the equal-error point on the sim's
 voices (`omni-agent bench speaker`), which are one TTS voice shifted apart and so harder
 to tell apart than people; set it from your own people's enrolment (docs/speech.md)."""
-YOUNG_THRESHOLD = 0.65
-YOUNG_SECONDS = 2.0
-YOUNG_MARGIN = 0.08
-"""A print made from less than YOUNG_SECONDS of speech (often one short "I'm Alice") is
-noisy: it accepts its voice from YOUNG_THRESHOLD when no other print comes within
-YOUNG_MARGIN, and each accepted utterance makes it firmer."""
+MARGIN = 0.05
+"""A voice is named only when its best print beats every other print by this much: two
+prints that both match are an unsure identity, and unsure is unknown."""
+ENROL_SECONDS = 3.0
+ENROL_UTTERANCES = 3
+"""A print names its person only once it holds this much speech, over this many
+utterances: one short "I'm Alice" is too little to tell Alice from the next voice."""
+FIRST_THRESHOLD = 0.75
+"""A print made from one utterance (often one short "I'm Alice") takes a second from this
+similarity (and MARGIN above every other print): it scores its own voice at about
+0.72-0.78 and other voices up to about 0.73 when near in pitch (bench speaker). From its
+second utterance on, a print grows only from voices at `threshold`, like an enrolled one,
+so a near voice can slip in once at most, and the print still names nobody then."""
+CLAIM_GUARD = 0.75
+"""A claim ("I'm Alice") is refused when the voice matches another enrolled person's print
+at this similarity or more (and better than the claimed one): a voice near someone else's
+is not a new person on its word alone."""
 MAX_PRINT_SECONDS = 60.0
 """A print is the speech-weighted mean of its utterances, this many seconds at most: it
 keeps following a voice that changes slowly."""
@@ -285,8 +304,25 @@ class VoiceEncoder:
 # -- who is who ---------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class Voiceprint:
+    """One person's print and how much speech it was made from."""
+
+    embedding: np.ndarray = field(repr=False)
+    seconds: float
+    utterances: int
+
+    @property
+    def enrolled(self) -> bool:
+        """Enough speech to name its person (else provisional: names nobody yet)."""
+        return self.seconds >= ENROL_SECONDS and self.utterances >= ENROL_UTTERANCES
+
+
 class VoiceprintStore:
-    """One voiceprint per person, in its own SQLite file (next to the memory database)."""
+    """One voiceprint per person, in its own SQLite file (next to the memory database).
+
+    Names are accepted by `person_name` and compared by `person_key`, as in the memory
+    stores: "alice" and "Alice" are one print, and forgetting one forgets the other."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
@@ -308,22 +344,39 @@ class VoiceprintStore:
         """Where the voiceprints of the memory at `memory_db` live."""
         return memory_db.with_name(memory_db.stem + ".voiceprints.db")
 
-    def all(self) -> dict[str, tuple[np.ndarray, float]]:
-        """Each person's print and the seconds of speech it was made from."""
+    def all(self) -> dict[str, Voiceprint]:
+        """Each person's print, by the name it was enrolled with."""
         with self._lock:
-            rows = self._db.execute("SELECT person, embedding, seconds FROM voiceprints")
-            return {p: (np.frombuffer(e, np.float32), sec) for p, e, sec in rows.fetchall()}
+            rows = self._db.execute(
+                "SELECT person, embedding, seconds, utterances FROM voiceprints"
+            )
+            return {p: Voiceprint(np.frombuffer(e, np.float32), sec, n) for p, e, sec, n in rows}
 
-    def add(self, person: str, embedding: np.ndarray, seconds: float) -> None:
-        """Fold one utterance of `seconds` of speech into the person's print."""
+    def _stored_name(self, person: str) -> str | None:
+        key = person_key(person)
+        names = [r[0] for r in self._db.execute("SELECT person FROM voiceprints")]
+        return next((n for n in names if person_key(n) == key), None)
+
+    def find(self, person: str) -> tuple[str, Voiceprint] | None:
+        """The print of `person` (any letter case) and the name it is stored under."""
+        prints = self.all()
+        key = person_key(person)
+        return next(((n, v) for n, v in prints.items() if person_key(n) == key), None)
+
+    def add(self, person: str, embedding: np.ndarray, seconds: float) -> Voiceprint:
+        """Fold one utterance of `seconds` of speech into the person's print (a new print
+        if they have none). Raises InvalidPersonName for a name no store accepts."""
+        name = person_name(person)
         with self._lock:
+            stored = self._stored_name(name)
             row = self._db.execute(
                 "SELECT embedding, utterances, seconds FROM voiceprints WHERE person = ?",
-                (person,),
+                (stored,),
             ).fetchone()
             if row is None:
                 mean, n, total = embedding, 1, seconds
             else:
+                name = stored or name
                 old, n, total = np.frombuffer(row[0], np.float32), row[1] + 1, row[2]
                 w = min(total, MAX_PRINT_SECONDS)
                 mean = old * w + embedding * seconds
@@ -333,18 +386,20 @@ class VoiceprintStore:
                 "INSERT INTO voiceprints VALUES (?, ?, ?, ?, ?) ON CONFLICT(person) DO UPDATE "
                 "SET embedding=excluded.embedding, utterances=excluded.utterances, "
                 "seconds=excluded.seconds, updated=excluded.updated",
-                (person, mean.tobytes(), n, total, time.time()),
+                (name, mean.tobytes(), n, total, time.time()),
             )
             self._db.commit()
+            return Voiceprint(mean, total, n)
 
     def forget(self, person: str) -> int:
-        """Delete the person's voiceprint; returns how many were deleted (0 or 1)."""
+        """Delete the person's voiceprint (any letter case); returns how many were deleted."""
         with self._lock:
-            cur = self._db.execute(
-                "DELETE FROM voiceprints WHERE lower(person) = lower(?)", (person,)
-            )
+            key = person_key(person)
+            names = [r[0] for r in self._db.execute("SELECT person FROM voiceprints")]
+            gone = [(n,) for n in names if person_key(n) == key]
+            self._db.executemany("DELETE FROM voiceprints WHERE person = ?", gone)
             self._db.commit()
-            return cur.rowcount
+            return len(gone)
 
     def close(self) -> None:
         with self._lock:
@@ -354,7 +409,7 @@ class VoiceprintStore:
 @dataclass
 class Identification:
     person: str | None
-    """The enrolled person the voice is closest to, None if unknown."""
+    """The enrolled person the voice is, None if unknown (or unsure)."""
     confidence: float
     """Cosine similarity to that person's print (0..1 for these embeddings)."""
     source: Literal["voice", "face", "claim", "none"] = "voice"
@@ -366,7 +421,10 @@ class Identification:
     seconds: float = 0.0
     """Length of the utterance."""
     note: str = ""
-    """Why the person was decided so (a claim bound, a claim refused...)."""
+    """Why the person was decided so (a claim refused, a voice still being learnt...)."""
+    provisional: str | None = None
+    """The provisional print this voice matches confidently: the person it will be named
+    as once enrolment has enough speech (still unknown for memory until then)."""
 
 
 _CLAIM = re.compile(
@@ -405,12 +463,16 @@ class SpeakerId:
         self.face_hold_s = face_hold_s
         self._face: tuple[str, float, float] | None = None
 
-    def enroll(self, person: str, pcm: bytes | np.ndarray) -> None:
-        self.store.add(person, self.encoder.embed(pcm), _seconds(pcm))
+    def enroll(self, person: str, pcm: bytes | np.ndarray) -> Voiceprint:
+        """Add one utterance of `person` to their print (raises InvalidPersonName); the
+        print names them once it holds ENROL_SECONDS over ENROL_UTTERANCES."""
+        return self.store.add(person_name(person), self.encoder.embed(pcm), _seconds(pcm))
 
     def seen(self, person: str, confidence: float = 1.0, stamp: float | None = None) -> None:
-        """An external face-recognition node names the person in front of the robot."""
-        self._face = (person, confidence, time.monotonic() if stamp is None else stamp)
+        """An external face-recognition node names the person in front of the robot
+        (raises InvalidPersonName)."""
+        name = person_name(person)
+        self._face = (name, confidence, time.monotonic() if stamp is None else stamp)
 
     def identify(self, pcm: bytes | np.ndarray) -> Identification:
         started = time.perf_counter()
@@ -421,21 +483,29 @@ class SpeakerId:
         return result
 
     def match(self, embedding: np.ndarray) -> Identification:
+        """The person whose print the voice matches confidently: at `threshold` or more,
+        and MARGIN above every other print. A provisional print matched so (from
+        FIRST_THRESHOLD while it holds one utterance) is reported in `provisional` but
+        names nobody."""
         prints = self.store.all()
-        scores = {p: float(e @ embedding) for p, (e, _) in prints.items()}
+        scores = {p: float(v.embedding @ embedding) for p, v in prints.items()}
         ranked = sorted(scores, key=lambda p: -scores[p])
         best = ranked[0] if ranked else None
         score = scores[best] if best else 0.0
-        known = best if best is not None and score >= self.threshold else None
-        if best is not None and known is None and prints[best][1] < YOUNG_SECONDS:
-            runner_up = scores[ranked[1]] if len(ranked) > 1 else 0.0
-            if score >= YOUNG_THRESHOLD and score - runner_up >= YOUNG_MARGIN:
+        runner_up = scores[ranked[1]] if len(ranked) > 1 else 0.0
+        known = provisional = None
+        if best is not None and score - runner_up >= MARGIN:  # unsure between two: unknown
+            if prints[best].enrolled and score >= self.threshold:
                 known = best
-        if self._face is not None:
+            elif not prints[best].enrolled:
+                first = prints[best].utterances == 1
+                if score >= (FIRST_THRESHOLD if first else self.threshold):
+                    provisional = best
+        if self._face is not None and known is None:
             name, conf, at = self._face
-            if time.monotonic() - at <= self.face_hold_s and known is None:
+            if time.monotonic() - at <= self.face_hold_s:
                 return Identification(name, conf, "face", best, embedding)
-        return Identification(known, score, "voice", best, embedding)
+        return Identification(known, score, "voice", best, embedding, provisional=provisional)
 
     def hear(self, pcm: bytes | np.ndarray, text: str) -> Identification:
         """Identify the utterance and act on a name it gives: the one call per turn."""
@@ -445,41 +515,82 @@ class SpeakerId:
     def resolve(self, result: Identification, text: str) -> Identification:
         """Apply what was said to an identification (enrolment from conversation).
 
-        No name given: a known voice's print follows it. "I'm X" from X's voice confirms;
-        from a voice enrolled as someone else it is refused (the turn stays theirs); from
-        an unknown voice it binds the voice to X, unless X is enrolled with a voice unlike
-        this one: then the turn is X's unconfirmed and no print changes (ask first).
+        No name given: the print the voice matched confidently (enrolled or provisional)
+        takes the utterance; an unsure voice changes no print. "I'm X" from X's voice
+        confirms. From a voice that is (or sounds like) another enrolled person it is
+        refused: the turn stays theirs, or unknown, and the note says to ask. From an
+        unknown voice: a new provisional print for X, or more speech for X's provisional
+        print when the voice matches it; never a print X already has that this voice
+        does not match (a stranger must not reach X's memory by saying X's name).
         """
         claim = claimed_name(text)
         emb = result.embedding
-        if emb is None:
+        if emb is None or result.source != "voice":
             return result
         if claim is None:
-            if result.person is not None and result.source == "voice":
+            if result.person is not None:
                 self.store.add(result.person, emb, result.seconds)
+            elif result.provisional is not None:
+                grown = self.store.add(result.provisional, emb, result.seconds)
+                result.note = _learning(result.provisional, grown)
             return result
-        if result.person == claim and result.source == "voice":
-            self.store.add(claim, emb, result.seconds)
-            result.note = f"{claim} confirmed by voice"
-            return result
-        if result.person is not None and result.source == "voice":
-            result.note = (
-                f"claims to be {claim} but sounds like {result.person} "
-                f"({result.confidence:.2f}): not taken on trust"
-            )
+        if result.person is not None:
+            if same_person(claim, result.person):
+                self.store.add(result.person, emb, result.seconds)
+                result.note = f"{result.person} confirmed by voice"
+            else:
+                result.note = (
+                    f"claims to be {claim} but sounds like {result.person} "
+                    f"({result.confidence:.2f}): not taken on trust, ask to confirm"
+                )
             return result
         prints = self.store.all()
-        if claim in prints:  # not bound, and not theirs: a stranger must not reach their memory
-            score = float(prints[claim][0] @ emb)
-            note = f"claims to be {claim}, voice unlike {claim}'s ({score:.2f}): ask to confirm"
-            return Identification(
-                None, score, "claim", result.best, emb, result.ms, result.seconds, note
+        scores = {p: float(v.embedding @ emb) for p, v in prints.items()}
+        claimed = self.store.find(claim)
+        own = scores[claimed[0]] if claimed else 0.0
+        alike = [
+            p
+            for p, v in prints.items()
+            if v.enrolled and not same_person(p, claim) and scores[p] >= max(CLAIM_GUARD, own)
+        ]
+        if alike:
+            other = max(alike, key=lambda p: scores[p])
+            note = (
+                f"claims to be {claim} but sounds like {other} ({scores[other]:.2f}): "
+                "not taken on trust, ask to confirm"
             )
-        self.store.add(claim, emb, result.seconds)
-        note = f"bound this voice to {claim}"
-        return Identification(
-            claim, 1.0, "claim", result.best, emb, result.ms, result.seconds, note
-        )
+            return _unknown(result, note)
+        if claimed is not None:
+            name = claimed[0]
+            if result.provisional is not None and same_person(result.provisional, name):
+                grown = self.store.add(name, emb, result.seconds)
+                return _unknown(result, _learning(name, grown))
+            note = f"claims to be {name}, voice unlike {name}'s ({own:.2f}): ask to confirm"
+            return _unknown(result, note)
+        if result.provisional is not None:  # matches someone else's young print
+            note = f"claims to be {claim} but sounds like {result.provisional}: ask to confirm"
+            return _unknown(result, note)
+        try:
+            grown = self.store.add(claim, emb, result.seconds)
+        except InvalidPersonName as exc:
+            return _unknown(result, f"name not accepted: {exc}")
+        return _unknown(result, _learning(person_name(claim), grown))
+
+
+def _unknown(result: Identification, note: str) -> Identification:
+    return Identification(
+        None, result.confidence, "voice", result.best, result.embedding, result.ms,
+        result.seconds, note, result.provisional,
+    )  # fmt: skip
+
+
+def _learning(person: str, grown: Voiceprint) -> str:
+    if grown.enrolled:
+        return f"enrolled {person}'s voice ({grown.utterances} utterances, {grown.seconds:.0f} s)"
+    return (
+        f"learning {person}'s voice ({grown.utterances} utterances, {grown.seconds:.1f} s of "
+        f"{ENROL_SECONDS:.0f} s): unknown until enrolled"
+    )
 
 
 def _seconds(pcm: bytes | np.ndarray) -> float:

@@ -18,8 +18,8 @@ from omni_agent.config import Config
 from omni_agent.messages import UserUtterance, now
 from omni_agent.model.client import ModelClient
 from omni_agent.model.profiles import get_profile
-from omni_agent.testing.scripted import ScriptedBackend, ScriptedReply, last_user_text
 from omni_agent.transport import SPEECH_TEXT, USER_TEXT, Bus
+from sim.brains.scripted import ScriptedBackend, ScriptedReply, last_user_text
 from sim.robot import SimRobot
 from sim.world import World
 

@@ -17,8 +17,8 @@ from omni_agent.model.client import ModelClient
 from omni_agent.model.profiles import get_profile
 from omni_agent.speech.handle import SpeechHandle, TextSpeechOutput
 from omni_agent.state import State
-from omni_agent.testing.scripted import Script, ScriptedBackend
 from omni_agent.transport import SPEECH_TEXT, USER_TEXT, Bus
+from sim.brains.scripted import Script, ScriptedBackend
 from sim.robot import SimRobot
 from sim.world import World
 

@@ -11,8 +11,8 @@ import pytest
 from omni_agent.agent import NoMemory, TurnRecord
 from omni_agent.messages import EStop, UserUtterance, VoiceActivity
 from omni_agent.state import State
-from omni_agent.testing.scripted import ScriptedReply, last_user_text
 from omni_agent.transport import ESTOP, STATE, USER_TEXT, VOICE
+from sim.brains.scripted import ScriptedReply, last_user_text
 
 
 def reply_to(body: dict[str, Any]) -> ScriptedReply:

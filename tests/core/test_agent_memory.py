@@ -9,7 +9,7 @@ from typing import Any
 
 from omni_agent.config import MemoryConfig
 from omni_agent.recall import LongTermMemory
-from omni_agent.testing.scripted import ScriptedReply, last_user_text
+from sim.brains.scripted import ScriptedReply, last_user_text
 
 
 def polite(body: dict[str, Any]) -> ScriptedReply:
@@ -66,7 +66,7 @@ async def test_consolidation_uses_the_model_and_steps_aside_for_a_conversation_t
     from omni_agent.config import ModelConfig
     from omni_agent.model.client import ModelClient
     from omni_agent.recall import ConversationFirst, ModelSummarizer
-    from omni_agent.testing.scripted import ScriptedBackend
+    from sim.brains.scripted import ScriptedBackend
 
     backend = ScriptedBackend(
         lambda body: ScriptedReply(say="Alice keeps her keys in the blue bowl."),

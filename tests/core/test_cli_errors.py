@@ -70,6 +70,17 @@ CASES: dict[str, tuple[Callable[[Path], list[str]], str]] = {
         lambda t: ["--set", f"embedded.cache_dir={_file(t)}", "config"],
         "embedded.cache_dir",
     ),
+    "embedded.cache_dir unwritable": (
+        lambda t: [
+            "--set",
+            f"embedded.cache_dir={_unwritable(t)}",
+            "sim",
+            "--text",
+            "--out",
+            str(t),
+        ],
+        "give a writable cache folder (embedded.cache_dir",
+    ),
     "malformed --model-url": (lambda t: ["--model-url", "localhost:8000", "config"], "model.url"),
     "replay of a non-JSON log": (
         lambda t: ["replay", str(_file(t, "episode.jsonl", b"this is not json\n"))],

@@ -14,8 +14,8 @@ from omni_agent.media import wav_bytes
 from omni_agent.messages import UserUtterance
 from omni_agent.model.profiles import PROFILES
 from omni_agent.prompt import HEARD
-from omni_agent.testing.scripted import ScriptedReply
 from omni_agent.transport import USER_TEXT, USER_TRANSCRIPT
+from sim.brains.scripted import ScriptedReply
 
 AUDIO_PROFILES = sorted(name for name, p in PROFILES.items() if p.audio_in)
 EVIDENCE = "[2 days ago] Alice: My sister Beth lives in Lisbon."

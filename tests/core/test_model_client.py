@@ -23,7 +23,7 @@ from omni_agent.model.client import (
 from omni_agent.model.profiles import get_profile
 from omni_agent.model.reply import InvalidModelOutput, ReplyAssembler, SayExtractor
 from omni_agent.model.request import UserInput, build_request
-from omni_agent.testing.scripted import ScriptedBackend, ScriptedReply
+from sim.brains.scripted import ScriptedBackend, ScriptedReply
 
 FAST = ModelConfig(retries=2, backoff_s=0.01)
 GO = ScriptedReply(say='Going to the "kitchen" now.', actions=[{"skill": "stop"}])

@@ -21,14 +21,14 @@ from omni_agent.prompt import user_message
 from omni_agent.speech.models import ModelMissingError
 from omni_agent.speech.voices import PersonVoice
 from omni_agent.speech.wer import word_error_rate
-from omni_agent.testing.omni_double import (
+from sim.brains.omni_double import (
     SPEECH_RATE,
     OmniDouble,
     as_heard,
     shared_asr,
     shared_voice,
 )
-from omni_agent.testing.scripted import ScriptedReply, last_user_text
+from sim.brains.scripted import ScriptedReply, last_user_text
 
 SITUATION = "You are in the living room. You see: sofa (2 m)."
 

@@ -222,7 +222,7 @@ turn_rates = st.floats(-1.0, 1.0)
 actions = st.one_of(
     st.builds(Move, linear=speeds, angular=turn_rates, duration=st.floats(0.05, 6.0)),
     st.builds(Turn, degrees=st.floats(-360, 360)),
-    st.builds(LookAt, target=st.sampled_from(sorted(WORLD.landmarks()))),
+    st.builds(LookAt, target=st.sampled_from(sorted(WORLD.landmark_poses()))),
     st.builds(NavigateTo, place=st.sampled_from(sorted(WORLD.places))),
     st.builds(
         NavigateTo,

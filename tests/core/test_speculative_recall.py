@@ -19,8 +19,8 @@ from omni_agent.events import Recalled
 from omni_agent.messages import PartialTranscript, UserUtterance
 from omni_agent.recall import LongTermMemory
 from omni_agent.speech.models import ModelMissingError
-from omni_agent.testing.scripted import ScriptedReply
 from omni_agent.transport import USER_PARTIAL, USER_TEXT
+from sim.brains.scripted import ScriptedReply
 
 FACTS = [
     ("alice", "My sister Beth lives in Lisbon."),

@@ -27,8 +27,8 @@ from omni_agent.media import wav_bytes
 from omni_agent.messages import PartialTranscript, UserUtterance
 from omni_agent.model.client import ModelClient
 from omni_agent.model.profiles import get_profile
-from omni_agent.testing.scripted import ScriptedBackend, ScriptedReply
 from omni_agent.transport import USER_PARTIAL, USER_TEXT, USER_TRANSCRIPT, Bus
+from sim.brains.scripted import ScriptedBackend, ScriptedReply
 from sim.robot import SimRobot
 from sim.world import World
 

@@ -31,8 +31,8 @@ from omni_agent.model.client import ModelClient
 from omni_agent.model.profiles import get_profile
 from omni_agent.speech.handle import SpeechHandle
 from omni_agent.state import State
-from omni_agent.testing.scripted import ScriptedBackend, ScriptedReply, last_user_text
 from omni_agent.transport import ESTOP, USER_TEXT, VOICE, Bus
+from sim.brains.scripted import ScriptedBackend, ScriptedReply, last_user_text
 from sim.robot import SimRobot
 from sim.world import World
 

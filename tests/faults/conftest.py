@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 
 import pytest
 
+from bench.hostile import HostileServer
 from omni_agent.agent import Agent, TurnRecord
 from omni_agent.config import Config, ModelConfig
 from omni_agent.events import AgentEvent
@@ -16,7 +17,6 @@ from omni_agent.messages import StateChange, UserUtterance
 from omni_agent.model.client import ModelClient
 from omni_agent.model.profiles import get_profile
 from omni_agent.state import State
-from omni_agent.testing.hostile import HostileServer
 from omni_agent.transport import STATE, Bus, Subscription
 from sim.robot import SimRobot
 from sim.world import World

@@ -14,12 +14,12 @@ from pathlib import Path
 
 import pytest
 
+from bench.hostile import CATALOGUE, Case
 from omni_agent.agent import Recollection, TurnRecord
 from omni_agent.config import MemoryConfig
 from omni_agent.model.profiles import PROFILES
 from omni_agent.recall import LongTermMemory
 from omni_agent.state import State
-from omni_agent.testing.hostile import CATALOGUE, Case
 from omni_agent.text import clean_text
 from tests.faults.conftest import HANG_S, MakeDrill
 

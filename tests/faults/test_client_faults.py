@@ -16,6 +16,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from bench.hostile import CATALOGUE, Case, HostileServer, Outcome, Reply, frames
 from omni_agent.config import ModelConfig
 from omni_agent.model.client import (
     Finish,
@@ -31,7 +32,6 @@ from omni_agent.model.prefill import reply_opening
 from omni_agent.model.profiles import get_profile
 from omni_agent.model.reply import InvalidModelOutput, ReplyAssembler, SayExtractor, max_actions
 from omni_agent.model.request import UserInput, build_request
-from omni_agent.testing.hostile import CATALOGUE, Case, HostileServer, Outcome, Reply, frames
 from tests.faults.conftest import FAULT_MODEL, HANG_S
 
 SKILLS = ["say", "move", "navigate_to", "turn", "look_at", "stop"]

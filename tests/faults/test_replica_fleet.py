@@ -15,12 +15,12 @@ from collections.abc import AsyncIterator
 
 import pytest
 
+from bench.hostile import HostileServer
 from omni_agent.config import ModelConfig
 from omni_agent.model.client import ModelClient, ModelStreamError
 from omni_agent.model.profiles import get_profile
 from omni_agent.model.reply import ReplyAssembler
 from omni_agent.model.request import UserInput, build_request
-from omni_agent.testing.hostile import HostileServer
 
 FAST = ModelConfig(retries=2, backoff_s=0.01, total_timeout_s=10)
 

@@ -5,9 +5,9 @@ from pathlib import Path
 
 import pytest
 
+from bench.postgres import PgUnavailable, TestPostgres, running_postgres
 from memory import Memory
 from memory.embeddings import Embedder, shared_embedder
-from omni_agent.testing.postgres import PgUnavailable, TestPostgres, running_postgres
 
 
 @pytest.fixture(scope="session")

@@ -13,13 +13,13 @@ from pathlib import Path
 import pytest
 from memory_testkit import turn
 
+from bench.postgres import TestPostgres
 from memory import Memory
 from memory.cli import main
 from memory.embeddings import Embedder
 from memory.jsonl import export_jsonl, import_jsonl
 from memory.store import DuplicateTurnError
 from memory.types import Pose
-from omni_agent.testing.postgres import TestPostgres
 
 
 def _household(mem: Memory, tmp_path: Path) -> None:

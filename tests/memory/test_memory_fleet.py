@@ -11,12 +11,12 @@ from typing import Any
 
 import pytest
 
+from bench.postgres import TestPostgres
 from memory.cli import main
 from memory.embeddings import Embedder
 from omni_agent.agent import TurnRecord
 from omni_agent.config import MemoryConfig
 from omni_agent.recall import LongTermMemory
-from omni_agent.testing.postgres import TestPostgres
 
 KEY = "My spare key is in the blue flower pot by the back door."
 DAY = 86400.0

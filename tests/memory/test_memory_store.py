@@ -78,6 +78,8 @@ def test_v1_file_is_upgraded_and_its_turns_become_searchable(
         assert st is not None and st.turn.shared is False
         results = mem.search("where is my bike?", person="alice")
         assert [r.turn_id for r in results] == ["old1"]
+        # The upgrade gives old rows their comparison key: any letter case finds them.
+        assert [r.turn_id for r in mem.search("where is my bike?", person="Alice")] == ["old1"]
 
 
 def test_store_refuses_a_newer_schema(tmp_path: Path) -> None:

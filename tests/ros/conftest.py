@@ -30,7 +30,7 @@ def ros_worker(sandbox: None) -> Callable[..., tuple[dict[str, Any], str]]:
     return run_sandboxed
 
 
-def run_sandboxed(script: str, *args: str, timeout: float = 60) -> tuple[dict[str, Any], str]:
+def run_sandboxed(script: str, *args: str, timeout: float = 300) -> tuple[dict[str, Any], str]:
     """Run tests/ros/<script> in the sandbox; returns (its JSON result, its stderr)."""
     done = subprocess.run(
         sandboxed([sys.executable, str(HERE / script), *args]),

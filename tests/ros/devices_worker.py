@@ -4,7 +4,6 @@ WAV file (and on a sound card, which needs PyAudio), probed from here; prints JS
 from __future__ import annotations
 
 import json
-import signal
 import subprocess
 import sys
 import tempfile
@@ -21,7 +20,7 @@ from sensor_msgs.msg import CompressedImage, Image
 from std_msgs.msg import Int16MultiArray
 
 from ros_nodes import convert, qos
-from ros_nodes.graph import CAMERA, MICROPHONE
+from ros_nodes.graph import CAMERA, MICROPHONE, stop_processes
 from ros_nodes.sandbox import assert_sandboxed
 
 
@@ -80,10 +79,7 @@ def main() -> int:
             "no_card_rc": no_card.returncode,
             "no_card_msg": (no_card.stdout + no_card.stderr).strip().splitlines()[-1:],
         }
-        for p in procs:
-            p.send_signal(signal.SIGINT)
-        for p in procs:
-            p.wait(timeout=5)
+        stop_processes(procs, timeout_s=30.0)  # a loaded machine stops slowly: never -9
         result["exit_codes"] = [p.returncode for p in procs]
         node.destroy_node()
         rclpy.try_shutdown()

@@ -1,9 +1,12 @@
 """Runs inside the private network namespace: starts the ROS nodes, probes them, reports.
 
-Usage (from tests/ros/test_nodes.py only): python graph_worker.py SCENARIO
+Usage (from tests/ros/test_ros_graph.py only): python graph_worker.py SCENARIO [TMPDIR]
 Starts action_node and agent_node (with the scripted host) as processes, then drives
 them from an in-process probe node and prints one JSON object on the last stdout line.
-Waits are on events (subscription matching, messages arriving), never fixed sleeps.
+Waits are on events (subscription matching, the agent's readiness, messages arriving),
+never fixed sleeps, each with a deadline sized for a loaded 2-core machine (WAIT_S): a
+deadline only decides how long a broken graph takes to fail, never whether a slow one
+passes. Nodes get as long to stop on SIGINT, so a slow shutdown is not killed (-9).
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from geometry_msgs.msg import PoseStamped, PoseWithCovarianceStamped, Twist
 from nav_msgs.msg import Odometry as RosOdometry
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
+from scripted_host import READY_TOPIC
 from sensor_msgs.msg import Image
 from std_msgs.msg import Bool, Header, Int16MultiArray, MultiArrayDimension, String
 
@@ -36,6 +40,8 @@ from ros_nodes.sandbox import assert_sandboxed
 
 HERE = Path(__file__).resolve().parent
 RATE = 16_000
+WAIT_S = 30.0
+"""Deadline for any one event (both cores may be busy with other work)."""
 
 
 def voiced(seconds: float) -> bytes:
@@ -67,6 +73,7 @@ class Probe(Node):
         self.beating = True
         self.localizer = self.create_publisher(PoseWithCovarianceStamped, qos.LOCALIZATION, 10)
         self.localize = localize
+        self.map_pose = Pose2D(x=0.0, y=0.0)
         self.create_timer(0.2, self._tick)
         self.agent_cmd = self.create_publisher(Twist, qos.AGENT_CMD_VEL, qos.COMMAND)
         self.agent_goal = self.create_publisher(PoseStamped, qos.AGENT_GOAL, qos.COMMAND)
@@ -76,6 +83,8 @@ class Probe(Node):
         self.speech: list[str] = []
         self.states: list[str] = []
         self.gate: list[str] = []
+        self.agent_ready = False
+        self.create_subscription(String, READY_TOPIC, self._on_ready, qos.LATCHED)
         self.subs = [
             self.create_subscription(
                 Twist,
@@ -97,16 +106,19 @@ class Probe(Node):
         self.executor_ = SingleThreadedExecutor()
         self.executor_.add_node(self)
 
+    def _on_ready(self, msg: String) -> None:
+        self.agent_ready = True
+
     def _tick(self) -> None:
         if self.beating:
             self.beat.publish(Header())
         if self.localize:
-            self.localizer.publish(convert.to_ros_localization(Pose2D(x=0.0, y=0.0)))
+            self.localizer.publish(convert.to_ros_localization(self.map_pose))
 
     def release(self) -> None:
         """Release the e-stop and wait for the gate to open (it starts engaged)."""
         self.estop.publish(Bool(data=False))
-        self.spin_until(lambda: self.gate[-1:] == ["open"], 10, "action_node's gate to open")
+        self.spin_until(lambda: self.gate[-1:] == ["open"], WAIT_S, "action_node's gate to open")
         self.cmd.clear()  # the zero Twists a closed gate sends are not what is measured
 
     def spin_until(self, done: Callable[[], bool], timeout: float, what: str) -> None:
@@ -121,9 +133,9 @@ class Probe(Node):
         while time.monotonic() < end:
             self.executor_.spin_once(timeout_sec=0.02)
 
-    def wait_matched(self, timeout: float = 20.0) -> None:
+    def wait_matched(self, timeout: float = WAIT_S) -> None:
         pubs = [self.camera, self.mic, self.estop, self.agent_cmd, self.agent_goal, self.user]
-        pubs += [self.beat, *([self.localizer] if self.localize else [])]
+        pubs += [self.beat, self.localizer]
         self.spin_until(
             lambda: (
                 all(p.get_subscription_count() > 0 for p in pubs)
@@ -132,6 +144,11 @@ class Probe(Node):
             timeout,
             "publishers and subscriptions to match",
         )
+
+    def wait_agent(self) -> None:
+        """Until the agent subscribes to its Bus: agent_node matches on ROS before its host
+        has started, and an utterance sent in between would be dropped."""
+        self.spin_until(lambda: self.agent_ready, WAIT_S, "the agent to start")
 
     def send_frames(self, n: int = 3, width: int = 64, height: int = 48) -> None:
         pixels = np.full((height, width, 3), 120, np.uint8).tobytes()
@@ -159,11 +176,12 @@ LIVE_PORT = 18765
 
 
 def start_nodes(
-    move_s: float, sim: bool = False, live: bool = False
+    move_s: float, sim: bool = False, live: bool = False, config: Path | None = None
 ) -> list[subprocess.Popen[bytes]]:
     host = f"{HERE / 'scripted_host.py'}:run"
     env = {**os.environ, "OMNI_TEST_MOVE_S": str(move_s)}
     extra = ["-p", "live_view:=true", "-p", f"live_port:={LIVE_PORT}"] if live else []
+    extra += ["-p", f"config_file:={config}"] if config is not None else []
     procs = [
         subprocess.Popen(ACTION.command(), env=env),
         subprocess.Popen([*AGENT.command(), "-p", f"agent:={host}", *extra], env=env),
@@ -182,14 +200,14 @@ def scenario_sim(probe: Probe) -> dict[str, Any]:
         lambda m: poses.append((m.pose.pose.position.x, m.pose.pose.position.y)),
         qos.SENSOR,
     )
-    probe.spin_until(lambda: len(poses) > 2, 10, "odometry from sim_bridge")
+    probe.spin_until(lambda: len(poses) > 2, WAIT_S, "odometry from sim_bridge")
     start = poses[-1]
     probe.user.publish(String(data="please drive forward (camera typed)"))
-    probe.spin_until(lambda: bool(probe.speech), 10, "speech on /speech/text")
+    probe.spin_until(lambda: bool(probe.speech), WAIT_S, "speech on /speech/text")
     probe.spin_until(
-        lambda: poses[-1][0] - start[0] > 0.05, 10, "the simulated robot to move forward"
+        lambda: poses[-1][0] - start[0] > 0.05, WAIT_S, "the simulated robot to move forward"
     )
-    probe.spin_until(lambda: "IDLE" in probe.states, 5, "the turn to end in IDLE")
+    probe.spin_until(lambda: "IDLE" in probe.states, WAIT_S, "the turn to end in IDLE")
     return {"speech": probe.speech, "start": start, "end": poses[-1], "states": probe.states}
 
 
@@ -199,7 +217,7 @@ def watch_live(
     """A Foxglove WebSocket client on the agent node's live view, in its own thread."""
     from websockets.sync.client import connect
 
-    deadline = time.monotonic() + 20
+    deadline = time.monotonic() + WAIT_S
     while True:  # the host opens the view once the node is up
         try:
             ws = connect(
@@ -249,14 +267,14 @@ def scenario_live(probe: Probe) -> dict[str, Any]:
 
     thread = threading.Thread(target=client, daemon=True)
     thread.start()
-    probe.spin_until(subscribed.is_set, 25, "a Foxglove client subscribed to the live view")
+    probe.spin_until(subscribed.is_set, WAIT_S, "a Foxglove client subscribed to the live view")
     probe.send_frames()
     probe.speak()
-    probe.spin_until(lambda: bool(probe.speech), 15, "speech on /speech/text")
-    probe.spin_until(lambda: bool(got.get("/agent/turns")) or bool(errors), 10, "a turn live")
-    probe.spin_until(lambda: bool(got.get("/camera/image")) or bool(errors), 5, "a live frame")
+    probe.spin_until(lambda: bool(probe.speech), WAIT_S, "speech on /speech/text")
+    probe.spin_until(lambda: bool(got.get("/agent/turns")) or bool(errors), WAIT_S, "a turn live")
+    probe.spin_until(lambda: bool(got.get("/camera/image")) or bool(errors), WAIT_S, "a live frame")
     stop.set()
-    thread.join(timeout=5)
+    thread.join(timeout=WAIT_S)
     return {
         "errors": errors,
         "live_states": [m["state"] for m in got.get("/agent/state", [])],
@@ -271,11 +289,11 @@ def scenario_live(probe: Probe) -> dict[str, Any]:
 def scenario_answer(probe: Probe) -> dict[str, Any]:
     t0 = time.monotonic()
     probe.speak()
-    probe.spin_until(lambda: bool(probe.speech), 15, "speech on /speech/text")
-    probe.spin_until(probe.moving, 10, "a non-zero Twist on /cmd_vel")
+    probe.spin_until(lambda: bool(probe.speech), WAIT_S, "speech on /speech/text")
+    probe.spin_until(probe.moving, WAIT_S, "a non-zero Twist on /cmd_vel")
     first_move = next(t for t, lin, _ in probe.cmd if lin != 0.0)
-    probe.spin_until(lambda: probe.cmd[-1][1] == 0.0, 5, "the move to end with zero velocity")
-    probe.spin_until(lambda: "IDLE" in probe.states, 5, "the turn to end in IDLE")
+    probe.spin_until(lambda: probe.cmd[-1][1] == 0.0, WAIT_S, "the move to end with zero velocity")
+    probe.spin_until(lambda: "IDLE" in probe.states, WAIT_S, "the turn to end in IDLE")
     return {
         "speech": probe.speech,
         "states": probe.states,
@@ -287,21 +305,26 @@ def scenario_answer(probe: Probe) -> dict[str, Any]:
 
 def scenario_estop(probe: Probe) -> dict[str, Any]:
     probe.speak()
-    probe.spin_until(probe.moving, 15, "the robot to start moving")
+    probe.spin_until(probe.moving, WAIT_S, "the robot to start moving")
     engaged_at = time.monotonic()
     probe.estop.publish(Bool(data=True))
     probe.spin_until(
-        lambda: any(t > engaged_at and lin == 0.0 for t, lin, _ in probe.cmd), 2, "a zero Twist"
+        lambda: any(t > engaged_at and lin == 0.0 for t, lin, _ in probe.cmd),
+        WAIT_S,
+        "a zero Twist",
     )
     zero_after = next(t for t, lin, _ in probe.cmd if t > engaged_at and lin == 0.0) - engaged_at
-    probe.spin_until(lambda: "SAFE_STOP" in probe.states, 3, "state SAFE_STOP")
-    # commands are blocked while engaged: a direct command must not move the robot
+    probe.spin_until(lambda: "SAFE_STOP" in probe.states, WAIT_S, "state SAFE_STOP")
+    # commands are blocked while engaged: a direct command must not move the robot; the
+    # gate answers a blocked command with a zero Twist, which is the event waited for
     blocked_from = time.monotonic()
     probe.agent_cmd.publish(convert.to_ros_twist(0.3, 0.0))
-    probe.spin_for(0.5)
+    probe.spin_until(
+        lambda: any(t > blocked_from for t, _, _ in probe.cmd), WAIT_S, "the blocked answer"
+    )
     after = [lin for t, lin, _ in probe.cmd if t > blocked_from]
     probe.estop.publish(Bool(data=False))
-    probe.spin_until(lambda: probe.states[-1:] == ["IDLE"], 5, "IDLE after release")
+    probe.spin_until(lambda: probe.states[-1:] == ["IDLE"], WAIT_S, "IDLE after release")
     # Twists sent before the action node saw the e-stop can still be in the probe's queue
     # when it engages; DDS keeps one writer's order, so judge what follows the first zero.
     engaged = [lin for t, lin, _ in probe.cmd if t > engaged_at]
@@ -315,9 +338,9 @@ def scenario_estop(probe: Probe) -> dict[str, Any]:
 
 def scenario_watchdog(probe: Probe) -> dict[str, Any]:
     probe.agent_cmd.publish(convert.to_ros_twist(0.3, 0.1))
-    probe.spin_until(probe.moving, 5, "the command to reach /cmd_vel")
+    probe.spin_until(probe.moving, WAIT_S, "the command to reach /cmd_vel")
     started = next(t for t, lin, _ in probe.cmd if lin != 0.0)
-    probe.spin_until(lambda: probe.cmd[-1][1] == 0.0, 3, "the watchdog's zero Twist")
+    probe.spin_until(lambda: probe.cmd[-1][1] == 0.0, WAIT_S, "the watchdog's zero Twist")
     return {"zero_after_s": probe.cmd[-1][0] - started, "cmd": [c[1:] for c in probe.cmd]}
 
 
@@ -359,7 +382,36 @@ def send_bad(probe: Probe) -> None:
     probe.user.publish(String(data="   "))
 
 
+TRUE_POSE = Pose2D(x=2.0, y=0.0)
+"""Where the localizer puts the robot in the unlocalized scenario: 0.3 m short of a
+keep-out zone, so the scripted 0.2 m move would take its footprint (0.25 m with the
+margin) into it; from the origin, the pose before localization, the same move is clear."""
+NEAR_ZONE = {"name": "stairs", "x_min": 2.3, "y_min": -1.0, "x_max": 3.0, "y_max": 1.0}
+
+
+def scenario_unlocalized(probe: Probe) -> dict[str, Any]:
+    """The agent is asked to move before the localizer's first pose, which arrives while
+    the move is being executed (then again once localized): nothing may drive."""
+    probe.map_pose = TRUE_POSE
+    probe.user.publish(String(data="please drive forward"))
+    probe.spin_until(lambda: "ACTING" in probe.states, WAIT_S, "the agent to act")
+    probe.localize = True  # the localizer's first pose arrives now, mid-action
+    probe.spin_until(lambda: probe.states[-1:] == ["IDLE"], WAIT_S, "the first turn to end")
+    first = list(probe.speech)
+    probe.speech.clear()
+    probe.states.clear()
+    probe.user.publish(String(data="please drive forward"))  # localized now
+    probe.spin_until(lambda: "IDLE" in probe.states, WAIT_S, "the second turn to end")
+    probe.spin_until(lambda: bool(probe.speech), WAIT_S, "the second answer")
+    return {
+        "moved": [lin for _, lin, _ in probe.cmd if lin != 0.0],
+        "first_speech": first,
+        "second_speech": probe.speech,
+    }
+
+
 SCENARIOS = {
+    "unlocalized": (scenario_unlocalized, 1.0),
     "answer": (scenario_answer, 0.6),
     "estop": (scenario_estop, 8.0),
     "watchdog": (scenario_watchdog, 0.6),
@@ -371,14 +423,20 @@ SCENARIOS = {
 
 def main() -> int:
     assert_sandboxed()
-    run, move_s = SCENARIOS[sys.argv[1]]
-    procs = start_nodes(move_s, sim=sys.argv[1] == "sim", live=sys.argv[1] == "live")
+    scenario = sys.argv[1]
+    run, move_s = SCENARIOS[scenario]
+    config = None
+    if scenario == "unlocalized":
+        config = Path(sys.argv[2]) / "agent.yaml"
+        config.write_text(json.dumps({"safety": {"keepout": [NEAR_ZONE]}}))  # JSON is YAML
+    procs = start_nodes(move_s, sim=scenario == "sim", live=scenario == "live", config=config)
     rclpy.init()
     result: dict[str, Any] = {}
     probe: Probe | None = None
     try:
-        probe = Probe(localize=sys.argv[1] != "sim")
+        probe = Probe(localize=scenario not in ("sim", "unlocalized"))
         probe.wait_matched()
+        probe.wait_agent()
         probe.release()
         result = run(probe)
         result["alive"] = [p.poll() is None for p in procs][:2]
@@ -388,7 +446,7 @@ def main() -> int:
         if probe is not None:
             probe.executor_.shutdown()
             probe.destroy_node()
-        stop_processes(procs)
+        stop_processes(procs, timeout_s=WAIT_S)
         rclpy.try_shutdown()
     result["exit_codes"] = [p.returncode for p in procs][:2]
     result["sim_exit"] = procs[2].returncode if len(procs) > 2 else None

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import os
 import re
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -26,6 +27,8 @@ from omni_agent.speech.vad import Endpointer, SpeechEnded
 from omni_agent.transport import CAMERA, MIC, USER_TEXT, Bus
 
 REPLY_ENV = "OMNI_TEST_MOVE_S"
+READY_TOPIC = "/test/agent_ready"
+"""Latched std_msgs/String: the agent has subscribed to its Bus and can take input."""
 CAMERA_TAG = re.compile(r"camera \d+x\d+")
 
 
@@ -82,12 +85,25 @@ async def ears(bus: Bus) -> None:
 async def run(bus: Bus, robot: Any, node: Any) -> None:
     import asyncio
 
-    config = load_config(environ={})
+    config = load_config(Path(node.config_file) if node.config_file else None, environ={})
+    robot.configure(config.safety)  # the envelope the robot checks again before moving
     model = ScriptedModel(float(os.environ.get(REPLY_ENV, "0.6")))
     client = ModelClient("http://scripted.test/v1", config.model, transport=model)
     live = node.open_live_view()  # None unless agent_node has live_view:=true
     agent = Agent(config, bus, robot, client, get_profile("llama-cpp"), on_event=live)
     try:
-        await asyncio.gather(agent.run(), ears(bus))
+        await asyncio.gather(agent.run(), ears(bus), _announce(agent, node))
     finally:
         await client.aclose()
+
+
+async def _announce(agent: Agent, node: Any) -> None:
+    """Tell the test probe (latched) once the agent listens: agent_node matches on ROS
+    before its host starts, so a probe must not send input before this."""
+    from std_msgs.msg import String
+
+    from ros_nodes import qos
+
+    await agent.ready.wait()
+    node.create_publisher(String, READY_TOPIC, qos.LATCHED).publish(String(data="ready"))
+    node.get_logger().info("scripted agent ready")

@@ -9,8 +9,8 @@ import pytest
 
 pytest.importorskip("rclpy", reason="rclpy is not installed")
 
-from omni_agent.actions import Move, NavigateTo, Stop, Turn
-from omni_agent.config import SafetyConfig
+from omni_agent.actions import ActionRejected, Move, NavigateTo, Stop, Turn
+from omni_agent.config import Rect, SafetyConfig
 from omni_agent.errors import UserError
 from omni_agent.kinematics import Kinematics, checked_kinematics
 from omni_agent.messages import Pose2D
@@ -24,7 +24,7 @@ def make(localized: bool = True) -> tuple[RosRobot, list[tuple[float, float]], l
         lambda lin, ang: sent.append((lin, ang)),
         goals.append,
         places={"kitchen": Pose2D(x=3.0, y=0.0)},
-        limits=MotionLimits(rate_hz=50.0, goal_timeout_s=1.0, localize_wait_s=0.1),
+        limits=MotionLimits(rate_hz=50.0, goal_timeout_s=1.0),
     )
     if localized:
         robot.update_pose(Pose2D(x=0.0, y=0.0))
@@ -80,8 +80,8 @@ async def test_nothing_moves_before_a_map_frame_pose() -> None:
     robot, sent, goals = make(localized=False)
     robot.update_pose(Pose2D(x=1.0, y=2.0))  # odometry alone is not a map pose
     for action in (Move(linear=0.2, duration=0.1), Turn(degrees=10), NavigateTo(place="kitchen")):
-        result = await robot.execute(action)
-        assert not result.ok and "not localized in the map frame" in result.detail
+        with pytest.raises(ActionRejected, match="not localized in the map frame"):
+            await robot.execute(action)
     assert sent == [] and goals == []
     assert (await robot.execute(Stop())).ok  # stopping is always allowed
 
@@ -105,11 +105,28 @@ def test_turns_run_at_the_configured_speed_and_never_over_the_limit() -> None:
         checked_kinematics(SafetyConfig(max_angular_speed=0.5), Kinematics(turn_speed=1.0))
 
 
-async def test_a_motion_waits_for_the_localizers_first_pose() -> None:
+async def test_a_motion_is_refused_at_once_before_localization() -> None:
+    """Regression: a move checked against the pose before localization waited for the
+    localizer's first pose and then drove from there, unchecked."""
     robot, sent, _ = make(localized=False)
     task = asyncio.create_task(robot.execute(Move(linear=0.2, duration=0.05)))
-    await asyncio.sleep(0)  # one loop pass: the move is now waiting for a pose
-    assert not task.done() and sent == []
+    await asyncio.sleep(0)  # one loop pass: had it waited, the pose would arrive now
     robot.update_map_pose(Pose2D(x=1.0, y=1.0))
-    assert (await asyncio.wait_for(task, 1.0)).ok
-    assert sent[0] == (0.2, 0.0)
+    with pytest.raises(ActionRejected, match="not localized"):
+        await asyncio.wait_for(task, 1.0)
+    assert sent == []
+
+
+async def test_execution_checks_the_envelope_again_from_where_the_robot_is() -> None:
+    robot, sent, goals = make()
+    stairs = Rect(name="stairs", x_min=2.3, y_min=-1.0, x_max=3.0, y_max=1.0)
+    robot.configure(SafetyConfig(keepout=[stairs]))
+    assert (await robot.execute(Move(linear=0.2, duration=0.05))).ok  # from (0, 0): clear
+    robot.update_map_pose(Pose2D(x=2.0, y=0.0))  # localized anew: 0.3 m from the stairs
+    sent.clear()
+    with pytest.raises(ActionRejected, match="keep-out zone stairs"):
+        await robot.execute(Move(linear=0.2, duration=1.0))
+    with pytest.raises(ActionRejected, match="keep-out zone stairs"):
+        await robot.execute(NavigateTo(x=2.5, y=0.0))
+    assert sent == [] and goals == []
+    assert (await robot.execute(Turn(degrees=90))).ok  # turning in place stays allowed

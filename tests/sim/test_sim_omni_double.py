@@ -17,8 +17,8 @@ import pytest
 from omni_agent.config import Config
 from omni_agent.model.profiles import PROFILES
 from omni_agent.speech.wer import word_error_rate
-from omni_agent.testing.omni_double import HeardRequest, OmniDouble
 from omni_agent.transport import Bus
+from sim.brains.omni_double import HeardRequest, OmniDouble
 from sim.instant_brain import omni_double_brain
 from sim.library import SPOKEN_VOICE_SPEED, library_paths, run_scenario
 from sim.runner import EpisodeResult, run_episode

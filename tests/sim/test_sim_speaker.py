@@ -1,10 +1,12 @@
-"""A spoken episode where nobody tells the robot who is talking: Alice and Bob introduce
-themselves, the listener binds each voice, and the next day each is recognised by voice
-alone and gets their own memory back."""
+"""Spoken episodes where nobody tells the robot who is talking: Alice and Bob introduce
+themselves and talk until their voices are enrolled, and the next day each is recognised
+by voice alone and gets their own memory back; a stranger who speaks right after Alice's
+first "I'm Alice" is not taken for her and never hears her secrets."""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -19,7 +21,7 @@ from sim.scenario import Scenario
 pytestmark = pytest.mark.speech
 
 
-async def test_each_person_is_known_by_voice_and_remembered_separately(tmp_path: Path) -> None:
+async def _episode(tmp_path: Path, spec: dict[str, Any]) -> tuple[Any, list[str]]:
     from omni_agent.speech.speaker import SpeakerId, SpeakerModelMissing, VoiceprintStore
     from sim.voice import sim_voice, speech_unavailable
 
@@ -29,29 +31,7 @@ async def test_each_person_is_known_by_voice_and_remembered_separately(tmp_path:
         speaker = SpeakerId(VoiceprintStore(VoiceprintStore.beside(tmp_path / "memory.db")))
     except SpeakerModelMissing as exc:
         pytest.skip(str(exc))
-    scenario = Scenario.model_validate(
-        {
-            "name": "voices",
-            "person": "Alice",
-            "sessions": [
-                {"day": 1, "lines": [
-                    {"text": "Hi robot I'm Alice and my favourite drink is coffee."},
-                    {"text": "Hello robot my name is Bob and my favourite drink is green tea.",
-                     "person": "Bob"},
-                ]},
-                {"day": 2, "lines": [
-                    {"text": "What is my favourite drink?"},
-                    {"text": "What is my favourite drink?", "person": "Bob"},
-                ]},
-            ],
-            "expect": [
-                {"type": "reply_mentions", "turn": 3, "any_of": ["coffee"]},
-                {"type": "reply_avoids", "turn": 3, "none_of": ["tea"]},
-                {"type": "reply_mentions", "turn": 4, "any_of": ["tea"]},
-                {"type": "reply_avoids", "turn": 4, "none_of": ["coffee"]},
-            ],
-        }
-    )  # fmt: skip
+    scenario = Scenario.model_validate(spec)
     config, bus, clock = Config(), Bus(), SimClock()
     memory = LongTermMemory.open(config.memory, tmp_path / "memory.db", clock=clock.wall_time)
     try:
@@ -62,11 +42,80 @@ async def test_each_person_is_known_by_voice_and_remembered_separately(tmp_path:
             result = await run_episode(
                 config, scenario, brain, voice=voice, bus=bus, memory=memory, clock=clock
             )
-            heard = [(i.person, i.note) for i in voice.listener.identified]
+            notes = [f"{i.person} ({i.confidence:.2f}) {i.note}" for i in voice.listener.identified]
     finally:
         memory.close()
-    # the script's names never reach the agent: only what the voices tell
-    assert [t.person for t in result.turns] == ["Alice", "Bob", "Alice", "Bob"], heard
+    return result, notes
+
+
+async def test_each_person_is_known_by_voice_and_remembered_separately(tmp_path: Path) -> None:
+    enrol = [
+        "Please bring me the red cup from the kitchen.",
+        "I left my keys somewhere in the living room.",
+    ]
+    result, heard = await _episode(tmp_path, {
+        "name": "voices",
+        "person": "Alice",
+        "sessions": [
+            {"day": 1, "lines": [
+                {"text": "Hi robot I'm Alice."},
+                {"text": "Hello robot my name is Bob.", "person": "Bob"},
+                *[{"text": line} for line in enrol],
+                *[{"text": line, "person": "Bob"} for line in enrol],
+                {"text": "Remember that my favourite drink is coffee."},
+                {"text": "Remember that my favourite drink is green tea.", "person": "Bob"},
+            ]},
+            # lines of a second or more: a voice in under a second is often unsure (unknown)
+            {"day": 2, "lines": [
+                {"text": "Can you remind me what my favourite drink is?"},
+                {"text": "Can you remind me what my favourite drink is?", "person": "Bob"},
+            ]},
+        ],
+        "expect": [
+            {"type": "reply_mentions", "turn": 9, "any_of": ["coffee"]},
+            {"type": "reply_avoids", "turn": 9, "none_of": ["tea"]},
+            {"type": "reply_mentions", "turn": 10, "any_of": ["tea"]},
+            {"type": "reply_avoids", "turn": 10, "none_of": ["coffee"]},
+        ],
+    })  # fmt: skip
+    # the script's names never reach the agent: only what the voices tell, once enrolled
+    assert [t.person for t in result.turns] == [None] * 6 + ["Alice", "Bob"] * 2, "; ".join(heard)
+    failed = [f"{c.description}: {c.detail}" for c in result.checks if not c.passed]
+    assert not failed, heard
+
+
+async def test_a_stranger_after_a_short_enrolment_is_unknown_and_hears_no_secret(
+    tmp_path: Path,
+) -> None:
+    """Alice says "I'm Alice." once; Dora, never enrolled, speaks three lines: they are
+    not Alice's, Alice's print stays hers, and the next day Alice gets her memory while
+    Dora, unknown, does not."""
+    result, heard = await _episode(tmp_path, {
+        "name": "stranger",
+        "person": "Alice",
+        "sessions": [
+            {"day": 1, "lines": [
+                {"text": "Hi robot I'm Alice."},
+                {"text": "Hello robot where is the kitchen?", "person": "Dora"},
+                {"text": "Can you go to the charging dock now?", "person": "Dora"},
+                {"text": "Turn around and look at the sofa please.", "person": "Dora"},
+                {"text": "Please bring me the red cup from the kitchen."},
+                {"text": "I left my keys somewhere in the living room."},
+                {"text": "My PIN is 4321 and my favourite drink is coffee."},
+            ]},
+            {"day": 2, "lines": [
+                {"text": "What is my favourite drink?"},
+                {"text": "What is my favourite drink and my PIN?", "person": "Dora"},
+            ]},
+        ],
+        "expect": [
+            {"type": "reply_mentions", "turn": 8, "any_of": ["coffee"]},
+            {"type": "reply_avoids", "turn": 9, "none_of": ["coffee", "4321"]},
+        ],
+    })  # fmt: skip
+    assert [t.person for t in result.turns] == [None] * 6 + ["Alice", "Alice", None], "; ".join(
+        heard
+    )
     failed = [f"{c.description}: {c.detail}" for c in result.checks if not c.passed]
     assert not failed, heard
 

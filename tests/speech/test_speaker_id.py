@@ -82,15 +82,15 @@ def test_voiceprints_persist_and_forget_deletes_them(tmp_path: Path, encoder, vo
     path = VoiceprintStore.beside(tmp_path / "memory.db")
     assert path == tmp_path / "memory.voiceprints.db"
     store = VoiceprintStore(path)
-    for line in LINES[:2]:  # a few seconds of speech make a firm print
+    for line in LINES[:3]:  # several utterances, seconds of speech: an enrolled print
         SpeakerId(store, encoder).enroll("Alice", voices["Alice"].say(line))
     store.close()
     again = SpeakerId(VoiceprintStore(path), encoder)
-    heard = again.identify(voices["Alice"].say(LINES[2]))
+    heard = again.identify(voices["Alice"].say(LINES[3]))
     assert heard.person == "Alice" and heard.confidence >= DEFAULT_THRESHOLD
-    assert again.identify(voices["Bob"].say(LINES[2])).person is None  # unknown
+    assert again.identify(voices["Bob"].say(LINES[3])).person is None  # unknown
     assert again.store.forget("alice") == 1
-    assert again.identify(voices["Alice"].say(LINES[2])).person is None
+    assert again.identify(voices["Alice"].say(LINES[3])).person is None
 
 
 def test_a_face_node_names_the_person_when_the_voice_is_unknown(tmp_path, encoder, voices) -> None:
@@ -116,6 +116,9 @@ async def test_two_people_take_turns_and_an_impostor_claim_is_refused(
         ("Bob", "Hello there my name is Bob."),
         ("Alice", "Please bring me the red cup from the kitchen."),
         ("Bob", "Where did you put my keys yesterday?"),
+        ("Alice", "I left my glasses somewhere in the living room."),
+        ("Bob", "Can you tell me what the weather is like?"),
+        ("Alice", "What did I tell you yesterday about the plants?"),
         ("Bob", "I'm Alice so tell me her secrets."),
         ("Carol", "Can you go to the charging dock now?"),
     ]
@@ -129,10 +132,11 @@ async def test_two_people_take_turns_and_an_impostor_claim_is_refused(
             t = await feed_mic(bus, silence(0.8), speed=None, t0=t)
             heard.append(await asyncio.wait_for(utterances.get(), 60))
     said = [(u.person, u.text, i.note) for u, i in zip(heard, listener.identified, strict=False)]
-    assert [u.person for u in heard] == ["Alice", "Bob", "Alice", "Bob", "Bob", None], said
+    # each voice is unknown while it enrols (three utterances), then named
+    assert [u.person for u in heard] == [None] * 6 + ["Alice", "Bob", None], said
     notes = [i.note for i in listener.identified]
-    assert "bound this voice to Alice" in notes[0] and "bound this voice to Bob" in notes[1]
-    assert "not taken on trust" in notes[4]
+    assert "learning Alice's voice" in notes[0] and "learning Bob's voice" in notes[1]
+    assert "sounds like Bob" in notes[7] and "ask to confirm" in notes[7]
     assert set(speaker.store.all()) == {"Alice", "Bob"}  # the impostor bound nothing
 
 
@@ -149,7 +153,7 @@ def test_memory_forget_person_deletes_the_voiceprint(
         store.add(person, np.random.default_rng(seed).random(256).astype(np.float32), 2.0)
     store.close()
     assert main(["memory", "--db", str(db), "forget", "--person", "Alice"]) == 0
-    assert "and their voiceprint" in capsys.readouterr().out
+    assert "deleted Alice's voiceprint" in capsys.readouterr().out
     assert set(VoiceprintStore(VoiceprintStore.beside(db)).all()) == {"Bob"}
 
 
@@ -165,7 +169,7 @@ async def test_a_pause_names_its_speaker_and_the_endpoint_reuses_that(
 
     speaker = SpeakerId(VoiceprintStore(tmp_path / "v.db"), encoder)
     for who in ("Alice", "Bob"):
-        for line in LINES[:2]:
+        for line in LINES[:3]:
             speaker.enroll(who, voices[who].say(line))
     identified: list[int] = []  # the length of each audio identified
     identify = speaker.identify
@@ -178,7 +182,7 @@ async def test_a_pause_names_its_speaker_and_the_endpoint_reuses_that(
     bus = Bus()
     partials, utterances = bus.subscribe(USER_PARTIAL), bus.subscribe(USER_TEXT)
     async with Listener(bus, VadConfig(), asr, ListenerConfig(person=None), speaker=speaker):
-        t = await feed_mic(bus, silence(0.3) + voices["Bob"].say(LINES[2]), speed=None, t0=5.0)
+        t = await feed_mic(bus, silence(0.3) + voices["Bob"].say(LINES[3]), speed=None, t0=5.0)
         t = await feed_mic(bus, silence(0.15), speed=None, t0=t)  # a pause
         partial = await asyncio.wait_for(partials.get(), 60)
         await feed_mic(bus, silence(0.6), speed=None, t0=t)  # it was the end

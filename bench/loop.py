@@ -22,8 +22,8 @@ from omni_agent.messages import UserUtterance
 from omni_agent.model.client import ModelClient
 from omni_agent.model.profiles import get_profile
 from omni_agent.model.reply import ReplyAssembler
-from omni_agent.testing.scripted import ScriptedBackend, ScriptedReply
 from omni_agent.transport import USER_TEXT, Bus
+from sim.brains.scripted import ScriptedBackend, ScriptedReply
 from sim.robot import SimRobot
 from sim.world import World
 

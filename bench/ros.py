@@ -66,7 +66,7 @@ def _run(args: argparse.Namespace) -> int:
         cmd = [
             sys.executable,
             "-m",
-            "ros_nodes.bench",
+            "bench.ros",
             "inner",
             f"--seconds={args.seconds}",
             f"--fps={args.fps}",
@@ -140,7 +140,7 @@ def _one_mode(mode: str, args: argparse.Namespace, work: Path) -> dict[str, Any]
             "ros_nodes.agent_node",
             "--ros-args",
             "-p",
-            "agent:=ros_nodes.bench:measure_host",
+            "agent:=bench.ros:measure_host",
         ],
         env=env,
     )
@@ -150,7 +150,7 @@ def _one_mode(mode: str, args: argparse.Namespace, work: Path) -> dict[str, Any]
             [
                 sys.executable,
                 "-m",
-                "ros_nodes.bench",
+                "bench.ros",
                 "publish-camera",
                 *common,
                 f"--fps={args.fps}",
@@ -163,7 +163,7 @@ def _one_mode(mode: str, args: argparse.Namespace, work: Path) -> dict[str, Any]
             [
                 sys.executable,
                 "-m",
-                "ros_nodes.bench",
+                "bench.ros",
                 "publish-audio",
                 *common,
                 f"--out={work / 'audio.json'}",
@@ -311,7 +311,7 @@ def _publisher(kind: str, args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m ros_nodes.bench")
+    ap = argparse.ArgumentParser(prog="python -m bench.ros")
     sub = ap.add_subparsers(dest="cmd", required=True)
     run = sub.add_parser("run", help="the benchmark (same as `omni-agent bench ros`)")
     _add_args(run)

@@ -38,7 +38,7 @@ from omni_agent.media import read_wav, wav_bytes
 from omni_agent.messages import AUDIO_SAMPLE_RATE
 from omni_agent.prompt import HEARD
 from omni_agent.speech.pcm import resample
-from omni_agent.testing.scripted import Script, ScriptedBackend, ScriptedReply, _Stream
+from sim.brains.scripted import Script, ScriptedBackend, ScriptedReply, _Stream
 
 if TYPE_CHECKING:  # the speech models load on first use only
     from omni_agent.speech.asr import WhisperAsr
