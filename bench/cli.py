@@ -28,6 +28,7 @@ BENCHES = {
     "faults": "bench.faults",
     "safety": "bench.safety",
     "speaker": "bench.speaker",
+    "turns": "bench.turns",
     "fleet": "bench.fleet",
 }
 """Subcommand name -> the module whose `register_bench(benches)` adds it."""

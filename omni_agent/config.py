@@ -196,6 +196,34 @@ class MemoryConfig(Section):
     endpoint; the turn uses it only for the same utterance with the same final words and person."""
 
 
+class EndpointingConfig(Section):
+    """When the robot decides a person has finished their turn (docs/speech.md#end-of-turn).
+    The defaults are the best operating point of `omni-agent bench turns`."""
+
+    policy: Literal["silence", "model", "model+text"] = "model+text"
+    """silence: a fixed silence ends the turn; model: at each pause the end-of-turn model
+    (Smart Turn v3.2) decides; model+text: it also waits while the pause's partial
+    transcript ends on an unfinished word ("the", "and", "um")."""
+    silence_ms: int = Field(300, ge=60, le=5000)
+    """The silence policy's endpoint."""
+    check_ms: int = Field(200, ge=20, le=2000)
+    """Silence before the model is first asked, then again at every multiple of it."""
+    threshold: float = Field(0.95, gt=0, lt=1)
+    """The model's probability of "done" at or above which the turn ends."""
+    max_wait_ms: int = Field(1600, ge=100, le=10_000)
+    """Hard cap: after this much silence the turn ends whatever the model says."""
+
+    def vad_config(self) -> Any:
+        """The listener's `VadConfig` for this policy (speech modules load only here)."""
+        from omni_agent.speech.turn import TurnConfig
+        from omni_agent.speech.vad import VadConfig
+
+        if self.policy == "silence":
+            return VadConfig(trailing_silence_ms=self.silence_ms)
+        turn = TurnConfig(self.policy, self.check_ms, self.threshold, self.max_wait_ms)
+        return VadConfig(turn=turn)
+
+
 class SimConfig(Section):
     scenario: Path | None = None
     """Scenario YAML; unset runs the default scenario."""
@@ -209,6 +237,7 @@ class Config(Section):
     safety: SafetyConfig = Field(default_factory=SafetyConfig)
     robot: RobotConfig = Field(default_factory=RobotConfig)
     memory: MemoryConfig = Field(default_factory=MemoryConfig)
+    endpointing: EndpointingConfig = Field(default_factory=EndpointingConfig)
     sim: SimConfig = Field(default_factory=SimConfig)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "WARNING"
 

@@ -235,8 +235,11 @@ async def _run_one(config: Config, args: argparse.Namespace, console: Console, s
             profile = brain.profile
             speaker = _speaker_id(args, log_path.with_suffix(".memory.db"), console)
             voice = await stack.enter_async_context(
-                sim_voice(bus, wav, profile.audio_in, audio_out=profile.audio_out, speaker=speaker)
-            )
+                sim_voice(
+                    bus, wav, profile.audio_in, audio_out=profile.audio_out, speaker=speaker,
+                    vad=config.endpointing.vad_config(),
+                )
+            )  # fmt: skip
             console.print(f"[dim]speech: people speak, robot voice -> {wav}[/]")
         else:
             console.print(f"[dim]speech off: {no_speech}[/]")

@@ -78,7 +78,12 @@ async def run_scenario(
             profile = brain.profile
             voice = await stack.enter_async_context(
                 sim_voice(
-                    bus, wav, profile.audio_in, audio_out=profile.audio_out, speed=voice_speed
+                    bus,
+                    wav,
+                    profile.audio_in,
+                    audio_out=profile.audio_out,
+                    speed=voice_speed,
+                    vad=config.endpointing.vad_config(),
                 )
             )
         return await run_episode(

@@ -26,6 +26,7 @@ if TYPE_CHECKING:  # the speech stack loads its models on import: only when used
     from omni_agent.speech.listener import Listener
     from omni_agent.speech.outputs import TtsSpeechOutput
     from omni_agent.speech.speaker import SpeakerId
+    from omni_agent.speech.vad import VadConfig
     from omni_agent.speech.voices import PersonVoice, UserVoice
 
 PEOPLE_VOICES: dict[str, tuple[float, float]] = {
@@ -198,6 +199,7 @@ async def sim_voice(
     audio_out: bool = False,
     speed: float = 1.0,
     speaker: SpeakerId | None = None,
+    vad: VadConfig | None = None,
 ) -> AsyncIterator[SimVoice]:
     """Listener (VAD + whisper ASR) on the mic and a piper TTS output for the robot.
 
@@ -218,7 +220,7 @@ async def sim_voice(
     # backends that hear get the audio at the endpoint; the transcript follows for memory
     listener = Listener(
         bus,
-        VadConfig(),
+        vad or VadConfig(),
         asr,
         ListenerConfig(wait_for_transcript=not audio_in, speculative_asr=overlap),
         speaker=speaker,

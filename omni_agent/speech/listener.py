@@ -96,6 +96,10 @@ class Listener:
         self.identified: list[Identification] = []
         self.config = config or ListenerConfig()
         self.endpointer = Endpointer(vad_config)
+        if self.endpointer.turn is not None:  # no pass at the pauses: no words to wait for
+            self.endpointer.turn.transcripts_expected = (
+                asr is not None and self.config.speculative_asr
+            )
         self._asr = asr
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="asr")
         self._transcriber: StreamingTranscriber | None = None
@@ -233,7 +237,12 @@ class Listener:
             self._voice_so_far = (pause.voiced_bytes, identifying)
         task = asyncio.get_running_loop().create_task(
             self._publish_partial(
-                transcriber, future, identifying, self._speech_start, self._turn_id
+                transcriber,
+                future,
+                identifying,
+                self._speech_start,
+                pause.voiced_bytes,
+                self._turn_id,
             )
         )
         self._partials.add(task)
@@ -245,10 +254,14 @@ class Listener:
         future: Future[Transcript],
         identifying: asyncio.Future[Identification] | None,
         speech_start: float,
+        voiced_bytes: int,
         turn_id: str,
     ) -> None:
         try:
             text = (await asyncio.wrap_future(future)).text
+            turn = self.endpointer.turn
+            if turn is not None and self._transcriber is transcriber:
+                turn.hear(voiced_bytes, text)  # "go to the ...": the turn policy keeps waiting
             person = (await identifying).person if identifying is not None else self.config.person
         except asyncio.CancelledError:
             if future.cancelled():

@@ -4,6 +4,11 @@ The endpointer takes 16 kHz int16 chunks of any size, cuts them into 20 or 30 ms
 and turns per-frame voiced/unvoiced decisions into speech-start and speech-end events.
 All durations are counted in samples, so audio fed faster than real time (simulation)
 is endpointed exactly as live audio; timestamps come from the chunks' monotonic stamps.
+
+With a turn policy (`VadConfig.turn`, omni_agent/speech/turn.py) a silence only marks a
+pause: at each check the policy decides whether the turn is over, up to a hard cap. The
+model is called here, synchronously, on the samples fed so far, so a pause is judged the
+same at any feeding speed.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ import numpy as np
 
 from omni_agent.messages import AUDIO_SAMPLE_RATE
 from omni_agent.speech.models import SETUP_HINT, ModelMissingError
+from omni_agent.speech.turn import EndOfTurn, TurnConfig
 
 
 @dataclass
@@ -26,7 +32,12 @@ class VadConfig:
     """webrtcvad mode 0-3: higher rejects more noise (and more quiet speech)."""
     frame_ms: int = 20
     trailing_silence_ms: int = 300
-    """Silence after speech that ends the utterance: the main endpointing latency."""
+    """Silence after speech that ends the utterance: the main endpointing latency. Only
+    without a turn policy (`turn`), or with its "silence" policy."""
+    turn: TurnConfig | None = None
+    """End-of-turn policy at each pause (a model, the partial transcript, a hard cap);
+    None ends every utterance after `trailing_silence_ms`. Robots take theirs from the
+    `endpointing` config section, whose default is the bench's best operating point."""
     min_speech_ms: int = 200
     """Voiced span shorter than this (a cough, a click) is noise: no utterance."""
     start_frames: int = 3
@@ -87,7 +98,13 @@ def frame_dbfs(frame: bytes) -> float:
 class Endpointer:
     """Streaming VAD state machine: feed chunks, get events."""
 
-    def __init__(self, config: VadConfig | None = None, *, pause_ms: int = 100) -> None:
+    def __init__(
+        self,
+        config: VadConfig | None = None,
+        *,
+        pause_ms: int = 100,
+        turn: EndOfTurn | None = None,
+    ) -> None:
         try:
             import webrtcvad
         except ImportError as exc:
@@ -99,6 +116,13 @@ class Endpointer:
         self._frame_bytes = AUDIO_SAMPLE_RATE * self.config.frame_ms // 1000 * 2
         frame_s = self.config.frame_ms / 1000
         self._trailing_frames = max(1, math.ceil(self.config.trailing_silence_ms / 1000 / frame_s))
+        if turn is None and self.config.turn is not None and self.config.turn.policy != "silence":
+            turn = EndOfTurn(self.config.turn)
+        self.turn = turn
+        """Decides at each check of a pause whether the turn is over (None: silence only)."""
+        if turn is not None:
+            self._check_frames = max(1, round(turn.config.check_ms / self.config.frame_ms))
+            self._cap_frames = max(1, math.ceil(turn.config.max_wait_ms / self.config.frame_ms))
         self._pause_frames = max(1, math.ceil(pause_ms / 1000 / frame_s))
         self._pre_roll: deque[bytes] = deque(
             maxlen=max(
@@ -188,12 +212,33 @@ class Endpointer:
             too_long = frame_end - self._start >= cfg.max_utterance_s
             return [self._end()] if too_long else []
         self._silent_run += 1
-        if self._silent_run >= self._trailing_frames:
+        if self._pause_over():
             return [self._end()]
         if self._silent_run == self._pause_frames and not self._paused_sent:
             self._paused_sent = True
             return [SpeechPaused(bytes(self._buffer[: self._voiced_bytes]), self._voiced_bytes)]
         return []
+
+    @property
+    def last_voiced_end(self) -> float:
+        """Stamp of the end of the last voiced frame: where the current pause began."""
+        return self._last_voiced_end
+
+    @property
+    def voiced_bytes(self) -> int:
+        """Where the speech heard so far ends in the utterance's audio (names a pause)."""
+        return self._voiced_bytes
+
+    def _pause_over(self) -> bool:
+        run = self._silent_run
+        if self.turn is None:
+            return run >= self._trailing_frames
+        if run >= self._cap_frames:
+            return True
+        if run % self._check_frames:
+            return False
+        silence_ms = run * self.config.frame_ms
+        return self.turn.is_done(bytes(self._buffer), self._voiced_bytes, silence_ms)
 
     def _end(self) -> SpeechEnded:
         cfg = self.config

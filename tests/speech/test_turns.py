@@ -1,0 +1,150 @@
+"""End of turn through the real listener: a pause inside a sentence is not the end, a short
+complete answer still ends, and the hard cap ends a turn the model thinks unfinished.
+
+Real piper audio, the real Smart Turn model, fed faster than real time: every decision
+is made on the audio's own samples, so nothing here depends on how busy the machine is.
+Each test ends with a second line ("Thank you."): once its utterance is out, every
+utterance before it is too, and their number says where the turns were cut.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from omni_agent.config import EndpointingConfig
+from omni_agent.messages import AUDIO_SAMPLE_RATE, UserUtterance
+from omni_agent.speech.asr import WhisperAsr
+from omni_agent.speech.listener import Listener, ListenerConfig
+from omni_agent.speech.models import ModelMissingError
+from omni_agent.speech.pcm import read_wav
+from omni_agent.speech.turn import EndOfTurn, TurnConfig, shared_smart_turn, sounds_unfinished
+from omni_agent.speech.vad import VadConfig
+from omni_agent.speech.voices import feed_mic, silence
+from omni_agent.transport import USER_TEXT, Bus
+
+pytestmark = pytest.mark.speech
+
+MARKER = "Thank you."
+
+
+@pytest.fixture(scope="module")
+def smart_turn():
+    try:
+        return shared_smart_turn()
+    except ModelMissingError as exc:
+        pytest.skip(str(exc))
+
+
+async def utterances_of(
+    clip: bytes, marker: bytes, vad: VadConfig, asr: WhisperAsr
+) -> list[UserUtterance]:
+    """Every utterance the listener makes of `clip`, up to the one of the marker line."""
+    bus = Bus()
+    out = bus.subscribe(USER_TEXT)
+    heard: list[UserUtterance] = []
+    async with Listener(bus, vad, asr, ListenerConfig(person="ana")):
+        t = await feed_mic(bus, silence(0.5) + clip, speed=None, t0=10.0)
+        # more silence than the cap after the marker: its turn ends whatever the model says
+        cap_s = vad.turn.max_wait_ms / 1000 if vad.turn is not None else 0.3
+        await feed_mic(bus, marker + silence(cap_s + 0.5), speed=None, t0=t)
+        while not heard or "thank" not in heard[-1].text.lower():
+            heard.append(await asyncio.wait_for(out.get(), 60))
+    return heard
+
+
+def seconds(pcm: bytes) -> float:
+    return len(pcm) / 2 / AUDIO_SAMPLE_RATE
+
+
+def seconds_of(utterance: UserUtterance) -> float:
+    pcm, _ = read_wav(utterance.audio_wav)
+    return seconds(pcm)
+
+
+def model_policy() -> VadConfig:
+    return EndpointingConfig(policy="model").vad_config()
+
+
+@pytest.mark.parametrize("policy", ["model", "model+text"])
+async def test_a_pause_inside_a_sentence_does_not_cut_it(policy, person, asr, smart_turn) -> None:
+    first, second = person.say("I want to go to the, um,"), person.say("kitchen, please.")
+    clip = first + silence(0.6) + second + silence(2.0)
+    marker = person.say(MARKER)
+    vad = EndpointingConfig(policy=policy).vad_config()
+    heard = await utterances_of(clip, marker, vad, asr)
+    assert len(heard) == 2, [u.text for u in heard]
+    assert "kitchen" in heard[0].text.lower() and "go to" in heard[0].text.lower()
+    assert seconds_of(heard[0]) >= seconds(first) + 0.6 + seconds(second)
+    # the old endpointing (300 ms of silence) cuts the same audio in two
+    cut = await utterances_of(clip, marker, VadConfig(), asr)
+    assert len(cut) >= 3, [u.text for u in cut]
+
+
+async def test_a_short_complete_answer_ends_before_the_cap(person, asr, smart_turn) -> None:
+    # one second of silence, less than the cap: only the model can end "Yes." there
+    answer = person.say("Yes.")
+    vad = model_policy()
+    assert vad.turn is not None and vad.turn.max_wait_ms > 1000
+    heard = await utterances_of(answer + silence(1.0), person.say(MARKER), vad, asr)
+    assert len(heard) == 2, [u.text for u in heard]
+
+
+async def test_the_hard_cap_ends_a_turn_the_model_thinks_unfinished(
+    person, asr, smart_turn
+) -> None:
+    unfinished = person.say("So yesterday I went to the doctor and")
+    pcm = silence(0.3) + unfinished + silence(0.4)
+    assert smart_turn.probability(pcm) < 0.5  # the model would keep listening
+    cap = 1200
+    vad = VadConfig(turn=TurnConfig(policy="model", max_wait_ms=cap))
+    clip, marker = unfinished + silence(cap / 1000 + 0.3), person.say(MARKER)
+    heard = await utterances_of(clip, marker, vad, asr)
+    assert len(heard) == 2, [u.text for u in heard]
+    # without a cap within that silence, the next line joins the same turn
+    vad = VadConfig(turn=TurnConfig(policy="model", max_wait_ms=3000))
+    joined = await utterances_of(clip, marker, vad, asr)
+    assert len(joined) == 1, [u.text for u in joined]
+
+
+def test_the_model_s_done_waits_for_the_pause_s_words(smart_turn) -> None:
+    turn = EndOfTurn(TurnConfig(policy="model+text", threshold=0.01), smart_turn)
+    pcm = silence(1.0)
+    assert not turn.is_done(pcm, voiced_bytes=100, silence_ms=200)  # no words back yet
+    turn.hear(100, "I want to go to the")
+    assert not turn.is_done(pcm, voiced_bytes=100, silence_ms=400)
+    turn.hear(100, "I want to go to the kitchen.")
+    assert turn.is_done(pcm, voiced_bytes=100, silence_ms=600)
+    # the words of an earlier pause say nothing about this one
+    assert not turn.is_done(pcm, voiced_bytes=200, silence_ms=200)
+    # a listener with no ASR has no words to wait for: the model alone decides
+    turn.transcripts_expected = False
+    assert turn.is_done(pcm, voiced_bytes=200, silence_ms=200)
+
+
+@pytest.mark.parametrize(
+    ("text", "unfinished"),
+    [
+        ("I want to go to the", True),
+        ("So yesterday I went to the doctor and", True),
+        ("Could you, um,", True),
+        ("We had lunch and then...", True),
+        ("We had lunch and then.", True),
+        ("Go to the kitchen.", False),
+        ("Thank you.", False),
+        ("Turn it on", False),
+        ("", False),
+    ],
+)
+def test_unfinished_words(text: str, unfinished: bool) -> None:
+    assert sounds_unfinished(text) is unfinished
+
+
+def test_the_endpointing_section_picks_the_policy() -> None:
+    silence = EndpointingConfig(policy="silence", silence_ms=600).vad_config()
+    assert silence.turn is None and silence.trailing_silence_ms == 600
+    turn = EndpointingConfig(threshold=0.7, max_wait_ms=900).vad_config().turn
+    assert turn == TurnConfig(policy="model+text", threshold=0.7, max_wait_ms=900)
+    # the section's defaults are the library's
+    assert EndpointingConfig().vad_config().turn == TurnConfig()
