@@ -262,15 +262,15 @@ async def bench_speculative_recall(
                         await asyncio.wait_for(ended.get(), 10)
                     except TimeoutError:
                         missed += 1
-            offered: dict[float, str] = {}  # the newest partial of each utterance
+            offered: dict[str, str] = {}  # the newest partial of each utterance
             while (partial := partials.get_nowait()) is not None:
-                offered[partial.speech_start] = partial.text
+                offered[partial.turn_id] = partial.text
             timings = {t["speech_end"]: t for t in listener.latency}
             for turn in agent.turns:
                 timing = timings.get(turn.trace.speech_end or -1.0)
                 if timing is not None and turn.trace.request_sent is not None:
                     waits.append(turn.trace.request_sent - timing["endpoint"])
-                    last = offered.get(timing["speech_start"])
+                    last = offered.get(turn.turn_id)
                     ahead += last is not None and last == turn.user_text
         finally:
             serving.cancel()
@@ -282,8 +282,8 @@ async def bench_speculative_recall(
         "memory_turns": memory_turns,
         "turns": turns,
         "turns_missed": missed,
-        "prefetch_hits": ltm.prefetch_hits,
-        "hit_rate": round(ltm.prefetch_hits / turns, 3) if turns else None,
+        "prefetch_hits": agent.speculation.hits,
+        "hit_rate": round(agent.speculation.hits / turns, 3) if turns else None,
         "context_builds": ltm.builds,
         "final_words_known_before_endpoint": ahead,
         "request_after_endpoint_s": stats(waits),

@@ -196,8 +196,11 @@ class _TrackedMemory:
     def recall(self, query: str, person: str | None, skip: set[int]) -> Recollection:
         return self.inner.recall(query, person, skip)
 
-    async def prepare(self, query: str, person: str | None, skip: set[int]) -> None:
-        await self.inner.prepare(query, person, skip)
+    async def prepare(self, query: str, person: str | None, skip: set[int]) -> Recollection:
+        return await self.inner.prepare(query, person, skip)
+
+    def revision(self) -> int:
+        return self.inner.revision()
 
     async def remember(self, record: TurnRecord) -> None:
         task = asyncio.current_task()

@@ -1,11 +1,15 @@
 """The listening side of a spoken turn: mic audio in, voice activity and utterances out.
 
 `Listener` subscribes /audio/mic and /camera/image_raw and publishes:
-- VoiceActivity(speaking=True, speech_start=...) as soon as speech starts (barge-in),
+- VoiceActivity(speaking=True, speech_start=..., turn_id=...) as soon as speech starts
+  (barge-in),
 - VoiceActivity(speaking=False) at every endpoint,
 - PartialTranscript at a pause, before the endpoint, once the speculative transcription of
   the speech so far is done (the agent starts memory retrieval on it),
 - UserUtterance (WAV audio, ASR text, speech_end, keyframes) for every real utterance.
+
+Each utterance gets a turn id when its speech starts; its voice activity, partial
+transcripts, utterance and transcript all carry it, so the agent pairs them by identity.
 
 A noise shorter than `VadConfig.min_speech_ms` (a cough) yields speaking=True then
 speaking=False and no utterance: the agent treats that as a false interruption and
@@ -28,6 +32,7 @@ from omni_agent.messages import (
     PartialTranscript,
     UserUtterance,
     VoiceActivity,
+    new_turn_id,
     now,
 )
 from omni_agent.speech.asr import StreamingTranscriber, Transcript, WhisperAsr
@@ -99,6 +104,8 @@ class Listener:
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="asr")
         self._transcriber: StreamingTranscriber | None = None
         self._speech_start = 0.0
+        self._turn_id = new_turn_id()
+        """The id of the utterance being spoken (a new one at every start of speech)."""
         self._voice_so_far: tuple[int, asyncio.Future[Identification]] | None = None
         """The speaker identification of the speech up to a pause (by its voiced bytes):
         reused at the endpoint when the pause was the end."""
@@ -174,7 +181,11 @@ class Listener:
             pcm = resample(pcm, chunk.sample_rate, AUDIO_SAMPLE_RATE)
         for event in self.endpointer.feed(pcm, chunk.stamp):
             if isinstance(event, SpeechStarted):
-                self._bus.publish(VOICE, VoiceActivity(speaking=True, speech_start=event.start))
+                self._turn_id = new_turn_id()
+                self._bus.publish(
+                    VOICE,
+                    VoiceActivity(speaking=True, speech_start=event.start, turn_id=self._turn_id),
+                )
                 self._speech_start, self._voice_so_far = event.start, None
                 if self._asr is not None:
                     self._transcriber = StreamingTranscriber(self._asr, self._executor)
@@ -209,7 +220,9 @@ class Listener:
                     None, self.speaker.identify, event.pcm[: event.voiced_bytes]
                 )
         self._finishing = asyncio.get_running_loop().create_task(
-            self._finish(event, endpoint, keyframes, transcriber, identifying, previous)
+            self._finish(
+                event, endpoint, keyframes, transcriber, identifying, previous, self._turn_id
+            )
         )
 
     def _speculate_partial(
@@ -224,7 +237,12 @@ class Listener:
             self._voice_so_far = (pause.voiced_bytes, identifying)
         task = asyncio.get_running_loop().create_task(
             self._publish_partial(
-                transcriber, future, identifying, self._speech_start, pause.voiced_bytes
+                transcriber,
+                future,
+                identifying,
+                self._speech_start,
+                pause.voiced_bytes,
+                self._turn_id,
             )
         )
         self._partials.add(task)
@@ -237,6 +255,7 @@ class Listener:
         identifying: asyncio.Future[Identification] | None,
         speech_start: float,
         voiced_bytes: int,
+        turn_id: str,
     ) -> None:
         try:
             text = (await asyncio.wrap_future(future)).text
@@ -256,7 +275,8 @@ class Listener:
         if not text or self._transcriber is not transcriber or not transcriber.is_latest(future):
             return
         self._bus.publish(
-            USER_PARTIAL, PartialTranscript(text=text, person=person, speech_start=speech_start)
+            USER_PARTIAL,
+            PartialTranscript(text=text, person=person, turn_id=turn_id, speech_start=speech_start),
         )
 
     async def _finish(
@@ -267,6 +287,7 @@ class Listener:
         transcriber: StreamingTranscriber | None,
         identifying: asyncio.Future[Identification] | None,
         previous: asyncio.Task[None] | None,
+        turn_id: str,
     ) -> None:
         person = self.config.person
         early = transcriber is not None and not self.config.wait_for_transcript
@@ -279,6 +300,7 @@ class Listener:
             audio_wav=wav_bytes(event.pcm, AUDIO_SAMPLE_RATE),
             keyframes=keyframes,
             speech_end=event.end,
+            turn_id=turn_id,
         )
         timing = {"speech_start": event.start, "speech_end": event.end, "endpoint": endpoint}
         self.latency.append(timing)
