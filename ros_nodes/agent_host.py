@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from omni_agent.config import Config, load_config
 from omni_agent.errors import UserError
+from omni_agent.events import EventFanout, EventSink
 from omni_agent.messages import StateChange
 from omni_agent.site import SiteError, load_site
 from omni_agent.transport import STATE, Bus
@@ -81,12 +82,13 @@ async def run_agent(bus: Bus, robot: RosRobot, node: AgentNode, brain: Brain | N
         robot.places.update(site.landmarks)
         robot.places.update(site.places)
     live = node.open_live_view(site)  # None unless the live_view parameter is set
+    sinks: list[EventSink] = [node.publish_event] if live is None else [live, node.publish_event]
     try:
         runtime = open_runtime(
             config, bus, robot, brain=brain, voice=node.speech == "voice",
             speaker_id=node.speaker_id, speaker_threshold=node.speaker_threshold,
             voiceprints=Path(node.voiceprints) if node.voiceprints else None,
-            site=site, on_event=live, summarize=brain is None,
+            site=site, on_event=EventFanout(*sinks), summarize=brain is None,
         )  # fmt: skip
         async with runtime as rt:
             node.speaker = rt.speaker

@@ -45,6 +45,7 @@ from std_msgs.msg import Bool, Int16MultiArray, String
 # can deadlock on its circular imports
 from memory.names import InvalidPersonName, person_name
 from omni_agent import transport
+from omni_agent.events import AgentEvent
 from omni_agent.messages import EStop, Odometry, Pose2D, UserUtterance
 from omni_agent.safety import SiteMap
 from omni_agent.transport import Bus, Topic
@@ -103,6 +104,8 @@ class AgentNode(Node):
         """Set by the host while it runs: forgets a person, returns one line."""
         self.create_subscription(String, "~/forget_person", self._on_forget, qos.COMMAND)
         self.forget_result = self.create_publisher(String, "~/forget_person/result", qos.COMMAND)
+        self.events_pub = self.create_publisher(String, qos.AGENT_EVENTS, qos.EVENTS)
+        """Every AgentEvent as JSON, the episode log's line (robot tooling, the sim harness)."""
         self.bus = bus or Bus()
         self.loop: asyncio.AbstractEventLoop | None = None
         self.robot = RosRobot(
@@ -292,6 +295,11 @@ class AgentNode(Node):
                 publish(self, pub, conv(msg))
             except ValueError as why:
                 self.get_logger().warning(f"{topic.name}: {why}", throttle_duration_sec=1.0)
+
+    def publish_event(self, event: AgentEvent) -> None:
+        """An EventSink: the event out on /agent/events as {kind, data, stamp}."""
+        line = {"kind": event.kind, "data": event.data, "stamp": event.stamp}
+        publish(self, self.events_pub, String(data=json.dumps(line, default=str)))
 
     # hosting ---------------------------------------------------------------------------
 

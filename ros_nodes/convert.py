@@ -19,6 +19,7 @@ whereas numpy arrays or bytes are checked element by element (48 ms per VGA fram
 from __future__ import annotations
 
 import array
+import json
 import math
 import sys
 import time
@@ -30,6 +31,7 @@ from nav_msgs.msg import Odometry as RosOdometry
 from sensor_msgs.msg import CompressedImage, Image
 from std_msgs.msg import Bool, Int16MultiArray, MultiArrayDimension, String
 
+from memory.names import InvalidPersonName, person_name
 from omni_agent.messages import (
     AUDIO_SAMPLE_RATE,
     AudioChunk,
@@ -354,12 +356,23 @@ def from_ros_utterance(msg: String, max_chars: int = 2000) -> UserUtterance:
     turn of its own and gets a fresh turn id here. Heard utterances, their partial and
     final transcripts never cross ROS (the listener runs inside the agent node), so the
     ids that pair them stay on the agent's bus."""
-    text = msg.data.strip()
+    text, person = msg.data.strip(), None
+    if text.startswith("{"):  # {"text": ..., "person": ...}: who said it, in the same message
+        try:
+            said = json.loads(text)
+            text, person = str(said["text"]).strip(), said.get("person")
+        except (ValueError, KeyError, TypeError) as why:
+            raise Rejected(f"user utterance is not text or {{text, person}}: {why}") from None
+        if person is not None:
+            try:
+                person = person_name(str(person))
+            except InvalidPersonName as why:
+                raise Rejected(f"user utterance: {why}; dropped") from None
     if not text:
         raise Rejected("empty user utterance; dropped")
     if len(text) > max_chars:
         raise Rejected(f"user utterance of {len(text)} chars exceeds {max_chars}; dropped")
-    return UserUtterance(text=text)
+    return UserUtterance(text=text, person=person)
 
 
 def from_ros_scene(msg: String) -> SceneDescription:

@@ -44,6 +44,14 @@ LATCHED = QoSProfile(
     durability=DurabilityPolicy.TRANSIENT_LOCAL,
 )
 
+EVENTS = QoSProfile(
+    history=HistoryPolicy.KEEP_LAST,
+    depth=1000,
+    reliability=ReliabilityPolicy.RELIABLE,
+    durability=DurabilityPolicy.VOLATILE,
+)
+"""The agent's event stream: deep, so a burst (a turn's states and actions) is never cut."""
+
 CAMERA = transport.CAMERA.name  # sensor_msgs/Image
 CAMERA_COMPRESSED = CAMERA + "/compressed"  # sensor_msgs/CompressedImage
 SCENE = transport.SCENE.name  # std_msgs/String, SceneDescription as JSON
@@ -57,6 +65,7 @@ USER_TEXT = transport.USER_TEXT.name  # std_msgs/String
 SPEECH_TEXT = transport.SPEECH_TEXT.name  # std_msgs/String
 SPEECH_AUDIO = transport.SPEECH_AUDIO.name  # std_msgs/Int16MultiArray
 STATE = transport.STATE.name  # std_msgs/String, latched
+AGENT_EVENTS = "/agent/events"  # std_msgs/String, one AgentEvent as JSON (EVENTS)
 CMD_VEL = transport.CMD_VEL.name  # geometry_msgs/Twist, to the base (gated)
 AGENT_CMD_VEL = "/agent/cmd_vel"  # geometry_msgs/Twist, agent -> action_node gate
 AGENT_GOAL = "/agent/goal"  # geometry_msgs/PoseStamped, agent -> action_node gate

@@ -54,7 +54,11 @@ class SimBridge(Node):
             config = load_config(Path(config_file) if config_file else None)
         except (WorldError, ConfigError) as exc:
             raise NodeExit(f"sim_bridge: {exc}") from None
-        start = self.world.places[self.world.robot_start]
+        start_name = str(p("start", "").value) or self.world.robot_start
+        if start_name not in self.world.places:
+            known = ", ".join(sorted(self.world.places))
+            raise NodeExit(f"sim_bridge: start {start_name!r} is not a place ({known})")
+        start = self.world.places[start_name]
         self.width = int(p("camera_width", 320).value)
         self.height = int(p("camera_height", 240).value)
         odom_hz = float(p("odom_rate_hz", 20.0).value)
@@ -88,7 +92,7 @@ class SimBridge(Node):
         self.create_timer(self.dt, self._step)
         self.create_timer(1.0 / camera_hz, self._camera)
         self.create_timer(chunk_ms / 1000, self._mic)
-        self.get_logger().info(f"sim world {self.world.name!r}, robot at {self.world.robot_start}")
+        self.get_logger().info(f"sim world {self.world.name!r}, robot at {start_name}")
 
     @property
     def pose(self) -> Pose2D:

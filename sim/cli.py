@@ -127,6 +127,8 @@ def run_sim(config: Config, args: argparse.Namespace, console: Console) -> int:
         if not args.all:
             raise UserError("--json goes with --all (one episode writes its log as JSON lines)")
         console = Console(stderr=True)  # stdout carries the JSON report alone
+    if getattr(args, "via", "process") == "ros":
+        return _run_via_ros(config, args)
     on_ray = getattr(args, "workers", None) or getattr(args, "ray", None)
     if on_ray and not args.all:
         raise UserError("--workers and --ray run the scenario library: add --all")
@@ -137,6 +139,23 @@ def run_sim(config: Config, args: argparse.Namespace, console: Console) -> int:
     if args.all:
         return asyncio.run(_run_all(config, args, console, speed))
     return asyncio.run(_run_one(config, args, console, speed))
+
+
+def _run_via_ros(config: Config, args: argparse.Namespace) -> int:
+    """The library (or one scenario) through agent_node, sim_bridge and action_node."""
+    from sim.library import library_paths
+    from sim.ros_library import run_via_ros
+
+    if args.brain != "scripted":
+        raise UserError("--via ros runs the instant brain: add --brain scripted")
+    if not args.all and args.scenario is None:
+        raise UserError("--via ros needs --all or --scenario FILE")
+    if args.scenario is not None and not args.scenario.is_file():
+        raise UserError(f"--scenario {args.scenario}: no such file")
+    paths = library_paths() if args.all else [args.scenario]
+    out_dir = config.sim.out_dir / f"ros-library-{time.strftime('%Y%m%d-%H%M%S')}"
+    code = run_via_ros(config, paths, out_dir, getattr(args, "json", False))
+    return 0 if code == 1 and not args.strict else code  # 1: an expectation failed
 
 
 async def _run_all(config: Config, args: argparse.Namespace, console: Console, speed: float) -> int:
@@ -333,6 +352,11 @@ def register(commands: Any) -> None:
         "--strict", action="store_true", help="exit with status 1 if an expectation fails"
     )
     sim.add_argument("--all", action="store_true", help="run the whole scenario library")
+    sim.add_argument(
+        "--via", choices=["process", "ros"], default="process",
+        help="ros: run through agent_node, sim_bridge and action_node on real ROS 2 topics, "
+        "in a private network namespace (docs/ros2.md; needs --brain scripted)",
+    )  # fmt: skip
     sim.add_argument("--parallel", type=int, default=1, metavar="N", help="episodes at once")
     sim.add_argument(
         "--workers", type=int, default=None, metavar="N",
