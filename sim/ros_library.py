@@ -125,7 +125,7 @@ class _Graph:
         self.events_sub = node.create_subscription(
             String, qos.AGENT_EVENTS, self._on_event, qos.EVENTS
         )
-        node.create_subscription(
+        self.state_sub = node.create_subscription(
             String, qos.STATE, lambda m: self.states.append(m.data), qos.LATCHED
         )
         node.create_subscription(
@@ -146,11 +146,17 @@ class _Graph:
         if self.sink is not None:
             self.sink(event)
 
-    def spin_until(self, done: Callable[[], bool], timeout: float, what: str) -> None:
+    def spin_until(
+        self,
+        done: Callable[[], bool],
+        timeout: float,
+        what: str,
+        why: Callable[[], str] | None = None,
+    ) -> None:
         deadline = time.monotonic() + timeout
         while not done():
             if time.monotonic() > deadline:
-                raise TimeoutError(f"no {what} in {timeout:g} s")
+                raise TimeoutError(f"no {what} in {timeout:g} s" + (f" ({why()})" if why else ""))
             self.executor.spin_once(timeout_sec=0.1)
 
     def release(self) -> None:
@@ -210,9 +216,16 @@ def run_episode_ros(scenario: Scenario, out_dir: Path, config: Config) -> Episod
             stop_processes([agent], timeout_s=WAIT_S)
             if agent.returncode not in (0, -2):
                 raise RuntimeError(f"agent_node exited with status {agent.returncode}")
-            # its endpoints are gone before the next one starts: a line is never sent to it
+            # all its endpoints are gone before the next one starts: a line is never sent
+            # to it, and a state it sent while stopping never passes for the next one's
             graph.spin_until(
-                lambda: graph.user.get_subscription_count() == 0, WAIT_S, "agent_node gone"
+                lambda: (
+                    graph.user.get_subscription_count() == 0
+                    and graph.events_sub.get_publisher_count() == 0
+                    and graph.state_sub.get_publisher_count() == 0
+                ),
+                WAIT_S,
+                "agent_node gone",
             )
 
     def start_agent() -> subprocess.Popen[bytes]:
@@ -232,6 +245,11 @@ def run_episode_ros(scenario: Scenario, out_dir: Path, config: Config) -> Episod
             ),
             WAIT_S,
             "agent_node ready",
+            lambda: (
+                f"states {len(graph.states) - seen}, "
+                f"utterance subscribers {graph.user.get_subscription_count()}, "
+                f"event publishers {graph.events_sub.get_publisher_count()}"
+            ),
         )
         if proc.poll() is not None:
             raise RuntimeError(f"agent_node exited with status {proc.returncode}")
@@ -249,8 +267,9 @@ def run_episode_ros(scenario: Scenario, out_dir: Path, config: Config) -> Episod
                     stop_agent()
                     session += 1
                 day, key = line_day, line_key
-                note(f"day {day}, session {session + 1}: agent_node started", day=day)
                 agent = start_agent()
+                note(f"day {day}, session {session + 1}: agent_node started", day=day,
+                     session=session + 1, pid=agent.pid)  # fmt: skip
             mark = len(graph.events)
             graph.say(line.text, line.person or scenario.person)
 

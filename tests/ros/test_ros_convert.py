@@ -129,3 +129,14 @@ def test_each_typed_utterance_from_ros_is_a_turn_of_its_own() -> None:
     first = convert.from_ros_utterance(String(data="hello"))
     again = convert.from_ros_utterance(String(data="hello"))
     assert first.turn_id and again.turn_id and first.turn_id != again.turn_id
+
+
+def test_an_utterance_can_say_who_spoke_it() -> None:
+    utt = convert.from_ros_utterance(
+        String(data='{"text": " Where are my keys? ", "person": "Alice"}')
+    )
+    assert (utt.text, utt.person) == ("Where are my keys?", "Alice")
+    assert convert.from_ros_utterance(String(data="just words")).person is None
+    for bad in ('{"person": "Alice"}', '{"text": "hi", "person": "A\\u0007"}', "{not json"):
+        with pytest.raises(Rejected):
+            convert.from_ros_utterance(String(data=bad))
