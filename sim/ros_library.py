@@ -110,6 +110,7 @@ class _Graph:
         from std_msgs.msg import Bool, Header, String
 
         from ros_nodes import convert, qos
+        from sim.ros_host import READY
 
         self.node = node = Node("sim_library")
         self.String, self.Bool = String, Bool
@@ -125,6 +126,8 @@ class _Graph:
         self.events_sub = node.create_subscription(
             String, qos.AGENT_EVENTS, self._on_event, qos.EVENTS
         )
+        self.ready: list[str] = []
+        node.create_subscription(String, READY, lambda m: self.ready.append(m.data), qos.LATCHED)
         self.state_sub = node.create_subscription(
             String, qos.STATE, lambda m: self.states.append(m.data), qos.LATCHED
         )
@@ -229,15 +232,14 @@ def run_episode_ros(scenario: Scenario, out_dir: Path, config: Config) -> Episod
             )
 
     def start_agent() -> subprocess.Popen[bytes]:
-        seen = len(graph.states)
         proc = subprocess.Popen(
             _command(AGENT, **common, agent=HOST, memory_db=str(db), speech="text")
         )
-        # the agent publishes its state once it listens (ros_nodes/agent_host.serve)
+        # this process says it listens, is localized and is matched to the gate (READY)
         graph.spin_until(
             lambda: (
                 (
-                    len(graph.states) > seen
+                    str(proc.pid) in graph.ready
                     and graph.user.get_subscription_count() > 0
                     and graph.events_sub.get_publisher_count() > 0
                 )
@@ -246,7 +248,7 @@ def run_episode_ros(scenario: Scenario, out_dir: Path, config: Config) -> Episod
             WAIT_S,
             "agent_node ready",
             lambda: (
-                f"states {len(graph.states) - seen}, "
+                f"ready {graph.ready}, "
                 f"utterance subscribers {graph.user.get_subscription_count()}, "
                 f"event publishers {graph.events_sub.get_publisher_count()}"
             ),
