@@ -29,3 +29,19 @@ def test_a_missing_scenario_file_is_one_line_exit_2(
     err = capsys.readouterr().err.strip()
     assert code == 2
     assert err == f"omni-agent: error: scenario file not found: {tmp_path / 'x.yaml'}"
+
+
+@pytest.mark.parametrize(
+    ("argv", "says"),
+    [
+        (["--all", "--via", "ros"], "--via ros runs the instant brain: add --brain scripted"),
+        (["--via", "ros", "--brain", "scripted"], "--via ros needs --all or --scenario FILE"),
+    ],
+)
+def test_via_ros_mistakes_are_one_line_exit_2(
+    argv: list[str], says: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code = main(["sim", "--out", str(tmp_path), *argv])
+    err = capsys.readouterr().err.strip()
+    assert code == 2
+    assert err == f"omni-agent: error: {says}"
