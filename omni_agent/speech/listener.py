@@ -38,7 +38,9 @@ from omni_agent.speech.vad import (
     SpeechEnded,
     SpeechPaused,
     SpeechStarted,
+    TurnCheck,
     VadConfig,
+    VadEvent,
 )
 from omni_agent.transport import (
     CAMERA,
@@ -90,7 +92,10 @@ class Listener:
         """Names each utterance's person by voice (else `config.person` stands)."""
         self.identified: list[Identification] = []
         self.config = config or ListenerConfig()
-        self.endpointer = Endpointer(vad_config)
+        # the turn model runs on its own thread, never on the event loop (barge-in,
+        # playback and the bus keep being served while it decides)
+        self.endpointer = Endpointer(vad_config, deferred=True)
+        self._turn_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="turn")
         if self.endpointer.turn is not None:  # no pass at the pauses: no words to wait for
             self.endpointer.turn.transcripts_expected = (
                 asr is not None and self.config.speculative_asr
@@ -137,6 +142,7 @@ class Listener:
         for sub in getattr(self, "_subs", ()):
             sub.close()
         self._executor.shutdown(wait=False, cancel_futures=True)
+        self._turn_thread.shutdown(wait=False, cancel_futures=True)
 
     async def __aenter__(self) -> Listener:
         self.start()
@@ -172,7 +178,10 @@ class Listener:
         pcm = chunk.pcm
         if chunk.sample_rate != AUDIO_SAMPLE_RATE:
             pcm = resample(pcm, chunk.sample_rate, AUDIO_SAMPLE_RATE)
-        for event in self.endpointer.feed(pcm, chunk.stamp):
+        self._handle(self.endpointer.feed(pcm, chunk.stamp))
+
+    def _handle(self, events: list[VadEvent]) -> None:
+        for event in events:
             if isinstance(event, SpeechStarted):
                 self._bus.publish(VOICE, VoiceActivity(speaking=True, speech_start=event.start))
                 self._speech_start, self._voice_so_far = event.start, None
@@ -185,6 +194,28 @@ class Listener:
                         self._speculate_partial(self._transcriber, future, event)
             elif isinstance(event, SpeechEnded):
                 self._on_end(event)
+            elif isinstance(event, TurnCheck):
+                self._decide(event)
+
+    def _decide(self, check: TurnCheck) -> None:
+        """Ask the turn policy on its thread (one call at a time: the endpointer holds the
+        audio behind a check); its answer is applied back on the loop."""
+        turn = self.endpointer.turn
+        assert turn is not None
+        loop = asyncio.get_running_loop()
+        future = loop.run_in_executor(
+            self._turn_thread, turn.is_done, check.pcm, check.voiced_bytes, check.silence_ms
+        )
+
+        def answered(done: asyncio.Future[bool]) -> None:
+            if done.cancelled():
+                return  # closing
+            error = done.exception()
+            if error is not None:
+                log.error("end-of-turn model failed; the turn ends here", exc_info=error)
+            self._handle(self.endpointer.resolve(check, error is not None or done.result()))
+
+        future.add_done_callback(answered)
 
     def _on_end(self, event: SpeechEnded) -> None:
         endpoint = now()

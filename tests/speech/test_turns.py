@@ -10,19 +10,26 @@ utterance before it is too, and their number says where the turns were cut.
 from __future__ import annotations
 
 import asyncio
+import threading
 
 import pytest
 
 from omni_agent.config import EndpointingConfig
-from omni_agent.messages import AUDIO_SAMPLE_RATE, UserUtterance
+from omni_agent.messages import AUDIO_SAMPLE_RATE, UserUtterance, VoiceActivity
 from omni_agent.speech.asr import WhisperAsr
 from omni_agent.speech.listener import Listener, ListenerConfig
 from omni_agent.speech.models import ModelMissingError
 from omni_agent.speech.pcm import read_wav
-from omni_agent.speech.turn import EndOfTurn, TurnConfig, shared_smart_turn, sounds_unfinished
+from omni_agent.speech.turn import (
+    EndOfTurn,
+    SmartTurn,
+    TurnConfig,
+    shared_smart_turn,
+    sounds_unfinished,
+)
 from omni_agent.speech.vad import VadConfig
 from omni_agent.speech.voices import feed_mic, silence
-from omni_agent.transport import USER_TEXT, Bus
+from omni_agent.transport import USER_TEXT, VOICE, Bus
 
 pytestmark = pytest.mark.speech
 
@@ -148,3 +155,40 @@ def test_the_endpointing_section_picks_the_policy() -> None:
     assert turn == TurnConfig(policy="model+text", threshold=0.7, max_wait_ms=900)
     # the section's defaults are the library's
     assert EndpointingConfig().vad_config().turn == TurnConfig()
+
+
+class HeldModel:
+    """The real Smart Turn, held at the door of each call until the test lets it in."""
+
+    def __init__(self, model: SmartTurn, log: list[str]) -> None:
+        self.model, self.log = model, log
+        self.entered, self.release = threading.Event(), threading.Event()
+
+    def probability(self, pcm: bytes) -> float:
+        self.log.append("model deciding")
+        self.entered.set()
+        self.release.wait(60)
+        self.log.append("model decided")
+        return self.model.probability(pcm)
+
+
+async def test_the_loop_keeps_serving_while_the_turn_model_decides(person, smart_turn) -> None:
+    log: list[str] = []
+    held = HeldModel(smart_turn, log)
+    vad = VadConfig(turn=TurnConfig(policy="model", threshold=0.5, max_wait_ms=3000))
+    bus = Bus()
+    voice, out = bus.subscribe(VOICE), bus.subscribe(USER_TEXT)
+    async with Listener(bus, vad, asr=None, config=ListenerConfig(person="ana")) as listener:
+        listener.endpointer.turn = EndOfTurn(vad.turn, held)  # type: ignore[arg-type]
+        await feed_mic(bus, silence(0.3) + person.say("Yes.") + silence(1.0), speed=None)
+        assert (await asyncio.wait_for(voice.get(), 30)).speaking
+        await asyncio.wait_for(asyncio.to_thread(held.entered.wait, 60), 90)
+        # another voice on the bus (a barge-in) while the model decides: it is delivered
+        bus.publish(VOICE, VoiceActivity(speaking=True, speech_start=1.0))
+        assert (await asyncio.wait_for(voice.get(), 30)).speech_start == 1.0
+        log.append("loop served")
+        held.release.set()
+        utterance = await asyncio.wait_for(out.get(), 60)
+    assert log[:3] == ["model deciding", "loop served", "model decided"], log
+    # the turn still ended at the model's "done", not at the 3 s cap
+    assert seconds_of(utterance) < 0.3 + seconds(person.say("Yes.")) + 1.0
