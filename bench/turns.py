@@ -74,8 +74,9 @@ PAUSE_MS = 100
 FIXED_SILENCE_MS = (300, 600, 900)
 THRESHOLDS = (0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.98)
 CAPS_MS = (800, 1000, 1200, 1600)
+ALONE_THRESHOLDS: tuple[float | None, ...] = (None, 0.8, 0.9, 0.95, 0.98, 0.99)
 CHECKS_MS = (200,)
-BUDGETS_MS = (300, 600)
+BUDGETS_MS = (300, 400, 500, 600)
 CUTOFF_BUDGET = 0.05
 
 
@@ -139,18 +140,19 @@ def synthesize(text: str, name: str, rate: float, voices: dict[tuple[str, float]
     return pcm
 
 
-def make_clips(renditions: int, progress: Any) -> list[Clip]:
-    """Each turn `renditions` times, in a different voice, rate, noise and pause lengths."""
+def make_clips(renditions: int, progress: Any, draw: int = 0) -> list[Clip]:
+    """Each turn `renditions` times, in a different voice, rate, noise and pause lengths;
+    another `draw` gives each turn other voices, rates, noise and pauses."""
     from omni_agent.messages import AUDIO_SAMPLE_RATE
     from omni_agent.speech.pcm import to_int16
     from omni_agent.speech.voices import noise, silence
 
-    rng = np.random.default_rng(7)
+    rng = np.random.default_rng(7 + draw)
     voices: dict[tuple[str, float], Any] = {}
     clips = []
     for i, (kind, parts) in enumerate(TURNS):
         for r in range(renditions):
-            k = i * renditions + r
+            k = i * renditions + r + draw
             name, rate = VOICES[k % len(VOICES)], RATES[(k // len(VOICES)) % len(RATES)]
             level = NOISE_DBFS[k % len(NOISE_DBFS)]
             pcm = silence(LEAD_S)
@@ -217,12 +219,20 @@ class Policy:
     threshold: float = 0.5
     check_ms: int = 200
     cap_ms: int = 1600
+    alone: float | None = None
+    """model+text: the model's bar before the pause's words are back (None: wait)."""
+    lists: bool = True
+    """model+text: an open list ("milk, eggs," "five five five") also keeps listening."""
 
     @property
     def label(self) -> str:
         if self.kind == "silence":
             return f"silence {self.silence_ms} ms"
-        return f"{self.kind} p>={self.threshold} every {self.check_ms} ms, cap {self.cap_ms} ms"
+        label = f"{self.kind} p>={self.threshold}"
+        if self.kind == "model+text":
+            label += f" alone>={self.alone}" if self.alone is not None else " words first"
+            label += "" if self.lists else " (no list rule)"
+        return f"{label}, cap {self.cap_ms} ms"
 
     def fires(self, pause: Pause) -> int | None:
         """Silence (ms) at which this policy ends the turn in this pause, or None."""
@@ -231,19 +241,23 @@ class Policy:
         for t in range(self.check_ms, self.cap_ms, self.check_ms):
             if t > pause.length_ms:
                 return None
-            # model+text: "done" waits for the pause's words, and they must sound finished
-            words_open = self.kind == "model+text" and (
-                pause.text_ready_ms > t or pause.text is None or _unfinished(pause.text)
-            )
-            if not words_open and pause.probs.get(t, 0.0) >= self.threshold:
+            bar: float | None = self.threshold
+            if self.kind == "model+text":
+                # the pause's words, once back, must sound finished; before, the model
+                # alone decides at its own bar (or the turn waits for them)
+                if pause.text_ready_ms > t or pause.text is None:
+                    bar = self.alone
+                elif _unfinished(pause.text, self.lists):
+                    bar = None
+            if bar is not None and pause.probs.get(t, 0.0) >= bar:
                 return t
         return self.cap_ms if pause.length_ms >= self.cap_ms else None
 
 
-def _unfinished(text: str) -> bool:
-    from omni_agent.speech.turn import sounds_unfinished
+def _unfinished(text: str, lists: bool) -> bool:
+    from omni_agent.speech.turn import ends_mid_sentence, sounds_unfinished
 
-    return sounds_unfinished(text)
+    return sounds_unfinished(text) if lists else ends_mid_sentence(text)
 
 
 def _pct(values: list[float], q: float) -> float:
@@ -281,11 +295,13 @@ def score(policy: Policy, probed: list[tuple[Clip, list[Pause]]]) -> dict[str, A
 def sweep(kind: str) -> list[Policy]:
     if kind == "silence":
         return [Policy("silence", silence_ms=ms) for ms in range(100, 2001, 100)]
+    alones = ALONE_THRESHOLDS if kind == "model+text" else (None,)
     return [
-        Policy(kind, threshold=th, check_ms=check, cap_ms=cap)
+        Policy(kind, threshold=th, check_ms=check, cap_ms=cap, alone=alone)
         for th in THRESHOLDS
         for check in CHECKS_MS
         for cap in CAPS_MS
+        for alone in alones
     ]
 
 
@@ -310,10 +326,11 @@ def budgets(curve: list[dict[str, Any]]) -> dict[str, Any]:
     best = min(safe, key=lambda p: p["delay_ms"]["median"], default=None)
     out["delay_at_5pct_cutoff_ms"] = best["delay_ms"] if best else None
     out["operating_point_5pct"] = best["policy"] if best else None
-    # the default's rule: the fewest cut-offs within the 600 ms budget
-    within = [p for p in curve if p["delay_ms"]["median"] <= BUDGETS_MS[-1] + 20]
-    pick = min(within, key=lambda p: (p["cutoff_rate"], p["delay_ms"]["median"]), default=None)
-    out["operating_point_600ms"] = pick
+    # the default's rule: the fewest cut-offs within a median-delay budget
+    for budget in BUDGETS_MS[1:]:
+        within = [p for p in curve if p["delay_ms"]["median"] <= budget + 20]
+        pick = min(within, key=lambda p: (p["cutoff_rate"], p["delay_ms"]["median"]), default=None)
+        out[f"operating_point_{budget}ms"] = pick
     return out
 
 
@@ -342,7 +359,7 @@ def plot(families: dict[str, list[dict[str, Any]]], fixed: list[dict[str, Any]],
     plt.close(fig)
 
 
-def run_bench(renditions: int, use_asr: bool, show: bool) -> dict[str, Any]:
+def run_bench(renditions: int, use_asr: bool, show: bool, draw: int = 0) -> dict[str, Any]:
     from tqdm import tqdm
 
     from omni_agent.speech.turn import SmartTurn
@@ -351,7 +368,7 @@ def run_bench(renditions: int, use_asr: bool, show: bool) -> dict[str, Any]:
     n = len(TURNS) * renditions
     bar = tqdm(total=2 * n, desc="turns", unit="clip", disable=not show, file=sys.stderr)
     bar.set_postfix_str("synthesizing")
-    clips = make_clips(renditions, bar.update)
+    clips = make_clips(renditions, bar.update, draw)
     model = SmartTurn()
     asr = None
     if use_asr:
@@ -374,6 +391,7 @@ def run_bench(renditions: int, use_asr: bool, show: bool) -> dict[str, Any]:
     asr_ms = [p.text_ready_ms - PAUSE_MS for _, ps in probed for p in ps if p.text is not None]
     return {
         "turns": len(clips),
+        "draw": draw,
         "pauses_inside_turns": sum(len(c.pauses) for c in clips),
         "kinds": sorted({c.kind for c in clips}),
         "voices": sorted({c.voice for c in clips}),
@@ -426,9 +444,17 @@ def _default_policies(use_asr: bool) -> list[Policy]:
     from omni_agent.speech.turn import TurnConfig
 
     cfg = TurnConfig()
-    kinds = ["model"] + (["model+text"] if use_asr else [])
-    return [Policy(k, threshold=cfg.threshold, check_ms=cfg.check_ms, cap_ms=cfg.max_wait_ms)
-            for k in kinds]  # fmt: skip
+    rows = [Policy("model", threshold=cfg.threshold, check_ms=cfg.check_ms, cap_ms=cfg.max_wait_ms)]
+    if use_asr:
+        # the previous default: the words first, no list rule
+        rows.append(Policy("model+text", threshold=0.95, cap_ms=1600, lists=False))
+        rows.append(
+            Policy(
+                "model+text", threshold=cfg.threshold, check_ms=cfg.check_ms,
+                cap_ms=cfg.max_wait_ms, alone=cfg.alone_threshold,
+            )
+        )  # fmt: skip
+    return rows
 
 
 def cmd_bench_turns(args: argparse.Namespace) -> int:
@@ -439,7 +465,7 @@ def cmd_bench_turns(args: argparse.Namespace) -> int:
         raise UserError("--renditions must be at least 1")
     show = not args.json and sys.stderr.isatty()
     try:
-        report = run_bench(args.renditions, not args.no_asr, show)
+        report = run_bench(args.renditions, not args.no_asr, show, args.draw)
     except (ModelMissingError, ImportError) as exc:
         raise UserError(f"bench turns needs the speech models and the bench extra: {exc}") from None
     curves = report.pop("_curves")
@@ -468,13 +494,14 @@ def cmd_bench_turns(args: argparse.Namespace) -> int:
             f"{at5['median'] if at5 else '-'} ms (p90 {at5['p90'] if at5 else '-'}) "
             f"[{fam['operating_point_5pct'] or 'none'}]"
         )
-        pick = fam["operating_point_600ms"]
-        if pick:
-            print(
-                f"{'':11} fewest cut-offs within 600 ms: {pick['policy']}: "
-                f"{pick['cutoff_rate']:.1%} at {pick['delay_ms']['median']} ms "
-                f"(p90 {pick['delay_ms']['p90']})"
-            )
+        for budget in BUDGETS_MS[1:]:
+            pick = fam[f"operating_point_{budget}ms"]
+            if pick:
+                print(
+                    f"{'':11} fewest cut-offs within {budget} ms: {pick['policy']}: "
+                    f"{pick['cutoff_rate']:.1%} at {pick['delay_ms']['median']} ms "
+                    f"(p90 {pick['delay_ms']['p90']})"
+                )
     print(f"written to {args.out} and {png}")
     return 0
 
@@ -494,6 +521,10 @@ def register_bench(benches: Any) -> None:
     bench.add_argument(
         "--no-asr", action="store_true", help="skip the model + transcript policy (no whisper)"
     )
+    bench.add_argument(
+        "--draw", type=int, default=0,
+        help="another draw of voices, rates, noise and pauses per turn (0: the reference)",
+    )  # fmt: skip
     bench.add_argument("--out", type=Path, default=Path("runs/bench-turns.json"))
     bench.add_argument("--json", action="store_true", help="print the report as JSON")
     bench.set_defaults(func=cmd_bench_turns)

@@ -33,6 +33,7 @@ from omni_agent.messages import (
 from omni_agent.speech.asr import StreamingTranscriber, Transcript, WhisperAsr
 from omni_agent.speech.pcm import resample, wav_bytes
 from omni_agent.speech.speaker import Identification, SpeakerId
+from omni_agent.speech.turn import is_backchannel
 from omni_agent.speech.vad import (
     Endpointer,
     SpeechEnded,
@@ -74,6 +75,11 @@ class ListenerConfig:
     out at the endpoint with audio only, and the transcript follows on /user/transcript
     (backends that take audio: no ASR on the critical path)."""
     frame_history_s: float = 35.0
+    backchannel_ms: int | None = 600
+    """While the robot speaks, a voice is a barge-in only once it has lasted this long, or,
+    if it ends sooner, when its words are not a backchannel ("mm-hmm", "yeah", "okay",
+    "right"): those go unanswered and the robot talks on. None: every voice barges in at
+    once. Needs an ASR (without one, every voice barges in at once)."""
 
 
 class Listener:
@@ -114,6 +120,11 @@ class Listener:
         self._finishing: asyncio.Task[None] | None = None
         self.false_starts = 0
         """Noises shorter than min_speech_ms: false interruptions."""
+        self.backchannels = 0
+        """Backchannels heard while the robot spoke (no barge-in, no utterance)."""
+        self._held_voice: float | None = None
+        """Speech start of a voice heard over the robot, not yet published as a barge-in:
+        it may be a backchannel."""
         self.latency: list[dict[str, float]] = []
         """Per utterance: speech_start, speech_end, endpoint, asr_done (monotonic seconds;
         asr_done only with an ASR)."""
@@ -179,11 +190,20 @@ class Listener:
         if chunk.sample_rate != AUDIO_SAMPLE_RATE:
             pcm = resample(pcm, chunk.sample_rate, AUDIO_SAMPLE_RATE)
         self._handle(self.endpointer.feed(pcm, chunk.stamp))
+        held = self._held_voice
+        limit = self.config.backchannel_ms
+        if held is not None and limit is not None and self.endpointer.voiced_ms >= limit:
+            self._held_voice = None  # too long for a backchannel: a barge-in
+            self._bus.publish(VOICE, VoiceActivity(speaking=True, speech_start=held))
 
     def _handle(self, events: list[VadEvent]) -> None:
         for event in events:
             if isinstance(event, SpeechStarted):
-                self._bus.publish(VOICE, VoiceActivity(speaking=True, speech_start=event.start))
+                over_robot = event.start < self._robot_audio_until
+                if over_robot and self._asr is not None and self.config.backchannel_ms:
+                    self._held_voice = event.start  # "mm-hmm" or "stop"? its words tell
+                else:
+                    self._bus.publish(VOICE, VoiceActivity(speaking=True, speech_start=event.start))
                 self._speech_start, self._voice_so_far = event.start, None
                 if self._asr is not None:
                     self._transcriber = StreamingTranscriber(self._asr, self._executor)
@@ -219,15 +239,18 @@ class Listener:
 
     def _on_end(self, event: SpeechEnded) -> None:
         endpoint = now()
-        # a noise too short to be speech (a cough) is a false interruption for the agent
-        self._bus.publish(
-            VOICE,
-            VoiceActivity(speaking=False, speech_start=event.start, utterance=event.is_speech),
-        )
+        held = self._held_voice is not None
+        self._held_voice = None
+        if not held:
+            # a noise too short to be speech (a cough) is a false interruption for the agent
+            self._bus.publish(
+                VOICE,
+                VoiceActivity(speaking=False, speech_start=event.start, utterance=event.is_speech),
+            )
         transcriber, self._transcriber = self._transcriber, None
         voice_so_far, self._voice_so_far = self._voice_so_far, None
         if not event.is_speech:
-            self.false_starts += 1
+            self.false_starts += 1  # over the robot: never even a barge-in
             return
         keyframes = self._keyframes(event.start, event.end)
         previous = self._finishing
@@ -240,7 +263,7 @@ class Listener:
                     None, self.speaker.identify, event.pcm[: event.voiced_bytes]
                 )
         self._finishing = asyncio.get_running_loop().create_task(
-            self._finish(event, endpoint, keyframes, transcriber, identifying, previous)
+            self._finish(event, endpoint, keyframes, transcriber, identifying, previous, held)
         )
 
     def _speculate_partial(
@@ -298,9 +321,11 @@ class Listener:
         transcriber: StreamingTranscriber | None,
         identifying: asyncio.Future[Identification] | None,
         previous: asyncio.Task[None] | None,
+        held: bool = False,
     ) -> None:
+        """`held`: a short voice over the robot, no barge-in yet: its words decide."""
         person = self.config.person
-        early = transcriber is not None and not self.config.wait_for_transcript
+        early = transcriber is not None and not self.config.wait_for_transcript and not held
         ident = None
         if identifying is not None and (early or transcriber is None):
             ident = await identifying  # the person must be known when the audio leaves
@@ -328,6 +353,13 @@ class Listener:
         except Exception:
             log.exception("ASR failed; the utterance has no text")
         timing["asr_done"] = now()
+        if held:
+            if is_backchannel(text):
+                self.backchannels += 1  # "mm-hmm": the robot talks on, nothing to answer
+                return
+            # short, but words: the barge-in, then its end, then the utterance
+            self._bus.publish(VOICE, VoiceActivity(speaking=True, speech_start=event.start))
+            self._bus.publish(VOICE, VoiceActivity(speaking=False, speech_start=event.start))
         update: dict[str, object] = {"text": text}
         if identifying is not None and self.speaker is not None:
             heard = ident or await identifying

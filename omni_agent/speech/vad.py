@@ -279,6 +279,13 @@ class Endpointer:
         return self._last_voiced_end
 
     @property
+    def voiced_ms(self) -> float:
+        """How long the voice of the utterance in progress has lasted (0 between them)."""
+        if not self.in_speech:
+            return 0.0
+        return (self._voiced_bytes - self._start_offset) / 2 / AUDIO_SAMPLE_RATE * 1000
+
+    @property
     def voiced_bytes(self) -> int:
         """Where the speech heard so far ends in the utterance's audio (names a pause)."""
         return self._voiced_bytes
