@@ -297,6 +297,12 @@ class Listener:
             turn = self.endpointer.turn
             if turn is not None and self._transcriber is transcriber:
                 turn.hear(voiced_bytes, text)  # "go to the ...": the turn policy keeps waiting
+            held = self._held_voice
+            words = text.strip() and not is_backchannel(text)
+            if held is not None and self._transcriber is transcriber and words:
+                # words over the robot, not "mm-hmm": barge in now, not at the endpoint
+                self._held_voice = None
+                self._bus.publish(VOICE, VoiceActivity(speaking=True, speech_start=held))
             person = (await identifying).person if identifying is not None else self.config.person
         except asyncio.CancelledError:
             if future.cancelled():
