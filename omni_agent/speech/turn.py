@@ -103,13 +103,13 @@ class TurnConfig:
     ends on an unfinished word."""
     check_ms: int = 200
     """Silence before the model is first asked, then again every `check_ms`."""
-    threshold: float = 0.95
+    threshold: float = 0.8
     """Smart Turn's probability of "complete" at or above which the turn ends (with
     model+text: once the pause's words are back and sound finished)."""
-    alone_threshold: float | None = None
+    alone_threshold: float | None = 0.98
     """model+text: the model's bar before the pause's words are back (the speculative
     pass takes a few hundred ms on a busy CPU); None waits for the words."""
-    max_wait_ms: int = 1600
+    max_wait_ms: int = 1200
     """Hard cap: silence after which the turn ends whatever the model says."""
 
 

@@ -116,7 +116,8 @@ async def test_the_hard_cap_ends_a_turn_the_model_thinks_unfinished(
 
 
 def test_the_model_s_done_waits_for_the_pause_s_words(smart_turn) -> None:
-    turn = EndOfTurn(TurnConfig(policy="model+text", threshold=0.01), smart_turn)
+    words_first = TurnConfig(policy="model+text", threshold=0.01, alone_threshold=None)
+    turn = EndOfTurn(words_first, smart_turn)
     pcm = silence(1.0)
     assert not turn.is_done(pcm, voiced_bytes=100, silence_ms=200)  # no words back yet
     turn.hear(100, "I want to go to the")
@@ -130,6 +131,16 @@ def test_the_model_s_done_waits_for_the_pause_s_words(smart_turn) -> None:
     assert turn.is_done(pcm, voiced_bytes=200, silence_ms=200)
 
 
+def test_a_sure_model_ends_the_turn_before_the_words_but_not_against_them(smart_turn) -> None:
+    turn = EndOfTurn(
+        TurnConfig(policy="model+text", threshold=0.99, alone_threshold=0.01), smart_turn
+    )
+    pcm = silence(1.0)
+    assert turn.is_done(pcm, voiced_bytes=100, silence_ms=200)  # words not back: the model
+    turn.hear(100, "My phone number is five five five,")
+    assert not turn.is_done(pcm, voiced_bytes=100, silence_ms=400)  # an open list waits
+
+
 @pytest.mark.parametrize(
     ("text", "unfinished"),
     [
@@ -141,6 +152,10 @@ def test_the_model_s_done_waits_for_the_pause_s_words(smart_turn) -> None:
         ("Go to the kitchen.", False),
         ("Thank you.", False),
         ("Turn it on", False),
+        ("I need milk, eggs,", True),
+        ("My phone number is 555", True),
+        ("The code is four seven.", True),
+        ("Bring me the blue one.", False),
         ("", False),
     ],
 )
