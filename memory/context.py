@@ -122,6 +122,7 @@ class Shares:
     sessions: int = 0  # session-then-turn: the best N sessions lift their turns (and bring
     # the person's other turns of those sessions)
     session_weight: float = 0.5  # how much a session's score lifts its turns
+    session_fill: bool = True  # the best sessions bring the person's unmatched turns too
 
 
 class BudgetedStrategy:
@@ -326,7 +327,7 @@ class BudgetedStrategy:
                 for x in range(st.rowid - span, st.rowid + span + 1)
             }
         )
-        if near:
+        if near and s.session_fill:
             found = self.store.turns_by_rowid(near)
             keys = self.retriever.visible_keys(request.person)
             ids = np.array(sorted(found), np.int64)

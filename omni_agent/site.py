@@ -262,6 +262,8 @@ def load_site(ref: str | Path = "default") -> Site:
     """The site in a YAML file ("default": the shipped one); SiteError on a bad file."""
     path = site_path(ref)
     data = read_yaml(path, "site", SiteError)
+    if "site" in data:  # the easy mix-up: a simulator world names its site
+        raise SiteError(f"site {path}: a sim world, not a site: give its site ({data['site']})")
     try:
         return Site.model_validate(data)
     except ValidationError as err:

@@ -30,8 +30,6 @@ from __future__ import annotations
 import importlib.util
 import pickle
 import re
-import sqlite3
-import threading
 import time
 from collections import OrderedDict
 from dataclasses import dataclass, field
@@ -40,7 +38,12 @@ from typing import Any, Literal
 
 import numpy as np
 
-from memory.names import InvalidPersonName, person_key, person_name, same_person
+from memory.names import InvalidPersonName, person_name, same_person
+from memory.voiceprints import (
+    ENROL_SECONDS,
+    Voiceprint,
+    VoiceprintStore,
+)
 from omni_agent.errors import UserError
 
 SAMPLE_RATE = 16_000
@@ -58,10 +61,6 @@ to tell apart than people; set it from your own people's enrolment (docs/speech.
 MARGIN = 0.05
 """A voice is named only when its best print beats every other print by this much: two
 prints that both match are an unsure identity, and unsure is unknown."""
-ENROL_SECONDS = 3.0
-ENROL_UTTERANCES = 3
-"""A print names its person only once it holds this much speech, over this many
-utterances: one short "I'm Alice" is too little to tell Alice from the next voice."""
 FIRST_THRESHOLD = 0.75
 """A print made from one utterance (often one short "I'm Alice") takes a second from this
 similarity (and MARGIN above every other print): it scores its own voice at about
@@ -72,9 +71,6 @@ CLAIM_GUARD = 0.75
 """A claim ("I'm Alice") is refused when the voice matches another enrolled person's print
 at this similarity or more (and better than the claimed one): a voice near someone else's
 is not a new person on its word alone."""
-MAX_PRINT_SECONDS = 60.0
-"""A print is the speech-weighted mean of its utterances, this many seconds at most: it
-keeps following a voice that changes slowly."""
 
 
 class SpeakerModelMissing(UserError):
@@ -302,108 +298,6 @@ class VoiceEncoder:
 
 
 # -- who is who ---------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Voiceprint:
-    """One person's print and how much speech it was made from."""
-
-    embedding: np.ndarray = field(repr=False)
-    seconds: float
-    utterances: int
-
-    @property
-    def enrolled(self) -> bool:
-        """Enough speech to name its person (else provisional: names nobody yet)."""
-        return self.seconds >= ENROL_SECONDS and self.utterances >= ENROL_UTTERANCES
-
-
-class VoiceprintStore:
-    """One voiceprint per person, in its own SQLite file (next to the memory database).
-
-    Names are accepted by `person_name` and compared by `person_key`, as in the memory
-    stores: "alice" and "Alice" are one print, and forgetting one forgets the other."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self._lock = threading.Lock()
-        self._db = sqlite3.connect(path, check_same_thread=False)
-        # each heard utterance refines a print: commits must stay cheap (no fsync each)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.execute(
-            "CREATE TABLE IF NOT EXISTS voiceprints (person TEXT PRIMARY KEY, "
-            "embedding BLOB NOT NULL, utterances INTEGER NOT NULL, seconds REAL NOT NULL, "
-            "updated REAL NOT NULL)"
-        )
-        self._db.commit()
-
-    @staticmethod
-    def beside(memory_db: Path) -> Path:
-        """Where the voiceprints of the memory at `memory_db` live."""
-        return memory_db.with_name(memory_db.stem + ".voiceprints.db")
-
-    def all(self) -> dict[str, Voiceprint]:
-        """Each person's print, by the name it was enrolled with."""
-        with self._lock:
-            rows = self._db.execute(
-                "SELECT person, embedding, seconds, utterances FROM voiceprints"
-            )
-            return {p: Voiceprint(np.frombuffer(e, np.float32), sec, n) for p, e, sec, n in rows}
-
-    def _stored_name(self, person: str) -> str | None:
-        key = person_key(person)
-        names = [r[0] for r in self._db.execute("SELECT person FROM voiceprints")]
-        return next((n for n in names if person_key(n) == key), None)
-
-    def find(self, person: str) -> tuple[str, Voiceprint] | None:
-        """The print of `person` (any letter case) and the name it is stored under."""
-        prints = self.all()
-        key = person_key(person)
-        return next(((n, v) for n, v in prints.items() if person_key(n) == key), None)
-
-    def add(self, person: str, embedding: np.ndarray, seconds: float) -> Voiceprint:
-        """Fold one utterance of `seconds` of speech into the person's print (a new print
-        if they have none). Raises InvalidPersonName for a name no store accepts."""
-        name = person_name(person)
-        with self._lock:
-            stored = self._stored_name(name)
-            row = self._db.execute(
-                "SELECT embedding, utterances, seconds FROM voiceprints WHERE person = ?",
-                (stored,),
-            ).fetchone()
-            if row is None:
-                mean, n, total = embedding, 1, seconds
-            else:
-                name = stored or name
-                old, n, total = np.frombuffer(row[0], np.float32), row[1] + 1, row[2]
-                w = min(total, MAX_PRINT_SECONDS)
-                mean = old * w + embedding * seconds
-                total += seconds
-            mean = (mean / np.linalg.norm(mean)).astype(np.float32)
-            self._db.execute(
-                "INSERT INTO voiceprints VALUES (?, ?, ?, ?, ?) ON CONFLICT(person) DO UPDATE "
-                "SET embedding=excluded.embedding, utterances=excluded.utterances, "
-                "seconds=excluded.seconds, updated=excluded.updated",
-                (name, mean.tobytes(), n, total, time.time()),
-            )
-            self._db.commit()
-            return Voiceprint(mean, total, n)
-
-    def forget(self, person: str) -> int:
-        """Delete the person's voiceprint (any letter case); returns how many were deleted."""
-        with self._lock:
-            key = person_key(person)
-            names = [r[0] for r in self._db.execute("SELECT person FROM voiceprints")]
-            gone = [(n,) for n in names if person_key(n) == key]
-            self._db.executemany("DELETE FROM voiceprints WHERE person = ?", gone)
-            self._db.commit()
-            return len(gone)
-
-    def close(self) -> None:
-        with self._lock:
-            self._db.close()
 
 
 @dataclass

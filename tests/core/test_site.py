@@ -57,7 +57,8 @@ def test_world_can_name_its_own_site_and_override_fields(tmp_path: Path) -> None
         (b"rooms: [\n", "not valid YAML (line"),
         (b"- just\n- a list\n", "expected a mapping"),
         (b"\xff\xfe", "cannot read"),
-        (b"rooms: []\nplaces: {}\nsite: default\n", "site: Extra inputs are not permitted"),
+        (b"rooms: []\nplaces: {}\nrobot: 1\n", "robot: Extra inputs are not permitted"),
+        (b"site: default\nrobot_start: sofa\n", "a sim world, not a site: give its site (default)"),
         (
             b"rooms: []\nplaces: {}\nlandmarks: [{name: cup, place: moon}]\n",
             "unknown place 'moon'",

@@ -4,13 +4,14 @@ case; and says exactly what it could not remove."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from memory.voiceprints import VoiceprintStore
 from omni_agent.cli import main
-from omni_agent.speech.speaker import VoiceprintStore
 
 
 def _prints(path: Path, *people: str) -> None:
@@ -35,9 +36,22 @@ def test_forget_deletes_the_voiceprint_in_either_store(
     prints = VoiceprintStore.beside(local)
     _prints(prints, "Alice", "Bob")
     argv = ["--set", f"memory.path={local}", "memory", "--db", backend_db]
+    turns = tmp_path / "turns.jsonl"
+    turns.write_text(
+        "".join(
+            json.dumps({"id": f"t{n}", "speaker": "user", "person": who, "text": text,
+                        "time": float(n)}) + "\n"
+            for n, (who, text) in enumerate([
+                ("Alice", "My PIN is 4321."), ("alice", "I like green tea."),
+                ("Bob", "My bike is blue."),
+            ])
+        )
+    )  # fmt: skip
+    assert main([*argv, "import", str(turns)]) == 0
     assert main([*argv, "forget", "--person", "ALICE"]) == 0
     out = capsys.readouterr().out
-    assert "forgot ALICE" in out and f"deleted ALICE's voiceprint from {prints}" in out
+    assert "forgot ALICE: 2 turns" in out, out
+    assert f"deleted ALICE's voiceprint from {prints}" in out
     assert "password" not in out
     assert _people(prints) == {"Bob"}
     assert main([*argv, "forget", "--person", "alice"]) == 0  # nothing left: said so
@@ -73,8 +87,6 @@ def test_a_person_name_with_control_characters_is_one_line_exit_2(
 def test_importing_a_nul_character_is_one_line_and_imports_nothing(
     backend_db: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    import json
-
     from memory import Memory
 
     lines = [

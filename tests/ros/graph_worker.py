@@ -83,7 +83,7 @@ class Probe(Node):
         self.speech: list[str] = []
         self.states: list[str] = []
         self.gate: list[str] = []
-        self.agent_ready = False
+        self.agent_status: list[str] = []
         self.create_subscription(String, READY_TOPIC, self._on_ready, qos.LATCHED)
         self.subs = [
             self.create_subscription(
@@ -107,7 +107,7 @@ class Probe(Node):
         self.executor_.add_node(self)
 
     def _on_ready(self, msg: String) -> None:
-        self.agent_ready = True
+        self.agent_status.append(msg.data)
 
     def _tick(self) -> None:
         if self.beating:
@@ -148,7 +148,7 @@ class Probe(Node):
     def wait_agent(self) -> None:
         """Until the agent subscribes to its Bus: agent_node matches on ROS before its host
         has started, and an utterance sent in between would be dropped."""
-        self.spin_until(lambda: self.agent_ready, WAIT_S, "the agent to start")
+        self.spin_until(lambda: "ready" in self.agent_status, WAIT_S, "the agent to start")
 
     def send_frames(self, n: int = 3, width: int = 64, height: int = 48) -> None:
         pixels = np.full((height, width, 3), 120, np.uint8).tobytes()
@@ -437,6 +437,10 @@ def main() -> int:
         probe = Probe(localize=scenario not in ("sim", "unlocalized"))
         probe.wait_matched()
         probe.wait_agent()
+        if scenario != "unlocalized":  # the agent refuses motion before a map-frame pose
+            probe.spin_until(
+                lambda: "localized" in probe.agent_status, WAIT_S, "the agent to be localized"
+            )
         probe.release()
         result = run(probe)
         result["alive"] = [p.poll() is None for p in procs][:2]

@@ -28,7 +28,8 @@ from omni_agent.transport import CAMERA, MIC, USER_TEXT, Bus
 
 REPLY_ENV = "OMNI_TEST_MOVE_S"
 READY_TOPIC = "/test/agent_ready"
-"""Latched std_msgs/String: the agent has subscribed to its Bus and can take input."""
+"""Latched std_msgs/String: "ready" once the agent has subscribed to its Bus and can take
+input, then "localized" once the robot has its first map-frame pose."""
 CAMERA_TAG = re.compile(r"camera \d+x\d+")
 
 
@@ -92,18 +93,25 @@ async def run(bus: Bus, robot: Any, node: Any) -> None:
     live = node.open_live_view()  # None unless agent_node has live_view:=true
     agent = Agent(config, bus, robot, client, get_profile("llama-cpp"), on_event=live)
     try:
-        await asyncio.gather(agent.run(), ears(bus), _announce(agent, node))
+        await asyncio.gather(agent.run(), ears(bus), _announce(agent, robot, node))
     finally:
         await client.aclose()
 
 
-async def _announce(agent: Agent, node: Any) -> None:
-    """Tell the test probe (latched) once the agent listens: agent_node matches on ROS
-    before its host starts, so a probe must not send input before this."""
+async def _announce(agent: Agent, robot: Any, node: Any) -> None:
+    """Tell the test probe (latched) once the agent listens, and once the robot is
+    localized: agent_node matches on ROS before its host starts, and refuses motion
+    before the localizer's first pose, so a probe waits for these before its input."""
+    import asyncio
+
     from std_msgs.msg import String
 
     from ros_nodes import qos
 
     await agent.ready.wait()
-    node.create_publisher(String, READY_TOPIC, qos.LATCHED).publish(String(data="ready"))
+    status = node.create_publisher(String, READY_TOPIC, qos.LATCHED)
+    status.publish(String(data="ready"))
     node.get_logger().info("scripted agent ready")
+    while not robot.localized:  # set from the ROS executor's thread: polled
+        await asyncio.sleep(0.05)
+    status.publish(String(data="localized"))

@@ -22,7 +22,8 @@ pytestmark = pytest.mark.speech
 
 
 async def _episode(tmp_path: Path, spec: dict[str, Any]) -> tuple[Any, list[str]]:
-    from omni_agent.speech.speaker import SpeakerId, SpeakerModelMissing, VoiceprintStore
+    from memory.voiceprints import VoiceprintStore
+    from omni_agent.speech.speaker import SpeakerId, SpeakerModelMissing
     from sim.voice import sim_voice, speech_unavailable
 
     if (why := speech_unavailable()) is not None:

@@ -11,12 +11,8 @@ import numpy as np
 import pytest
 
 from memory.names import InvalidPersonName
-from omni_agent.speech.speaker import (
-    ENROL_UTTERANCES,
-    SpeakerId,
-    SpeakerModelMissing,
-    VoiceprintStore,
-)
+from memory.voiceprints import ENROL_UTTERANCES, VoiceprintStore
+from omni_agent.speech.speaker import SpeakerId, SpeakerModelMissing
 
 pytestmark = pytest.mark.speech
 

@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pytest
 
+from memory.voiceprints import VoiceprintStore
 from omni_agent.speech.speaker import (
     DEFAULT_THRESHOLD,
     SpeakerId,
     SpeakerModelMissing,
-    VoiceprintStore,
     claimed_name,
     equal_error_rate,
 )
