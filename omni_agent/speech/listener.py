@@ -102,6 +102,7 @@ class Listener:
         # playback and the bus keep being served while it decides)
         self.endpointer = Endpointer(vad_config, deferred=True)
         self._turn_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="turn")
+        self._closed = False
         if self.endpointer.turn is not None:  # no pass at the pauses: no words to wait for
             self.endpointer.turn.transcripts_expected = (
                 asr is not None and self.config.speculative_asr
@@ -142,6 +143,7 @@ class Listener:
         ]
 
     async def close(self) -> None:
+        self._closed = True
         for task in (*self._tasks, *self._partials):
             task.cancel()
         for task in (*self._tasks, *self._partials):
@@ -228,8 +230,8 @@ class Listener:
         )
 
         def answered(done: asyncio.Future[bool]) -> None:
-            if done.cancelled():
-                return  # closing
+            if done.cancelled() or self._closed:
+                return  # closing: nothing is published after close()
             error = done.exception()
             if error is not None:
                 log.error("end-of-turn model failed; the turn ends here", exc_info=error)

@@ -207,3 +207,41 @@ async def test_the_loop_keeps_serving_while_the_turn_model_decides(person, smart
     assert log[:3] == ["model deciding", "loop served", "model decided"], log
     # the turn still ended at the model's "done", not at the 3 s cap
     assert seconds_of(utterance) < 0.3 + seconds(person.say("Yes.")) + 1.0
+
+
+@pytest.mark.parametrize("chunk_ms", [20, 100, 330])
+def test_a_deferred_endpointer_ends_turns_where_a_direct_one_does(
+    chunk_ms, person, smart_turn
+) -> None:
+    """The listener's endpointer holds the audio behind each check until it is answered:
+    whatever the chunking, it cuts the same turns at the same samples as one that asks
+    the model itself."""
+    from omni_agent.speech.vad import Endpointer, SpeechEnded, TurnCheck
+
+    clip = (
+        silence(0.3) + person.say("Yes.") + silence(1.0)
+        + person.say("So yesterday I went to the doctor and") + silence(0.6)
+        + person.say("she said my knee is fine.") + silence(2.0)
+    )  # fmt: skip
+    config = TurnConfig(policy="model", threshold=0.5, max_wait_ms=1400)
+
+    def ends(deferred: bool, step_ms: int) -> list[tuple[int, int]]:
+        turn = EndOfTurn(config, smart_turn)
+        endpointer = Endpointer(VadConfig(turn=config), turn=turn, deferred=deferred)
+        step = AUDIO_SAMPLE_RATE * step_ms // 1000 * 2
+        out: list[tuple[int, int]] = []
+        for offset in range(0, len(clip), step):
+            piece = clip[offset : offset + step]
+            events = endpointer.feed(piece, (offset + len(piece)) / 2 / AUDIO_SAMPLE_RATE)
+            while events:
+                event = events.pop(0)
+                if isinstance(event, TurnCheck):  # answered later, as the listener does
+                    done = turn.is_done(event.pcm, event.voiced_bytes, event.silence_ms)
+                    events += endpointer.resolve(event, done)
+                elif isinstance(event, SpeechEnded):
+                    out.append((event.voiced_bytes, len(event.pcm)))
+        return out
+
+    direct = ends(deferred=False, step_ms=20)
+    assert len(direct) >= 2  # "Yes." ends on its own
+    assert ends(deferred=True, step_ms=chunk_ms) == direct
