@@ -25,12 +25,14 @@ from typing import Any
 
 from bench.hostile import CATALOGUE, Case, HostileServer
 from omni_agent.agent import Agent
+from omni_agent.brain import Brain
 from omni_agent.config import Config, ModelConfig
 from omni_agent.errors import UserError
 from omni_agent.events import AgentEvent
 from omni_agent.messages import UserUtterance
 from omni_agent.model.client import ModelClient
 from omni_agent.model.profiles import PROFILES, get_profile
+from omni_agent.runtime import build_agent
 from omni_agent.state import State
 from omni_agent.transport import Bus
 from sim.robot import SimRobot
@@ -109,9 +111,8 @@ async def run_case(server: HostileServer, case: Case, profile: str, model: Model
         if event.kind == "state" and event.data["dest"] in (State.SAFE_STOP, State.IDLE):
             safe_at.append(time.perf_counter())
 
-    agent = Agent(
-        config, bus, robot, client, get_profile(profile), site=world.site_map(), on_event=observe
-    )
+    brain = Brain(client, get_profile(profile), f"hostile server ({profile})")
+    agent = build_agent(config, bus, robot, brain, site=world.site_map(), on_event=observe)
     tracebacks = _Tracebacks()
     logging.getLogger().addHandler(tracebacks)
     limit = model.total_timeout_s + GRACE_S

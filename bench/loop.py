@@ -16,12 +16,14 @@ from pathlib import Path
 from typing import Any
 
 from omni_agent.agent import Agent
+from omni_agent.brain import Brain
 from omni_agent.config import Config
 from omni_agent.events import AgentEvent
 from omni_agent.messages import UserUtterance
 from omni_agent.model.client import ModelClient
 from omni_agent.model.profiles import get_profile
 from omni_agent.model.reply import ReplyAssembler
+from omni_agent.runtime import build_agent
 from omni_agent.transport import USER_TEXT, Bus
 from sim.brains.scripted import ScriptedBackend, ScriptedReply
 from sim.robot import SimRobot
@@ -78,10 +80,8 @@ async def run_loop_bench(config: Config, turns: int, out: Path) -> dict[str, Any
         if event.kind == "turn":
             done.set()
 
-    agent = Agent(
-        config, bus, robot, client, get_profile("llama-cpp"),
-        site=world.site_map(), on_event=on_event,
-    )  # fmt: skip
+    brain = Brain(client, get_profile("llama-cpp"), "scripted")
+    agent = build_agent(config, bus, robot, brain, site=world.site_map(), on_event=on_event)
     task = asyncio.create_task(agent.run())
     await agent.ready.wait()
     overhead, model = [], []

@@ -177,6 +177,12 @@ def _choices(ours: Shares, weights: ScoreWeights) -> dict[str, tuple[Shares, Sco
     out["tried: person x5/3"] = (s, w.model_copy(update={"person": 0.25}))
     out["tried: semantic 0.8"] = (s, w.model_copy(update={"semantic": 0.8}))
     out["tried: 500 candidates"] = (s, w.model_copy(update={"candidates": 500}))
+    # Session-then-turn, judged on the generator and on a real corpus (--corpus).
+    out["tried: sessions, 3 best lift 0.5 + fill"] = (replace(s, sessions=3), w)
+    out["tried: sessions, 5 best lift 0.2"] = (
+        replace(s, sessions=5, session_weight=0.2, session_fill=False),
+        w,
+    )
     return out
 
 

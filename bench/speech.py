@@ -220,9 +220,9 @@ async def bench_speculative_recall(
     from bench.dialogues import generate
     from bench.memory import _fill
     from memory.facade import Memory
-    from omni_agent.agent import Agent
     from omni_agent.events import AgentEvent, TurnEnded
     from omni_agent.recall import LongTermMemory
+    from omni_agent.runtime import build_agent
     from omni_agent.speech.listener import Listener, ListenerConfig
     from omni_agent.speech.voices import feed_mic, silence
     from sim.instant_brain import instant_brain
@@ -244,8 +244,8 @@ async def bench_speculative_recall(
     waits: list[float] = []
     missed = ahead = 0
     async with instant_brain(config) as brain:
-        agent = Agent(
-            config, bus, SimRobot(world, bus), brain.client, brain.profile,
+        agent = build_agent(
+            config, bus, SimRobot(world, bus), brain,
             memory=ltm, site=world.site_map(), on_event=on_event,
         )  # fmt: skip
         serving = asyncio.create_task(agent.run())
@@ -262,15 +262,15 @@ async def bench_speculative_recall(
                         await asyncio.wait_for(ended.get(), 10)
                     except TimeoutError:
                         missed += 1
-            offered: dict[float, str] = {}  # the newest partial of each utterance
+            offered: dict[str, str] = {}  # the newest partial of each utterance
             while (partial := partials.get_nowait()) is not None:
-                offered[partial.speech_start] = partial.text
+                offered[partial.turn_id] = partial.text
             timings = {t["speech_end"]: t for t in listener.latency}
             for turn in agent.turns:
                 timing = timings.get(turn.trace.speech_end or -1.0)
                 if timing is not None and turn.trace.request_sent is not None:
                     waits.append(turn.trace.request_sent - timing["endpoint"])
-                    last = offered.get(timing["speech_start"])
+                    last = offered.get(turn.turn_id)
                     ahead += last is not None and last == turn.user_text
         finally:
             serving.cancel()
@@ -282,8 +282,8 @@ async def bench_speculative_recall(
         "memory_turns": memory_turns,
         "turns": turns,
         "turns_missed": missed,
-        "prefetch_hits": ltm.prefetch_hits,
-        "hit_rate": round(ltm.prefetch_hits / turns, 3) if turns else None,
+        "prefetch_hits": agent.speculation.hits,
+        "hit_rate": round(agent.speculation.hits / turns, 3) if turns else None,
         "context_builds": ltm.builds,
         "final_words_known_before_endpoint": ahead,
         "request_after_endpoint_s": stats(waits),
@@ -371,7 +371,7 @@ async def agent_stack(
     config: Config, brain: Brain, clips: dict[str, bytes], *, overlap: bool, name: str
 ) -> AsyncIterator[tuple[SpokenStack, Agent]]:
     """The agent in the simulated home with its speech stack, a live mic and a speaker."""
-    from omni_agent.agent import Agent
+    from omni_agent.runtime import build_agent
     from sim.robot import SimRobot
     from sim.voice import sim_voice
     from sim.world import World
@@ -380,14 +380,8 @@ async def agent_stack(
     bus = Bus()
     robot = SimRobot(world, bus)
     wav = config.sim.out_dir / f"bench-speech-{name}.wav"
-    profile = brain.profile
-    async with sim_voice(
-        bus, wav, profile.audio_in, overlap=overlap, audio_out=profile.audio_out
-    ) as voice:
-        agent = Agent(
-            config, bus, robot, brain.client, brain.profile,
-            speech=voice.output, site=world.site_map(),
-        )  # fmt: skip
+    async with sim_voice(bus, wav, brain.profile, overlap=overlap) as voice:
+        agent = build_agent(config, bus, robot, brain, speech=voice.output, site=world.site_map())
         loop = asyncio.create_task(agent.run())
         replies = bus.subscribe(SPEECH_AUDIO)
 

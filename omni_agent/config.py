@@ -193,7 +193,7 @@ class MemoryConfig(Section):
     usually has it ready at the endpoint."""
     speculative_recall: bool = True
     """Start retrieval on the transcript of a pause (/user/partial_transcript), before the
-    endpoint; the turn uses it only when its final words and person are the same."""
+    endpoint; the turn uses it only for the same utterance with the same final words and person."""
 
 
 class EndpointingConfig(Section):

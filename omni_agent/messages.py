@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import time
+import uuid
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -22,6 +23,12 @@ AUDIO_SAMPLE_RATE = 16_000
 def now() -> float:
     """Monotonic seconds: the clock used for every latency and transition timestamp."""
     return time.monotonic()
+
+
+def new_turn_id() -> str:
+    """A fresh turn id: the one key that pairs an utterance with its partial and final
+    transcripts (a timestamp is a latency figure, not an identity)."""
+    return uuid.uuid4().hex[:16]
 
 
 class Message(BaseModel):
@@ -105,10 +112,16 @@ class SceneDescription(Message):
 
 
 class UserUtterance(Message):
-    """One finished user turn: typed text, or speech audio with its transcript."""
+    """One finished user turn: typed text, or speech audio with its transcript.
+
+    The transcript that follows a heard utterance on /user/transcript is the same message
+    with its text filled in: the same `turn_id`."""
 
     text: str = ""
     person: str | None = None
+    turn_id: str = Field(default_factory=new_turn_id, min_length=1)
+    """Which turn this is: the listener assigns it when the speech starts, and every
+    message about the same utterance carries it; typed text gets a fresh one."""
 
     @field_validator("text", "person")
     @classmethod
@@ -130,8 +143,10 @@ class PartialTranscript(Message):
     text: str
     person: str | None = None
     """The speaker if known at the pause (the listener's person, or the voice so far)."""
+    turn_id: str = Field(min_length=1)
+    """The utterance it belongs to (its UserUtterance carries the same id)."""
     speech_start: float
-    """Monotonic time the utterance began (VoiceActivity.speech_start): which one it is."""
+    """Monotonic time the utterance began (VoiceActivity.speech_start)."""
 
     @field_validator("text", "person")
     @classmethod
@@ -144,6 +159,9 @@ class VoiceActivity(Message):
 
     speaking: bool
     speech_start: float | None = None
+    turn_id: str | None = None
+    """On speaking=True: the utterance this speech becomes if it is long enough (None:
+    not from a listener)."""
     utterance: bool = True
     """On speaking=False: whether the speech was long enough to become an utterance.
     False means a short noise (a cough): a false interruption."""

@@ -9,7 +9,6 @@ turn's caption, so a backend without image input can still recall what it was sh
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import time
 import uuid
 from collections.abc import Callable
@@ -20,10 +19,10 @@ import numpy as np
 from memory import Memory, MemoryTurn
 from memory.consolidate import Summarizer
 from memory.types import Pose
-from omni_agent.agent import Recollection, TurnRecord
 from omni_agent.config import MemoryConfig, ModelConfig
 from omni_agent.model.client import ModelClient, TextDelta
 from omni_agent.model.request import build_text_request
+from omni_agent.turn import Recollection, TurnRecord
 
 
 class LongTermMemory:
@@ -41,11 +40,8 @@ class LongTermMemory:
         self.last_context_ids: list[str] = []
         """Turn ids in the latest context (for explaining what the robot recalled)."""
         self._vectors: dict[str, np.ndarray] = {}  # speculative query vectors, by text
-        self._prefetched: tuple[tuple[object, ...], Recollection] | None = None
         self.builds = 0
         """Contexts built (speculative ones included): the retrieval work done."""
-        self.prefetch_hits = 0
-        """Turns whose context had been built during speech and was used as it was."""
 
     @classmethod
     def open(
@@ -65,41 +61,30 @@ class LongTermMemory:
     def recall(self, query: str, person: str | None, skip: set[int]) -> Recollection:
         """Evidence for this turn as text. The turns the window already shows (`skip`,
         by turn index) are excluded inside the context request, before the budget is
-        spent. The query vector comes from `prepare` when the transcript was known during
+        spent. The query vector comes from `prepare` when the words were known during
         speech, and is otherwise computed here, once."""
         if self.budget_tokens == 0:
             return Recollection()
-        key = self._key(query, person, skip)
-        if self._prefetched is not None and self._prefetched[0] == key:
-            # the same words, person, window and store: exactly what a build would give
-            recalled = dataclasses.replace(self._prefetched[1], prefetched=True)
-            self._prefetched = None
-            self.prefetch_hits += 1
-        else:
-            recalled = self._build(query, person, skip)
+        recalled = self._build(query, person, skip)
         self.last_context_ids = [i["turn_id"] for i in recalled.items if i["turn_id"]]
         return recalled
 
-    async def prepare(self, query: str, person: str | None = None,
-                      skip: set[int] | None = None) -> None:  # fmt: skip
+    async def prepare(self, query: str, person: str | None, skip: set[int]) -> Recollection:
         """Speculative retrieval while the person is still speaking (partial ASR): the
-        query vector, and with `person` and `skip` the whole context, are computed off the
-        event loop; `recall` with the same arguments then returns at once. A transcript
-        that changes afterwards costs nothing but the wasted work."""
+        query vector and the whole context, computed off the event loop. The agent decides
+        whether the turn may use it (omni_agent.speculation); the vector is kept for a
+        `recall` of the same words either way."""
         if self.budget_tokens == 0 or not query.strip():
-            return
+            return Recollection()
         loop = asyncio.get_running_loop()
         if query not in self._vectors:
             vector = await loop.run_in_executor(None, self.memory.embed_query, query)
             self._vectors = {query: vector}  # only the latest transcript is worth keeping
-        if skip is not None:
-            key = self._key(query, person, skip)
-            recalled = await loop.run_in_executor(None, self._build, query, person, skip)
-            if key == self._key(query, person, skip):  # nothing was stored meanwhile
-                self._prefetched = (key, recalled)
+        return await loop.run_in_executor(None, self._build, query, person, skip)
 
-    def _key(self, query: str, person: str | None, skip: set[int]) -> tuple[object, ...]:
-        return (query, person, frozenset(skip), self.memory.store.n_turns)
+    def revision(self) -> int:
+        """The number of turns stored: a context built before a new one is stale."""
+        return self.memory.store.n_turns
 
     def _build(self, query: str, person: str | None, skip: set[int]) -> Recollection:
         self.builds += 1

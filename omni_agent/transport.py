@@ -131,8 +131,9 @@ class Bus:
 # Added by the speech component (additive).
 USER_TRANSCRIPT = Topic("/user/transcript", UserUtterance)
 """The ASR transcript of an utterance that went out on USER_TEXT without text (a backend
-with audio input takes the audio itself): same speech_end, text filled in, for memory and
-logs, off the critical path. Published only with ListenerConfig(wait_for_transcript=False)."""
+with audio input takes the audio itself): the same message with the same turn_id, text
+filled in, for memory and logs, off the critical path. Published only with
+ListenerConfig(wait_for_transcript=False)."""
 
 USER_PARTIAL = Topic("/user/partial_transcript", PartialTranscript)
 """The speculative transcript of an utterance at a pause, published while the person may

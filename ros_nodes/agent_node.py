@@ -8,7 +8,13 @@ publishes Twist/PoseStamped to the action_node gate.
 
 The agent itself is an async "host" function `host(bus, robot, node) -> None` named by the
 `agent` parameter ("package.module:function" or "/path/file.py:function"); the default
-runs omni_agent's Agent with the configured brain (ros_nodes.agent_host:run_agent).
+runs the whole product as omni_agent.runtime assembles it (ros_nodes.agent_host:run_agent):
+long-term memory that survives a restart, speech, speaker identification.
+
+Forgetting a person is a topic pair, not a service: no standard service type takes a
+string (std_srvs has Empty, SetBool and Trigger), and a custom .srv would need a ROS
+build the PyPI wheels do not have. A name on `~/forget_person` (std_msgs/String) is
+answered by one line on `~/forget_person/result`.
 """
 
 from __future__ import annotations
@@ -22,7 +28,7 @@ import math
 import signal
 import threading
 import time
-from collections.abc import Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -34,8 +40,12 @@ from rclpy.node import Node
 from sensor_msgs.msg import CompressedImage, Image
 from std_msgs.msg import Bool, Int16MultiArray, String
 
+# imported here, on the main thread: the executor thread names people while the host
+# imports memory on the event loop, and one package imported from two threads at once
+# can deadlock on its circular imports
+from memory.names import InvalidPersonName, person_name
 from omni_agent import transport
-from omni_agent.messages import EStop, Odometry, Pose2D
+from omni_agent.messages import EStop, Odometry, Pose2D, UserUtterance
 from omni_agent.safety import SiteMap
 from omni_agent.transport import Bus, Topic
 from ros_nodes import convert, qos
@@ -70,17 +80,29 @@ class AgentNode(Node):
         self.live_port = int(p("live_port", 8765).value)
         self.live: LiveView | None = None
         """The open live view while serving; hosts pass it to the Agent as on_event."""
-        self.speaker_id = bool(p("speaker_id", False).value)
+        self.memory_db = str(p("memory_db", "").value)
+        """The SQLite memory file (empty: the config file's memory.path)."""
+        self.memory_url = str(p("memory_url", "").value)
+        """A fleet's PostgreSQL memory (empty: the config file's memory.url)."""
+        self.speaker_id = bool(p("speaker_id", True).value)
         """speech voice: name each utterance's person by voice (docs/speech.md)."""
         self.voiceprints = str(p("voiceprints", "").value)
         self.speaker_threshold = float(p("speaker_threshold", 0.85).value)
         self.speaker: SpeakerId | None = None
+        """Set by the host while speaker identification runs."""
+        self.person_hold_s = float(p("person_hold_s", 10.0).value)
+        """How long a name from person_topic stands for the typed utterances that follow."""
+        self._named: tuple[str, float] | None = None
         # an external face-recognition node may name the person instead: a name, or JSON
         # {"person": ..., "confidence": ...}, on std_msgs/String
         self.create_subscription(
             String, str(p("person_topic", "/person/identified").value), self._on_person,
             qos.COMMAND,
         )  # fmt: skip
+        self.forget: Callable[[str], Awaitable[str]] | None = None
+        """Set by the host while it runs: forgets a person, returns one line."""
+        self.create_subscription(String, "~/forget_person", self._on_forget, qos.COMMAND)
+        self.forget_result = self.create_publisher(String, "~/forget_person/result", qos.COMMAND)
         self.bus = bus or Bus()
         self.loop: asyncio.AbstractEventLoop | None = None
         self.robot = RosRobot(
@@ -128,7 +150,11 @@ class AgentNode(Node):
             10,
         )
         self._bridge_in(
-            String, qos.USER_TEXT, qos.COMMAND, transport.USER_TEXT, convert.from_ros_utterance
+            String,
+            qos.USER_TEXT,
+            qos.COMMAND,
+            transport.USER_TEXT,
+            lambda m: self._name_typed(convert.from_ros_utterance(m)),
         )
 
         # Bus -> ROS
@@ -209,8 +235,6 @@ class AgentNode(Node):
             self._drop(qos.LOCALIZATION, str(why).splitlines()[0])
 
     def _on_person(self, msg: Any) -> None:
-        from memory.names import InvalidPersonName, person_name
-
         name, confidence = msg.data.strip(), 1.0
         if name.startswith("{"):
             try:
@@ -224,24 +248,32 @@ class AgentNode(Node):
         except InvalidPersonName as why:
             self._drop("person_topic", f"{why}; dropped")
             return
+        self._named = (name, time.monotonic())
         if self.speaker is not None:
             self.speaker.seen(name, confidence)
 
-    def open_speaker_id(self, memory_db: Path) -> SpeakerId | None:
-        """Speaker identification when the speaker_id parameter is set: voiceprints in
-        `voiceprints`, or beside the memory database."""
-        if not self.speaker_id:
-            return None
-        from omni_agent.errors import UserError
-        from omni_agent.speech.speaker import SpeakerId, VoiceprintStore
+    def _name_typed(self, utt: UserUtterance) -> UserUtterance:
+        """A typed utterance is said by the person person_topic named last, for a while."""
+        if utt.person is None and self._named is not None:
+            name, since = self._named
+            if time.monotonic() - since <= self.person_hold_s:
+                return utt.model_copy(update={"person": name})
+        return utt
 
-        path = Path(self.voiceprints) if self.voiceprints else VoiceprintStore.beside(memory_db)
-        try:
-            self.speaker = SpeakerId(VoiceprintStore(path), threshold=self.speaker_threshold)
-        except UserError as exc:
-            raise NodeExit(f"agent_node: {exc}") from None
-        self.get_logger().info(f"speaker identification on, voiceprints in {path}")
-        return self.speaker
+    def _on_forget(self, msg: Any) -> None:
+        if self.loop is not None:
+            asyncio.run_coroutine_threadsafe(self._forget(msg.data), self.loop)
+
+    async def _forget(self, person: str) -> None:
+        if self.forget is None:
+            line = "the agent is not running: nothing forgotten"
+        else:
+            try:
+                line = await self.forget(person)
+            except Exception as exc:  # a memory that cannot be written: say so, keep running
+                line = f"could not forget {person.strip()}: {exc}"
+        self.get_logger().info(line)
+        publish(self, self.forget_result, String(data=line))
 
     # Bus -> ROS ------------------------------------------------------------------------
 

@@ -350,6 +350,10 @@ def to_ros_state(change: StateChange) -> String:
 
 
 def from_ros_utterance(msg: String, max_chars: int = 2000) -> UserUtterance:
+    """/user/utterance carries typed text as plain std_msgs/String: every message is a
+    turn of its own and gets a fresh turn id here. Heard utterances, their partial and
+    final transcripts never cross ROS (the listener runs inside the agent node), so the
+    ids that pair them stay on the agent's bus."""
     text = msg.data.strip()
     if not text:
         raise Rejected("empty user utterance; dropped")

@@ -194,7 +194,7 @@ async def _run_all(config: Config, args: argparse.Namespace, console: Console, s
 
 
 async def _run_one(config: Config, args: argparse.Namespace, console: Console, speed: float) -> int:
-    from omni_agent.recall import LongTermMemory, ModelSummarizer
+    from omni_agent.runtime import open_memory
     from omni_agent.transport import Bus
     from sim.report import TranscriptPrinter, print_summary
     from sim.runner import run_episode
@@ -219,24 +219,19 @@ async def _run_one(config: Config, args: argparse.Namespace, console: Console, s
         sinks.append(await _live_view(args, console, clock))
     async with chosen_brain(config, args.brain) as brain, contextlib.AsyncExitStack() as stack:
         console.print(f"[dim]brain: {brain.description}[/]")
-        summarizer = (
-            None
-            if args.brain in ("scripted", "omni-double")
-            else ModelSummarizer(brain.client, config.model)
-        )
-        memory = LongTermMemory.open(
-            config.memory, log_path.with_suffix(".memory.db"), clock=clock.wall_time,
-            summarizer=summarizer,
+        scripted = args.brain in ("scripted", "omni-double")  # nothing worth summarizing with
+        memory = open_memory(
+            config, log_path.with_suffix(".memory.db"), clock=clock.wall_time,
+            summarizer_brain=None if scripted else brain,
         )  # fmt: skip
         stack.callback(memory.close)
         voice = None
         if no_speech is None:
             wav = log_path.with_suffix(".robot.wav")
-            profile = brain.profile
             speaker = _speaker_id(args, log_path.with_suffix(".memory.db"), console)
             voice = await stack.enter_async_context(
                 sim_voice(
-                    bus, wav, profile.audio_in, audio_out=profile.audio_out, speaker=speaker,
+                    bus, wav, brain.profile, speaker=speaker,
                     vad=config.endpointing.vad_config(),
                 )
             )  # fmt: skip
@@ -261,11 +256,11 @@ def _speaker_id(args: argparse.Namespace, memory_db: Path, console: Console) -> 
     memory: people are named by voice, so they must say who they are."""
     if not getattr(args, "speaker_id", False):
         return None
-    from omni_agent.speech.speaker import SpeakerId, VoiceprintStore
+    from omni_agent.runtime import open_speaker_id, voiceprints_path
 
-    path = VoiceprintStore.beside(memory_db)
+    path = voiceprints_path(Config(), memory_db)
     console.print(f"[dim]speaker id: people named by voice, voiceprints -> {path}[/]")
-    return SpeakerId(VoiceprintStore(path))
+    return open_speaker_id(path)
 
 
 async def _live_view(args: argparse.Namespace, console: Console, clock: SimClock) -> EventSink:

@@ -22,7 +22,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from omni_agent.brain import Brain
 from omni_agent.config import Config
 from omni_agent.events import EventSink
-from omni_agent.recall import LongTermMemory
+from omni_agent.runtime import open_memory
 from omni_agent.transport import Bus
 from sim.clock import SimClock
 from sim.runner import Check, EpisodeResult, run_episode
@@ -66,7 +66,7 @@ async def run_scenario(
     for stale in out_dir.glob(f"{scenario.name}.memory.db*"):
         stale.unlink()
     clock = SimClock(speed)
-    memory = LongTermMemory.open(config.memory, db, clock=clock.wall_time)
+    memory = open_memory(config, db, clock=clock.wall_time)
     async with contextlib.AsyncExitStack() as stack:
         stack.callback(memory.close)
         bus, voice = None, None
@@ -75,13 +75,11 @@ async def run_scenario(
 
             bus = Bus()
             wav = out_dir / f"{scenario.name}.robot.wav"
-            profile = brain.profile
             voice = await stack.enter_async_context(
                 sim_voice(
                     bus,
                     wav,
-                    profile.audio_in,
-                    audio_out=profile.audio_out,
+                    brain.profile,
                     speed=voice_speed,
                     vad=config.endpointing.vad_config(),
                 )
@@ -122,9 +120,15 @@ async def run_library(
             sinks = episode_hook(scenario) if episode_hook else None
             try:
                 results[i] = await run_scenario(
-                    config, scenario, brain, out_dir, speed=speed, sinks=sinks,
-                    spoken=spoken, voice_speed=voice_speed,
-                )  # fmt: skip
+                    config,
+                    scenario,
+                    brain,
+                    out_dir,
+                    speed=speed,
+                    sinks=sinks,
+                    spoken=spoken,
+                    voice_speed=voice_speed,
+                )
             except TimeoutError as exc:  # a stuck agent fails its episode, not the library
                 stuck = Check("the episode runs to its end", False, str(exc))
                 results[i] = EpisodeResult(scenario.name, [], [stuck], [], None)

@@ -234,7 +234,8 @@ class McapRecorder:
         self._put(topic, AUDIO, msg, self._stamp(self._time(chunk.stamp)))
 
     def _transcript(self, utt: UserUtterance) -> None:
-        text = json.dumps({"person": utt.person, "text": utt.text})
+        # the turn id names the utterance the transcript belongs to, as on the bus
+        text = json.dumps({"person": utt.person, "text": utt.text, "turn_id": utt.turn_id})
         self._text(USER_TRANSCRIPT.name, text, self._time(utt.stamp))
 
 

@@ -21,6 +21,7 @@ from omni_agent.brain import Brain
 from omni_agent.config import Config
 from omni_agent.events import AgentEvent, EpisodeLog, EventSink, SimEvent
 from omni_agent.messages import UserUtterance, VoiceActivity
+from omni_agent.runtime import build_agent
 from omni_agent.speech.handle import SpeechOutput
 from omni_agent.transport import USER_TEXT, VOICE, Bus
 from sim.clock import SimClock
@@ -195,8 +196,11 @@ class _TrackedMemory:
     def recall(self, query: str, person: str | None, skip: set[int]) -> Recollection:
         return self.inner.recall(query, person, skip)
 
-    async def prepare(self, query: str, person: str | None, skip: set[int]) -> None:
-        await self.inner.prepare(query, person, skip)
+    async def prepare(self, query: str, person: str | None, skip: set[int]) -> Recollection:
+        return await self.inner.prepare(query, person, skip)
+
+    def revision(self) -> int:
+        return self.inner.revision()
 
     async def remember(self, record: TurnRecord) -> None:
         task = asyncio.current_task()
@@ -320,8 +324,8 @@ async def run_episode(
         nonlocal loop_task
         if memory is not None and hasattr(memory, "session"):
             memory.session = f"{scenario.name}-{session}"
-        new = Agent(
-            config, bus, robot, brain.client, brain.profile,
+        new = build_agent(
+            config, bus, robot, brain,
             memory=tracked, site=world.site_map(), on_event=observe, speech=speech,
         )  # fmt: skip
         loop_task = asyncio.create_task(new.run())

@@ -23,6 +23,7 @@ from omni_agent.errors import UserError
 from omni_agent.transport import Bus
 
 if TYPE_CHECKING:  # the speech stack loads its models on import: only when used
+    from omni_agent.model.profiles import BackendProfile
     from omni_agent.speech.listener import Listener
     from omni_agent.speech.outputs import TtsSpeechOutput
     from omni_agent.speech.speaker import SpeakerId
@@ -74,24 +75,6 @@ def speech_unavailable() -> str | None:
     except UserError as exc:
         return str(exc)
     return None
-
-
-class NoRobotVoice:
-    """The robot's synthesizer when the backend speaks: silent, and it notes each ask.
-
-    An omni model's speech is played as it arrives; a robot that also synthesised the
-    reply's text would speak twice (or in another voice), so a test can assert that
-    `asked` stays empty."""
-
-    name = "none (the backend speaks)"
-    sample_rate = 22_050
-
-    def __init__(self) -> None:
-        self.asked: list[str] = []
-
-    def synthesize(self, text: str) -> bytes:
-        self.asked.append(text)
-        return b""
 
 
 @dataclass
@@ -193,53 +176,28 @@ async def _first(*steps: Coroutine[Any, Any, Any]) -> None:
 async def sim_voice(
     bus: Bus,
     robot_wav: Path,
-    audio_in: bool,
+    profile: BackendProfile,
     *,
     overlap: bool = True,
-    audio_out: bool = False,
     speed: float = 1.0,
     speaker: SpeakerId | None = None,
     vad: VadConfig | None = None,
 ) -> AsyncIterator[SimVoice]:
-    """Listener (VAD + whisper ASR) on the mic and a piper TTS output for the robot.
+    """The robot's speech stack as `profile` calls for it (omni_agent.runtime.open_speech),
+    its voice also written to `robot_wav`, and the people's voices.
 
     `overlap=False` runs the stages one after another (ASR after the endpoint, speech after
-    the whole reply): the baseline the latency benchmark compares against. `audio_out`: the
-    backend speaks, and the robot's own TTS is replaced by a silent one (`NoRobotVoice`), so
-    all speech heard is the backend's.
+    the whole reply): the baseline the latency benchmark compares against. With a backend
+    that speaks, all speech heard is the backend's (`NoRobotVoice`).
     """
-    from omni_agent.speech.asr import WhisperAsr
-    from omni_agent.speech.listener import Listener, ListenerConfig
-    from omni_agent.speech.outputs import TtsOutputConfig, TtsSpeechOutput
+    from omni_agent.runtime import open_speech
     from omni_agent.speech.sinks import AudioSink, TopicSink, WavSink
-    from omni_agent.speech.vad import VadConfig
     from omni_agent.speech.voices import PersonVoice
 
     robot_wav.parent.mkdir(parents=True, exist_ok=True)
-    asr = await asyncio.to_thread(WhisperAsr)
-    # backends that hear get the audio at the endpoint; the transcript follows for memory
-    listener = Listener(
-        bus,
-        vad or VadConfig(),
-        asr,
-        ListenerConfig(wait_for_transcript=not audio_in, speculative_asr=overlap),
-        speaker=speaker,
-    )
-    whole_reply = 10**6  # a clause limit no reply reaches: speak only once it is complete
-    tts_config = (
-        TtsOutputConfig(speed=speed)
-        if overlap
-        else TtsOutputConfig(
-            speed=speed, first_clause_min_chars=whole_reply, max_piece_chars=whole_reply
-        )
-    )
     sinks: list[AudioSink] = [TopicSink(bus), WavSink(robot_wav)]
-    tts = NoRobotVoice() if audio_out else None
-    output = TtsSpeechOutput(sinks, tts, bus=bus, config=tts_config)
-    person = await asyncio.to_thread(PersonVoice, deterministic=True)
-    listener.start()
-    try:
-        yield SimVoice(listener, output, person, robot_wav, speed, voices={})
-    finally:
-        await listener.close()
-        await output.close()
+    async with open_speech(
+        bus, profile, sinks, overlap=overlap, speed=speed, speaker=speaker, vad=vad
+    ) as speech:
+        person = await asyncio.to_thread(PersonVoice, deterministic=True)
+        yield SimVoice(speech.listener, speech.output, person, robot_wav, speed, voices={})

@@ -1,11 +1,16 @@
 """The listening side of a spoken turn: mic audio in, voice activity and utterances out.
 
 `Listener` subscribes /audio/mic and /camera/image_raw and publishes:
-- VoiceActivity(speaking=True, speech_start=...) as soon as speech starts (barge-in),
+- VoiceActivity(speaking=True, speech_start=..., turn_id=...) as soon as speech starts
+  (barge-in); while the robot speaks, only once the voice proves not to be a backchannel
+  ("mm-hmm", "yeah": those publish nothing and the robot talks on),
 - VoiceActivity(speaking=False) at every endpoint,
 - PartialTranscript at a pause, before the endpoint, once the speculative transcription of
   the speech so far is done (the agent starts memory retrieval on it),
 - UserUtterance (WAV audio, ASR text, speech_end, keyframes) for every real utterance.
+
+Each utterance gets a turn id when its speech starts; its voice activity, partial
+transcripts, utterance and transcript all carry it, so the agent pairs them by identity.
 
 A noise shorter than `VadConfig.min_speech_ms` (a cough) yields speaking=True then
 speaking=False and no utterance: the agent treats that as a false interruption and
@@ -28,6 +33,7 @@ from omni_agent.messages import (
     PartialTranscript,
     UserUtterance,
     VoiceActivity,
+    new_turn_id,
     now,
 )
 from omni_agent.speech.asr import StreamingTranscriber, Transcript, WhisperAsr
@@ -111,6 +117,8 @@ class Listener:
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="asr")
         self._transcriber: StreamingTranscriber | None = None
         self._speech_start = 0.0
+        self._turn_id = new_turn_id()
+        """The id of the utterance being spoken (a new one at every start of speech)."""
         self._voice_so_far: tuple[int, asyncio.Future[Identification]] | None = None
         """The speaker identification of the speech up to a pause (by its voiced bytes):
         reused at the endpoint when the pause was the end."""
@@ -196,16 +204,17 @@ class Listener:
         limit = self.config.backchannel_ms
         if held is not None and limit is not None and self.endpointer.voiced_ms >= limit:
             self._held_voice = None  # too long for a backchannel: a barge-in
-            self._bus.publish(VOICE, VoiceActivity(speaking=True, speech_start=held))
+            self._barge_in(held, self._turn_id)
 
     def _handle(self, events: list[VadEvent]) -> None:
         for event in events:
             if isinstance(event, SpeechStarted):
+                self._turn_id = new_turn_id()
                 over_robot = event.start < self._robot_audio_until
                 if over_robot and self._asr is not None and self.config.backchannel_ms:
                     self._held_voice = event.start  # "mm-hmm" or "stop"? its words tell
                 else:
-                    self._bus.publish(VOICE, VoiceActivity(speaking=True, speech_start=event.start))
+                    self._barge_in(event.start, self._turn_id)
                 self._speech_start, self._voice_so_far = event.start, None
                 if self._asr is not None:
                     self._transcriber = StreamingTranscriber(self._asr, self._executor)
@@ -218,6 +227,11 @@ class Listener:
                 self._on_end(event)
             elif isinstance(event, TurnCheck):
                 self._decide(event)
+
+    def _barge_in(self, speech_start: float, turn_id: str) -> None:
+        self._bus.publish(
+            VOICE, VoiceActivity(speaking=True, speech_start=speech_start, turn_id=turn_id)
+        )
 
     def _decide(self, check: TurnCheck) -> None:
         """Ask the turn policy on its thread (one call at a time: the endpointer holds the
@@ -265,7 +279,9 @@ class Listener:
                     None, self.speaker.identify, event.pcm[: event.voiced_bytes]
                 )
         self._finishing = asyncio.get_running_loop().create_task(
-            self._finish(event, endpoint, keyframes, transcriber, identifying, previous, held)
+            self._finish(
+                event, endpoint, keyframes, transcriber, identifying, previous, self._turn_id, held
+            )
         )
 
     def _speculate_partial(
@@ -280,7 +296,12 @@ class Listener:
             self._voice_so_far = (pause.voiced_bytes, identifying)
         task = asyncio.get_running_loop().create_task(
             self._publish_partial(
-                transcriber, future, identifying, self._speech_start, pause.voiced_bytes
+                transcriber,
+                future,
+                identifying,
+                self._speech_start,
+                pause.voiced_bytes,
+                self._turn_id,
             )
         )
         self._partials.add(task)
@@ -293,6 +314,7 @@ class Listener:
         identifying: asyncio.Future[Identification] | None,
         speech_start: float,
         voiced_bytes: int,
+        turn_id: str,
     ) -> None:
         try:
             text = (await asyncio.wrap_future(future)).text
@@ -304,7 +326,7 @@ class Listener:
             if held is not None and self._transcriber is transcriber and words:
                 # words over the robot, not "mm-hmm": barge in now, not at the endpoint
                 self._held_voice = None
-                self._bus.publish(VOICE, VoiceActivity(speaking=True, speech_start=held))
+                self._barge_in(held, turn_id)
             person = (await identifying).person if identifying is not None else self.config.person
         except asyncio.CancelledError:
             if future.cancelled():
@@ -318,7 +340,8 @@ class Listener:
         if not text or self._transcriber is not transcriber or not transcriber.is_latest(future):
             return
         self._bus.publish(
-            USER_PARTIAL, PartialTranscript(text=text, person=person, speech_start=speech_start)
+            USER_PARTIAL,
+            PartialTranscript(text=text, person=person, turn_id=turn_id, speech_start=speech_start),
         )
 
     async def _finish(
@@ -329,6 +352,7 @@ class Listener:
         transcriber: StreamingTranscriber | None,
         identifying: asyncio.Future[Identification] | None,
         previous: asyncio.Task[None] | None,
+        turn_id: str,
         held: bool = False,
     ) -> None:
         """`held`: a short voice over the robot, no barge-in yet: its words decide."""
@@ -343,6 +367,7 @@ class Listener:
             audio_wav=wav_bytes(event.pcm, AUDIO_SAMPLE_RATE),
             keyframes=keyframes,
             speech_end=event.end,
+            turn_id=turn_id,
         )
         timing = {"speech_start": event.start, "speech_end": event.end, "endpoint": endpoint}
         self.latency.append(timing)
@@ -366,7 +391,7 @@ class Listener:
                 self.backchannels += 1  # "mm-hmm": the robot talks on, nothing to answer
                 return
             # short, but words: the barge-in, then its end, then the utterance
-            self._bus.publish(VOICE, VoiceActivity(speaking=True, speech_start=event.start))
+            self._barge_in(event.start, turn_id)
             self._bus.publish(VOICE, VoiceActivity(speaking=False, speech_start=event.start))
         update: dict[str, object] = {"text": text}
         if identifying is not None and self.speaker is not None:

@@ -35,10 +35,14 @@ class Harness:
     changed: asyncio.Event = field(default_factory=asyncio.Event)
     """Set on every agent event: what `until` waits on."""
 
-    async def say(self, text: str, person: str = "Alice") -> TurnRecord:
+    async def say(self, text: str, person: str = "Alice", turn_id: str | None = None) -> TurnRecord:
+        """Type `text` (as the utterance `turn_id`, when its partials were sent before)."""
         self.turn_done.clear()
         count = len(self.agent.turns)
-        self.bus.publish(USER_TEXT, UserUtterance(text=text, person=person))
+        utterance = UserUtterance(text=text, person=person)
+        if turn_id is not None:
+            utterance = utterance.model_copy(update={"turn_id": turn_id})
+        self.bus.publish(USER_TEXT, utterance)
         await asyncio.wait_for(self.turn_done.wait(), 5)
         assert len(self.agent.turns) == count + 1
         return self.agent.turns[-1]

@@ -1,7 +1,7 @@
 """Speculative recall: memory retrieval starts on the transcript of a pause, before the
-endpoint, and the turn uses that work only when the final words and the person are the
-same. The memory is real (SQLite file, the embedding model); the model server is the
-scripted double, whose requests show what the model was given."""
+endpoint, and the turn uses that work only when it is the same utterance (turn id) with
+the same final words and person. The memory is real (SQLite file, the embedding model);
+the model server is the scripted double, whose requests show what the model was given."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from omni_agent.agent import TurnRecord
+from omni_agent.agent import Recollection, TurnRecord
 from omni_agent.config import MemoryConfig
 from omni_agent.events import Recalled
 from omni_agent.messages import PartialTranscript, UserUtterance
@@ -64,9 +64,9 @@ def prepared(ltm: LongTermMemory) -> asyncio.Queue[str]:
     done: asyncio.Queue[str] = asyncio.Queue()
     prepare = ltm.prepare
 
-    async def spied(query: str, person: str | None = None, skip: set[int] | None = None) -> None:
+    async def spied(query: str, person: str | None, skip: set[int]) -> Recollection:
         try:
-            await prepare(query, person, skip)
+            return await prepare(query, person, skip)
         finally:
             done.put_nowait(query)
 
@@ -90,12 +90,14 @@ async def test_a_pause_that_was_the_end_gives_one_context_built_before_the_endpo
     make_harness, memory: LongTermMemory
 ) -> None:
     h, done = await speculating(make_harness, memory)
-    h.bus.publish(USER_PARTIAL, PartialTranscript(text=SISTER, person="alice", speech_start=1.0))
+    h.bus.publish(
+        USER_PARTIAL, PartialTranscript(text=SISTER, person="alice", turn_id="t1", speech_start=1.0)
+    )
     assert await asyncio.wait_for(done.get(), 10) == SISTER
     assert memory.builds == 1 and not h.backend.requests  # before the endpoint
-    record = await h.say(SISTER, person="alice")
+    record = await h.say(SISTER, person="alice", turn_id="t1")
     assert record.error is None
-    assert memory.builds == 1 and memory.prefetch_hits == 1  # nothing computed at the turn
+    assert memory.builds == 1 and h.agent.speculation.hits == 1  # nothing computed at the turn
     assert "Beth lives in Lisbon" in last_request_text(h)
     (recalled,) = [e for e in h.events if isinstance(e, Recalled)]
     assert recalled.prefetched and recalled.query == SISTER and recalled.person == "alice"
@@ -107,10 +109,12 @@ async def test_words_that_changed_after_the_pause_are_recalled_afresh(
     make_harness, memory: LongTermMemory
 ) -> None:
     h, done = await speculating(make_harness, memory)
-    h.bus.publish(USER_PARTIAL, PartialTranscript(text=SISTER, person="alice", speech_start=1.0))
+    h.bus.publish(
+        USER_PARTIAL, PartialTranscript(text=SISTER, person="alice", turn_id="t1", speech_start=1.0)
+    )
     await asyncio.wait_for(done.get(), 10)
-    await h.say(KEYS, person="alice")  # the person went on: the final words differ
-    assert memory.prefetch_hits == 0 and memory.builds == 2
+    await h.say(KEYS, person="alice", turn_id="t1")  # the person went on: new final words
+    assert h.agent.speculation.hits == 0 and memory.builds == 2
     assert "blue bowl" in last_request_text(h)  # evidence for the final words
     (recalled,) = [e for e in h.events if isinstance(e, Recalled)]
     assert not recalled.prefetched and recalled.query == KEYS and "blue bowl" in recalled.text
@@ -121,10 +125,12 @@ async def test_a_partial_for_one_person_is_never_used_for_another(
     make_harness, memory: LongTermMemory
 ) -> None:
     h, done = await speculating(make_harness, memory)
-    h.bus.publish(USER_PARTIAL, PartialTranscript(text=SISTER, person="alice", speech_start=1.0))
+    h.bus.publish(
+        USER_PARTIAL, PartialTranscript(text=SISTER, person="alice", turn_id="t1", speech_start=1.0)
+    )
     await asyncio.wait_for(done.get(), 10)
-    await h.say(SISTER, person="bob")  # the same words, in Bob's voice
-    assert memory.prefetch_hits == 0
+    await h.say(SISTER, person="bob", turn_id="t1")  # the same words, in Bob's voice
+    assert h.agent.speculation.hits == 0
     request = last_request_text(h)
     assert "Carla lives in Oslo" in request and "Lisbon" not in request  # Alice's stays hers
     await h.agent.drain()
@@ -144,15 +150,36 @@ async def test_the_newest_partial_wins_and_a_failing_one_is_never_fatal(
         return build(query, person, skip)
 
     memory._build = flaky  # type: ignore[method-assign]
-    h.bus.publish(USER_PARTIAL, PartialTranscript(text="Where does my", speech_start=1.0))
-    h.bus.publish(USER_PARTIAL, PartialTranscript(text=SISTER, person="alice", speech_start=1.0))
+    first = PartialTranscript(text="Where does my", turn_id="t1", speech_start=1.0)
+    h.bus.publish(USER_PARTIAL, first)
+    h.bus.publish(USER_PARTIAL, first.model_copy(update={"text": SISTER, "person": "alice"}))
     assert await asyncio.wait_for(done.get(), 10) == SISTER  # the older one never ran
-    h.bus.publish(USER_PARTIAL, PartialTranscript(text="Where does my", speech_start=2.0))
+    record = await h.say(SISTER, person="alice", turn_id="t1")
+    assert record.error is None and h.agent.speculation.hits == 1
+    h.bus.publish(
+        USER_PARTIAL,
+        PartialTranscript(text="Where does my", person="alice", turn_id="t2", speech_start=2.0),
+    )
     assert await asyncio.wait_for(done.get(), 10) == "Where does my"
     assert calls == [SISTER, "Where does my"]  # it failed, and was only logged
-    record = await h.say(SISTER, person="alice")
-    assert record.error is None and memory.prefetch_hits == 1
+    record = await h.say(SISTER, person="alice", turn_id="t2")  # the turn recalls on its own
+    assert record.error is None and h.agent.speculation.hits == 1
     assert "Beth lives in Lisbon" in last_request_text(h)
+    await h.agent.drain()
+
+
+async def test_a_pause_of_another_utterance_is_never_used_even_with_the_same_words(
+    make_harness, memory: LongTermMemory
+) -> None:
+    h, done = await speculating(make_harness, memory)
+    h.bus.publish(
+        USER_PARTIAL, PartialTranscript(text=SISTER, person="alice", turn_id="t1", speech_start=1.0)
+    )
+    await asyncio.wait_for(done.get(), 10)
+    record = await h.say(SISTER, person="alice", turn_id="t2")  # typed, or a later utterance
+    assert record.error is None and h.agent.speculation.hits == 0 and memory.builds == 2
+    (recalled,) = [e for e in h.events if isinstance(e, Recalled)]
+    assert not recalled.prefetched and "Beth lives in Lisbon" in recalled.text
     await h.agent.drain()
 
 
@@ -193,7 +220,7 @@ async def test_a_spoken_question_has_its_memories_ready_when_the_person_stops(
         await asyncio.wait_for(h.turn_done.wait(), 30)
     assert partial.person == "alice" and final.text == partial.text
     assert "sister" in final.text.lower()
-    assert memory.builds == 1 and memory.prefetch_hits == 1
+    assert memory.builds == 1 and h.agent.speculation.hits == 1
     assert "Beth lives in Lisbon" in last_request_text(h)
     await h.agent.drain()
 
@@ -202,13 +229,16 @@ async def test_a_partial_that_arrives_after_its_turn_began_costs_nothing(
     make_harness, memory: LongTermMemory
 ) -> None:
     h, done = await speculating(make_harness, memory)
-    await h.say(KEYS, person="alice")
+    record = await h.say(KEYS, person="alice")
     assert memory.builds == 1
     # late: the turn for these words has recalled already; then a new utterance's pause
-    h.bus.publish(USER_PARTIAL, PartialTranscript(text=KEYS, person="alice", speech_start=1.0))
+    late = PartialTranscript(text=KEYS, person="alice", turn_id=record.turn_id, speech_start=1.0)
+    h.bus.publish(USER_PARTIAL, late)
     for _ in range(5):  # let the agent take the late partial on its own (loop turns, no time)
         await asyncio.sleep(0)
-    h.bus.publish(USER_PARTIAL, PartialTranscript(text=SISTER, person="alice", speech_start=9.0))
+    h.bus.publish(
+        USER_PARTIAL, PartialTranscript(text=SISTER, person="alice", turn_id="t2", speech_start=9.0)
+    )
     assert await asyncio.wait_for(done.get(), 10) == SISTER  # the late one was skipped
     assert done.empty() and memory.builds == 2
     await h.agent.drain()

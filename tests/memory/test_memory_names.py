@@ -118,6 +118,6 @@ def test_a_nul_character_for_postgresql_is_one_line_and_nothing_imported(
     path.write_text("".join(json.dumps(line) + "\n" for line in lines))
     assert main(["memory", "--db", url, "import", str(path)]) == 2
     err = capsys.readouterr().err.strip()
-    assert "\n" not in err and "NUL character" in err and "'a2'" in err
+    assert "\n" not in err and "NUL character" in err
     with Memory.open(url, embedder=embedder) as mem:
         assert mem.store.n_turns == 0

@@ -123,3 +123,9 @@ def test_scene_and_utterance_text() -> None:
     with pytest.raises(Rejected):
         convert.from_ros_scene(String(data="not json"))
     assert convert.from_ros_utterance(String(data=" hi ")).text == "hi"
+
+
+def test_each_typed_utterance_from_ros_is_a_turn_of_its_own() -> None:
+    first = convert.from_ros_utterance(String(data="hello"))
+    again = convert.from_ros_utterance(String(data="hello"))
+    assert first.turn_id and again.turn_id and first.turn_id != again.turn_id

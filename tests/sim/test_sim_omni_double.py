@@ -16,6 +16,7 @@ import pytest
 
 from omni_agent.config import Config
 from omni_agent.model.profiles import PROFILES
+from omni_agent.runtime import NoRobotVoice
 from omni_agent.speech.wer import word_error_rate
 from omni_agent.transport import Bus
 from sim.brains.omni_double import HeardRequest, OmniDouble
@@ -23,7 +24,7 @@ from sim.instant_brain import omni_double_brain
 from sim.library import SPOKEN_VOICE_SPEED, library_paths, run_scenario
 from sim.runner import EpisodeResult, run_episode
 from sim.scenario import Scenario
-from sim.voice import NoRobotVoice, sim_voice, speech_unavailable
+from sim.voice import sim_voice, speech_unavailable
 
 pytestmark = pytest.mark.speech
 
@@ -93,7 +94,7 @@ async def test_the_robot_speaks_only_with_the_models_voice(tmp_path: Path) -> No
     config, bus, wav = Config(), Bus(), tmp_path / "robot.wav"
     async with (
         omni_double_brain(config) as brain,
-        sim_voice(bus, wav, True, audio_out=True, speed=SPOKEN_VOICE_SPEED) as voice,
+        sim_voice(bus, wav, brain.profile, speed=SPOKEN_VOICE_SPEED) as voice,
     ):
         result = await run_episode(config, scenario, brain, voice=voice, bus=bus)
     assert isinstance(voice.output.tts, NoRobotVoice)

@@ -120,7 +120,7 @@ async def test_a_spoken_episode_records_the_mic_and_the_robot_voice(tmp_path: Pa
     config, bus = Config(), Bus()
     async with (
         instant_brain(config) as brain,
-        sim_voice(bus, wav, brain.profile.audio_in) as voice,
+        sim_voice(bus, wav, brain.profile) as voice,
     ):
         result: EpisodeResult = await run_episode(
             config, scenario, brain, voice=voice, bus=bus, sinks=[recorder]

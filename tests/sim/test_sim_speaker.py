@@ -38,7 +38,7 @@ async def _episode(tmp_path: Path, spec: dict[str, Any]) -> tuple[Any, list[str]
     try:
         async with (
             instant_brain(config) as brain,
-            sim_voice(bus, tmp_path / "robot.wav", False, speaker=speaker) as voice,
+            sim_voice(bus, tmp_path / "robot.wav", brain.profile, speaker=speaker) as voice,
         ):
             result = await run_episode(
                 config, scenario, brain, voice=voice, bus=bus, memory=memory, clock=clock
