@@ -446,14 +446,14 @@ def _default_policies(use_asr: bool) -> list[Policy]:
     cfg = TurnConfig()
     rows = [Policy("model", threshold=cfg.threshold, check_ms=cfg.check_ms, cap_ms=cfg.max_wait_ms)]
     if use_asr:
-        # the previous default: the words first, no list rule
-        rows.append(Policy("model+text", threshold=0.95, cap_ms=1600, lists=False))
         rows.append(
             Policy(
                 "model+text", threshold=cfg.threshold, check_ms=cfg.check_ms,
                 cap_ms=cfg.max_wait_ms, alone=cfg.alone_threshold,
             )
         )  # fmt: skip
+        # the fast setting (docs/speech.md): the model alone may end the turn before the words
+        rows.append(Policy("model+text", threshold=0.8, cap_ms=1200, alone=0.98))
     return rows
 
 

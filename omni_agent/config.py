@@ -198,7 +198,8 @@ class MemoryConfig(Section):
 
 class EndpointingConfig(Section):
     """When the robot decides a person has finished their turn (docs/speech.md#end-of-turn).
-    The defaults are the best operating point of `omni-agent bench turns`."""
+    The defaults are the operating point of `omni-agent bench turns` with the fewest
+    false cut-offs below 800 ms: a robot that cuts a person off is worse than a slower one."""
 
     policy: Literal["silence", "model", "model+text"] = "model+text"
     """silence: a fixed silence ends the turn; model: at each pause the end-of-turn model
@@ -208,12 +209,12 @@ class EndpointingConfig(Section):
     """The silence policy's endpoint."""
     check_ms: int = Field(200, ge=20, le=2000)
     """Silence before the model is first asked, then again at every multiple of it."""
-    threshold: float = Field(0.8, gt=0, lt=1)
+    threshold: float = Field(0.95, gt=0, lt=1)
     """The model's probability of "done" at or above which the turn ends."""
-    alone_threshold: float | None = Field(0.98, gt=0, lt=1)
+    alone_threshold: float | None = Field(None, gt=0, lt=1)
     """model+text: the model's bar before the pause's words are back; unset (null) waits
     for the words."""
-    max_wait_ms: int = Field(1200, ge=100, le=10_000)
+    max_wait_ms: int = Field(1600, ge=100, le=10_000)
     """Hard cap: after this much silence the turn ends whatever the model says."""
 
     def vad_config(self) -> Any:
