@@ -198,7 +198,8 @@ class MemoryConfig(Section):
 
 class EndpointingConfig(Section):
     """When the robot decides a person has finished their turn (docs/speech.md#end-of-turn).
-    The defaults are the best operating point of `omni-agent bench turns`."""
+    The defaults are the operating point of `omni-agent bench turns` with the fewest
+    false cut-offs below 800 ms: a robot that cuts a person off is worse than a slower one."""
 
     policy: Literal["silence", "model", "model+text"] = "model+text"
     """silence: a fixed silence ends the turn; model: at each pause the end-of-turn model
@@ -210,6 +211,9 @@ class EndpointingConfig(Section):
     """Silence before the model is first asked, then again at every multiple of it."""
     threshold: float = Field(0.95, gt=0, lt=1)
     """The model's probability of "done" at or above which the turn ends."""
+    alone_threshold: float | None = Field(None, gt=0, lt=1)
+    """model+text: the model's bar before the pause's words are back; unset (null) waits
+    for the words."""
     max_wait_ms: int = Field(1600, ge=100, le=10_000)
     """Hard cap: after this much silence the turn ends whatever the model says."""
 
@@ -220,7 +224,9 @@ class EndpointingConfig(Section):
 
         if self.policy == "silence":
             return VadConfig(trailing_silence_ms=self.silence_ms)
-        turn = TurnConfig(self.policy, self.check_ms, self.threshold, self.max_wait_ms)
+        turn = TurnConfig(
+            self.policy, self.check_ms, self.threshold, self.alone_threshold, self.max_wait_ms
+        )
         return VadConfig(turn=turn)
 
 

@@ -2,7 +2,8 @@
 
 `Listener` subscribes /audio/mic and /camera/image_raw and publishes:
 - VoiceActivity(speaking=True, speech_start=..., turn_id=...) as soon as speech starts
-  (barge-in),
+  (barge-in); while the robot speaks, only once the voice proves not to be a backchannel
+  ("mm-hmm", "yeah": those publish nothing and the robot talks on),
 - VoiceActivity(speaking=False) at every endpoint,
 - PartialTranscript at a pause, before the endpoint, once the speculative transcription of
   the speech so far is done (the agent starts memory retrieval on it),
@@ -38,12 +39,15 @@ from omni_agent.messages import (
 from omni_agent.speech.asr import StreamingTranscriber, Transcript, WhisperAsr
 from omni_agent.speech.pcm import resample, wav_bytes
 from omni_agent.speech.speaker import Identification, SpeakerId
+from omni_agent.speech.turn import is_backchannel
 from omni_agent.speech.vad import (
     Endpointer,
     SpeechEnded,
     SpeechPaused,
     SpeechStarted,
+    TurnCheck,
     VadConfig,
+    VadEvent,
 )
 from omni_agent.transport import (
     CAMERA,
@@ -77,6 +81,11 @@ class ListenerConfig:
     out at the endpoint with audio only, and the transcript follows on /user/transcript
     (backends that take audio: no ASR on the critical path)."""
     frame_history_s: float = 35.0
+    backchannel_ms: int | None = 600
+    """While the robot speaks, a voice is a barge-in only once it has lasted this long, or,
+    if it ends sooner, when its words are not a backchannel ("mm-hmm", "yeah", "okay",
+    "right"): those go unanswered and the robot talks on. None: every voice barges in at
+    once. Needs an ASR (without one, every voice barges in at once)."""
 
 
 class Listener:
@@ -95,7 +104,11 @@ class Listener:
         """Names each utterance's person by voice (else `config.person` stands)."""
         self.identified: list[Identification] = []
         self.config = config or ListenerConfig()
-        self.endpointer = Endpointer(vad_config)
+        # the turn model runs on its own thread, never on the event loop (barge-in,
+        # playback and the bus keep being served while it decides)
+        self.endpointer = Endpointer(vad_config, deferred=True)
+        self._turn_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="turn")
+        self._closed = False
         if self.endpointer.turn is not None:  # no pass at the pauses: no words to wait for
             self.endpointer.turn.transcripts_expected = (
                 asr is not None and self.config.speculative_asr
@@ -116,6 +129,11 @@ class Listener:
         self._finishing: asyncio.Task[None] | None = None
         self.false_starts = 0
         """Noises shorter than min_speech_ms: false interruptions."""
+        self.backchannels = 0
+        """Backchannels heard while the robot spoke (no barge-in, no utterance)."""
+        self._held_voice: float | None = None
+        """Speech start of a voice heard over the robot, not yet published as a barge-in:
+        it may be a backchannel."""
         self.latency: list[dict[str, float]] = []
         """Per utterance: speech_start, speech_end, endpoint, asr_done (monotonic seconds;
         asr_done only with an ASR)."""
@@ -133,6 +151,7 @@ class Listener:
         ]
 
     async def close(self) -> None:
+        self._closed = True
         for task in (*self._tasks, *self._partials):
             task.cancel()
         for task in (*self._tasks, *self._partials):
@@ -144,6 +163,7 @@ class Listener:
         for sub in getattr(self, "_subs", ()):
             sub.close()
         self._executor.shutdown(wait=False, cancel_futures=True)
+        self._turn_thread.shutdown(wait=False, cancel_futures=True)
 
     async def __aenter__(self) -> Listener:
         self.start()
@@ -179,13 +199,22 @@ class Listener:
         pcm = chunk.pcm
         if chunk.sample_rate != AUDIO_SAMPLE_RATE:
             pcm = resample(pcm, chunk.sample_rate, AUDIO_SAMPLE_RATE)
-        for event in self.endpointer.feed(pcm, chunk.stamp):
+        self._handle(self.endpointer.feed(pcm, chunk.stamp))
+        held = self._held_voice
+        limit = self.config.backchannel_ms
+        if held is not None and limit is not None and self.endpointer.voiced_ms >= limit:
+            self._held_voice = None  # too long for a backchannel: a barge-in
+            self._barge_in(held, self._turn_id)
+
+    def _handle(self, events: list[VadEvent]) -> None:
+        for event in events:
             if isinstance(event, SpeechStarted):
                 self._turn_id = new_turn_id()
-                self._bus.publish(
-                    VOICE,
-                    VoiceActivity(speaking=True, speech_start=event.start, turn_id=self._turn_id),
-                )
+                over_robot = event.start < self._robot_audio_until
+                if over_robot and self._asr is not None and self.config.backchannel_ms:
+                    self._held_voice = event.start  # "mm-hmm" or "stop"? its words tell
+                else:
+                    self._barge_in(event.start, self._turn_id)
                 self._speech_start, self._voice_so_far = event.start, None
                 if self._asr is not None:
                     self._transcriber = StreamingTranscriber(self._asr, self._executor)
@@ -196,18 +225,48 @@ class Listener:
                         self._speculate_partial(self._transcriber, future, event)
             elif isinstance(event, SpeechEnded):
                 self._on_end(event)
+            elif isinstance(event, TurnCheck):
+                self._decide(event)
+
+    def _barge_in(self, speech_start: float, turn_id: str) -> None:
+        self._bus.publish(
+            VOICE, VoiceActivity(speaking=True, speech_start=speech_start, turn_id=turn_id)
+        )
+
+    def _decide(self, check: TurnCheck) -> None:
+        """Ask the turn policy on its thread (one call at a time: the endpointer holds the
+        audio behind a check); its answer is applied back on the loop."""
+        turn = self.endpointer.turn
+        assert turn is not None
+        loop = asyncio.get_running_loop()
+        future = loop.run_in_executor(
+            self._turn_thread, turn.is_done, check.pcm, check.voiced_bytes, check.silence_ms
+        )
+
+        def answered(done: asyncio.Future[bool]) -> None:
+            if done.cancelled() or self._closed:
+                return  # closing: nothing is published after close()
+            error = done.exception()
+            if error is not None:
+                log.error("end-of-turn model failed; the turn ends here", exc_info=error)
+            self._handle(self.endpointer.resolve(check, error is not None or done.result()))
+
+        future.add_done_callback(answered)
 
     def _on_end(self, event: SpeechEnded) -> None:
         endpoint = now()
-        # a noise too short to be speech (a cough) is a false interruption for the agent
-        self._bus.publish(
-            VOICE,
-            VoiceActivity(speaking=False, speech_start=event.start, utterance=event.is_speech),
-        )
+        held = self._held_voice is not None
+        self._held_voice = None
+        if not held:
+            # a noise too short to be speech (a cough) is a false interruption for the agent
+            self._bus.publish(
+                VOICE,
+                VoiceActivity(speaking=False, speech_start=event.start, utterance=event.is_speech),
+            )
         transcriber, self._transcriber = self._transcriber, None
         voice_so_far, self._voice_so_far = self._voice_so_far, None
         if not event.is_speech:
-            self.false_starts += 1
+            self.false_starts += 1  # over the robot: never even a barge-in
             return
         keyframes = self._keyframes(event.start, event.end)
         previous = self._finishing
@@ -221,7 +280,7 @@ class Listener:
                 )
         self._finishing = asyncio.get_running_loop().create_task(
             self._finish(
-                event, endpoint, keyframes, transcriber, identifying, previous, self._turn_id
+                event, endpoint, keyframes, transcriber, identifying, previous, self._turn_id, held
             )
         )
 
@@ -262,6 +321,12 @@ class Listener:
             turn = self.endpointer.turn
             if turn is not None and self._transcriber is transcriber:
                 turn.hear(voiced_bytes, text)  # "go to the ...": the turn policy keeps waiting
+            held = self._held_voice
+            words = text.strip() and not is_backchannel(text)
+            if held is not None and self._transcriber is transcriber and words:
+                # words over the robot, not "mm-hmm": barge in now, not at the endpoint
+                self._held_voice = None
+                self._barge_in(held, turn_id)
             person = (await identifying).person if identifying is not None else self.config.person
         except asyncio.CancelledError:
             if future.cancelled():
@@ -288,9 +353,11 @@ class Listener:
         identifying: asyncio.Future[Identification] | None,
         previous: asyncio.Task[None] | None,
         turn_id: str,
+        held: bool = False,
     ) -> None:
+        """`held`: a short voice over the robot, no barge-in yet: its words decide."""
         person = self.config.person
-        early = transcriber is not None and not self.config.wait_for_transcript
+        early = transcriber is not None and not self.config.wait_for_transcript and not held
         ident = None
         if identifying is not None and (early or transcriber is None):
             ident = await identifying  # the person must be known when the audio leaves
@@ -319,6 +386,13 @@ class Listener:
         except Exception:
             log.exception("ASR failed; the utterance has no text")
         timing["asr_done"] = now()
+        if held:
+            if is_backchannel(text):
+                self.backchannels += 1  # "mm-hmm": the robot talks on, nothing to answer
+                return
+            # short, but words: the barge-in, then its end, then the utterance
+            self._barge_in(event.start, turn_id)
+            self._bus.publish(VOICE, VoiceActivity(speaking=False, speech_start=event.start))
         update: dict[str, object] = {"text": text}
         if identifying is not None and self.speaker is not None:
             heard = ident or await identifying

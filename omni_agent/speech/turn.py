@@ -54,11 +54,25 @@ UNFINISHED_WORDS = frozenset(
 )
 """Last words after which a turn is not over ("go to the", "and", "um"). Only words no
 finished sentence ends on: "thank you", "turn it on", "I think so" end on others."""
+NUMBER_WORDS = frozenset(
+    {
+        *("zero", "two", "three", "four", "five", "six", "seven", "eight"),
+        *("nine", "ten", "eleven", "twelve", "twenty", "thirty", "forty", "fifty"),
+        *("sixty", "seventy", "eighty", "ninety", "hundred", "thousand"),
+    }
+)
+"""Spoken digits (not "one", "oh": sentences end on them): a turn ending on one may be a
+phone number or a code read in groups."""
 
 
 def sounds_unfinished(text: str) -> bool:
-    """True when the transcript so far ends on a word no finished sentence ends on, or
-    trails off."""
+    """True when the transcript so far ends on a word no finished sentence ends on, trails
+    off, or leaves a list open (a trailing comma, a number: "five five five," "four seven")."""
+    return ends_mid_sentence(text) or leaves_list_open(text)
+
+
+def ends_mid_sentence(text: str) -> bool:
+    """The transcript ends on a function word ("the", "and", "um") or trails off ("...")."""
     if re.search(r"(\.\.\.|\u2026)\s*$", text):
         return True  # whisper writes a trailing-off voice as "..."
     words = re.findall(r"[a-z']+", text.lower())
@@ -67,10 +81,22 @@ def sounds_unfinished(text: str) -> bool:
     return bool(words) and words[-1] in UNFINISHED_WORDS
 
 
+def leaves_list_open(text: str) -> bool:
+    """A list or a number may go on after a pause ("milk, eggs," "five five five" "47."):
+    such a turn waits for the cap. A finished number ("at 7.") waits too: a slower answer,
+    never a cut one."""
+    stripped = text.strip()
+    if stripped.endswith(","):
+        return True
+    words = re.findall(r"[a-z0-9']+", stripped.lower())
+    return bool(words) and (words[-1][-1].isdigit() or words[-1] in NUMBER_WORDS)
+
+
 @dataclass
 class TurnConfig:
-    """End-of-turn policy at a pause. The defaults are the bench's best operating point
-    (`omni-agent bench turns`, docs/speech.md)."""
+    """End-of-turn policy at a pause. The defaults are the bench's operating point with the
+    fewest false cut-offs below 800 ms (`omni-agent bench turns`, docs/speech.md); the same
+    as EndpointingConfig's."""
 
     policy: Policy = "model+text"
     """silence: end after VadConfig.trailing_silence_ms (no model); model: ask Smart Turn
@@ -79,7 +105,11 @@ class TurnConfig:
     check_ms: int = 200
     """Silence before the model is first asked, then again every `check_ms`."""
     threshold: float = 0.95
-    """Smart Turn's probability of "complete" at or above which the turn ends."""
+    """Smart Turn's probability of "complete" at or above which the turn ends (with
+    model+text: once the pause's words are back and sound finished)."""
+    alone_threshold: float | None = None
+    """model+text: the model's bar before the pause's words are back (the speculative
+    pass takes a few hundred ms on a busy CPU); None waits for the words."""
     max_wait_ms: int = 1600
     """Hard cap: silence after which the turn ends whatever the model says."""
 
@@ -183,12 +213,42 @@ class EndOfTurn:
     def is_done(self, pcm: bytes, voiced_bytes: int, silence_ms: int) -> bool:
         """At a check of a pause (the cap is the endpointer's): does the turn end now?
         `pcm` is the speech so far with its silence; `voiced_bytes` names the pause."""
+        bar: float | None = self.config.threshold
         if self.config.policy == "model+text" and self.transcripts_expected:
             heard = self.transcript
             if heard is None or heard[0] != voiced_bytes:
-                return False  # the words of this pause are not back yet: listen on
-            if sounds_unfinished(heard[1]):
+                bar = self.config.alone_threshold  # the words are not back yet
+            elif sounds_unfinished(heard[1]):
                 return False  # the words are not over: no need to ask the model
+        if bar is None:
+            return False
         assert self.model is not None
         self.last_probability = self.model.probability(pcm)
-        return self.last_probability >= self.config.threshold
+        return self.last_probability >= bar
+
+
+BACKCHANNELS = frozenset(
+    {
+        *("mm", "mhm", "mm-hmm", "hmm", "uh-huh", "uh", "huh", "aha", "ah", "oh"),
+        *("yeah", "yes", "yep", "yup", "okay", "ok", "right", "sure", "alright", "all"),
+        *("i", "see", "got", "it", "true", "exactly", "cool", "nice", "wow"),
+    }
+)
+"""Words of "I'm listening, go on" ("mm-hmm", "yeah", "okay", "right", "I see", "got it")."""
+
+
+def is_backchannel(text: str) -> bool:
+    """True when a short reply is only listening noises: no request, nothing to answer."""
+    words = re.findall(r"[a-z]+(?:-[a-z]+)*", text.lower())
+    if not words or len(words) > 3:
+        return False
+    if words in (["i"], ["it"], ["all"], ["got"], ["see"]):
+        return False  # a fragment, not a backchannel
+    return all(w in BACKCHANNELS or _hum(w) for w in words)
+
+
+def _hum(word: str) -> bool:
+    """A hum as whisper spells it: "mmm", "mhn", "nma", "hmm", "m-m-a", "uh-hm"."""
+    if word in ("am", "ma", "man", "mum", "ham", "mama"):
+        return False
+    return bool(re.fullmatch(r"[mhnau]{2,4}|[mhnau]{1,2}(-[mhnau]{1,2})+", word)) and "m" in word

@@ -7,8 +7,11 @@ is endpointed exactly as live audio; timestamps come from the chunks' monotonic 
 
 With a turn policy (`VadConfig.turn`, omni_agent/speech/turn.py) a silence only marks a
 pause: at each check the policy decides whether the turn is over, up to a hard cap. The
-model is called here, synchronously, on the samples fed so far, so a pause is judged the
-same at any feeding speed.
+decision is made on the samples fed up to the check. Called directly (benches, tests) the
+endpointer asks the policy itself; a deferred endpointer (`deferred=True`, the listener)
+instead returns a `TurnCheck` and holds the audio fed after it until the owner answers
+with `resolve()`: the model then runs on a worker thread, never on the event loop, and a
+pause is still judged the same at any feeding speed.
 """
 
 from __future__ import annotations
@@ -86,7 +89,19 @@ class SpeechEnded:
         return self.end - self.start
 
 
-VadEvent = SpeechStarted | SpeechPaused | SpeechEnded
+@dataclass(frozen=True)
+class TurnCheck:
+    """A deferred endpointer asks: is the turn over at this check of the pause? The owner
+    answers with `Endpointer.resolve(check, done)`; audio fed meanwhile waits."""
+
+    pcm: bytes
+    """The utterance so far, silence included."""
+    voiced_bytes: int
+    """Names the pause: where the speech before it ends."""
+    silence_ms: int
+
+
+VadEvent = SpeechStarted | SpeechPaused | SpeechEnded | TurnCheck
 
 
 def frame_dbfs(frame: bytes) -> float:
@@ -104,6 +119,7 @@ class Endpointer:
         *,
         pause_ms: int = 100,
         turn: EndOfTurn | None = None,
+        deferred: bool = False,
     ) -> None:
         try:
             import webrtcvad
@@ -120,6 +136,12 @@ class Endpointer:
             turn = EndOfTurn(self.config.turn)
         self.turn = turn
         """Decides at each check of a pause whether the turn is over (None: silence only)."""
+        self.deferred = deferred
+        """Checks go out as `TurnCheck` events for the owner to decide off the caller's
+        thread, instead of calling `turn.is_done` inside `feed`."""
+        self.check: TurnCheck | None = None
+        """The check awaiting `resolve()`: while set, fed audio is held, not endpointed."""
+        self._held: list[tuple[bytes, float]] = []
         if turn is not None:
             self._check_frames = max(1, round(turn.config.check_ms / self.config.frame_ms))
             self._cap_frames = max(1, math.ceil(turn.config.max_wait_ms / self.config.frame_ms))
@@ -149,11 +171,15 @@ class Endpointer:
         self.in_speech = False
         self._pending = b""
         self._buffer = bytearray()
+        self.check, self._held = None, []
         self._window.clear()
         self._pre_roll.clear()
 
     def feed(self, pcm: bytes, stamp: float) -> list[VadEvent]:
         """Feed a chunk whose last sample was captured at monotonic time `stamp`."""
+        if self.check is not None:
+            self._held.append((pcm, stamp))  # endpointed once the check is answered
+            return []
         data = self._pending + pcm
         n_frames = len(data) // self._frame_bytes
         self._pending = data[n_frames * self._frame_bytes :]
@@ -164,6 +190,29 @@ class Endpointer:
             frame = data[i * self._frame_bytes : (i + 1) * self._frame_bytes]
             frame_end = stamp - ((n_frames - 1 - i) * frame_s) - tail / AUDIO_SAMPLE_RATE
             events.extend(self._frame(frame, frame_end))
+            if self.check is not None:  # the rest of the chunk waits for the answer
+                rest = data[(i + 1) * self._frame_bytes :]
+                self._pending = b""
+                if rest:
+                    self._held.append((rest, stamp))
+                break
+        return events
+
+    def resolve(self, check: TurnCheck, done: bool) -> list[VadEvent]:
+        """The answer to a deferred `check`: end the turn there if `done`, then endpoint
+        the audio held since. An answer about any other pause is stale and dropped."""
+        if check is not self.check:
+            return []
+        self.check = None
+        events: list[VadEvent] = []
+        if done and self.in_speech and self._voiced_bytes == check.voiced_bytes:
+            events.append(self._end())
+        held, self._held = self._held, []
+        for i, (pcm, stamp) in enumerate(held):
+            events.extend(self.feed(pcm, stamp))
+            if self.check is not None:  # another check: the rest stays held behind it
+                self._held.extend(held[i + 1 :])
+                break
         return events
 
     def _is_voiced(self, frame: bytes) -> bool:
@@ -214,15 +263,27 @@ class Endpointer:
         self._silent_run += 1
         if self._pause_over():
             return [self._end()]
+        events: list[VadEvent] = []
         if self._silent_run == self._pause_frames and not self._paused_sent:
             self._paused_sent = True
-            return [SpeechPaused(bytes(self._buffer[: self._voiced_bytes]), self._voiced_bytes)]
-        return []
+            events.append(
+                SpeechPaused(bytes(self._buffer[: self._voiced_bytes]), self._voiced_bytes)
+            )
+        if self.check is not None:
+            events.append(self.check)
+        return events
 
     @property
     def last_voiced_end(self) -> float:
         """Stamp of the end of the last voiced frame: where the current pause began."""
         return self._last_voiced_end
+
+    @property
+    def voiced_ms(self) -> float:
+        """How long the voice of the utterance in progress has lasted (0 between them)."""
+        if not self.in_speech:
+            return 0.0
+        return (self._voiced_bytes - self._start_offset) / 2 / AUDIO_SAMPLE_RATE * 1000
 
     @property
     def voiced_bytes(self) -> int:
@@ -238,6 +299,9 @@ class Endpointer:
         if run % self._check_frames:
             return False
         silence_ms = run * self.config.frame_ms
+        if self.deferred:
+            self.check = TurnCheck(bytes(self._buffer), self._voiced_bytes, silence_ms)
+            return False
         return self.turn.is_done(bytes(self._buffer), self._voiced_bytes, silence_ms)
 
     def _end(self) -> SpeechEnded:

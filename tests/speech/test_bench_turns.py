@@ -41,3 +41,18 @@ def test_the_curve_drops_points_another_point_beats() -> None:
 
     curve = frontier([point(0.5, 300), point(0.6, 400), point(0.2, 600), point(0.3, 700)])
     assert [p["policy"] for p in curve] == ["0.5/300", "0.2/600"]
+
+
+def test_a_sure_model_ends_before_the_words_and_a_lower_bar_cuts() -> None:
+    # the final pause's P(done) 0.97 at 200 ms, before its words (300 ms): ended there
+    sure = score(Policy("model+text", threshold=0.5, alone=0.95), PROBED)
+    assert sure["cutoff_rate"] == 0.0 and sure["delay_ms"]["median"] == 200
+    # a bar the fooled model clears (0.9 at 200 ms inside the pause) cuts the turn
+    assert score(Policy("model+text", threshold=0.5, alone=0.85), PROBED)["cutoff_rate"] == 1.0
+
+
+def test_an_open_list_holds_the_turn_where_finished_words_would_not() -> None:
+    listing = Pause(1.5, 800, {200: 0.1, 400: 0.99, 600: 0.99}, "I need milk, eggs,", 300.0)
+    probed = [(TURN, [listing, FINAL])]
+    assert score(Policy("model+text", threshold=0.5), probed)["cutoff_rate"] == 0.0
+    assert score(Policy("model+text", threshold=0.5, lists=False), probed)["cutoff_rate"] == 1.0

@@ -173,3 +173,37 @@ async def test_self_voice_gate_ignores_the_robots_echo_but_not_a_louder_person(
             await feed_mic(bus, person.say("Stop, please.") + silence(0.4), speed=None)
             await asyncio.sleep(0.01)
             assert any(e.speaking for e in await drain(voice))
+
+
+async def hear_over_robot(pcm: bytes, asr, config: ListenerConfig) -> tuple[list, Listener]:
+    """What VOICE carries when `pcm` is spoken while the robot talks, once it is judged."""
+    bus = Bus()
+    voice = bus.subscribe(VOICE)
+    async with Listener(bus, VadConfig(), asr, config) as listener:
+        bus.publish(SPEECH_AUDIO, AudioChunk(pcm=bytes(2 * 16_000 * 10), source="robot"))
+        await asyncio.sleep(0.01)
+        await feed_mic(bus, silence(0.3) + pcm + silence(0.6), speed=None)
+
+        async def judged() -> None:  # a backchannel, or the words of a barge-in
+            while not listener.backchannels and "asr_done" not in (listener.latency or [{}])[-1]:
+                await asyncio.sleep(0.01)
+
+        await asyncio.wait_for(judged(), 60)
+        return await drain(voice), listener
+
+
+@pytest.mark.parametrize("word", ["Mm-hmm.", "Yeah.", "Okay.", "Right."])
+async def test_a_backchannel_over_the_robot_is_no_barge_in(word, person, asr) -> None:
+    heard, listener = await hear_over_robot(person.say(word), asr, ListenerConfig())
+    assert listener.backchannels == 1
+    assert not any(a.speaking for a in heard), heard
+    # with backchannels taken for barge-ins, the same word stops the robot
+    heard, _ = await hear_over_robot(person.say(word), asr, ListenerConfig(backchannel_ms=None))
+    assert any(a.speaking for a in heard)
+
+
+@pytest.mark.parametrize("words", ["Stop.", "Wait, I have a question about the kitchen."])
+async def test_a_real_barge_in_over_the_robot_still_stops_it(words, person, asr) -> None:
+    heard, listener = await hear_over_robot(person.say(words), asr, ListenerConfig())
+    assert listener.backchannels == 0
+    assert heard and heard[0].speaking, heard  # the barge-in comes first

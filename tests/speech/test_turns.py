@@ -10,19 +10,26 @@ utterance before it is too, and their number says where the turns were cut.
 from __future__ import annotations
 
 import asyncio
+import threading
 
 import pytest
 
 from omni_agent.config import EndpointingConfig
-from omni_agent.messages import AUDIO_SAMPLE_RATE, UserUtterance
+from omni_agent.messages import AUDIO_SAMPLE_RATE, UserUtterance, VoiceActivity
 from omni_agent.speech.asr import WhisperAsr
 from omni_agent.speech.listener import Listener, ListenerConfig
 from omni_agent.speech.models import ModelMissingError
 from omni_agent.speech.pcm import read_wav
-from omni_agent.speech.turn import EndOfTurn, TurnConfig, shared_smart_turn, sounds_unfinished
+from omni_agent.speech.turn import (
+    EndOfTurn,
+    SmartTurn,
+    TurnConfig,
+    shared_smart_turn,
+    sounds_unfinished,
+)
 from omni_agent.speech.vad import VadConfig
 from omni_agent.speech.voices import feed_mic, silence
-from omni_agent.transport import USER_TEXT, Bus
+from omni_agent.transport import USER_TEXT, VOICE, Bus
 
 pytestmark = pytest.mark.speech
 
@@ -109,7 +116,8 @@ async def test_the_hard_cap_ends_a_turn_the_model_thinks_unfinished(
 
 
 def test_the_model_s_done_waits_for_the_pause_s_words(smart_turn) -> None:
-    turn = EndOfTurn(TurnConfig(policy="model+text", threshold=0.01), smart_turn)
+    words_first = TurnConfig(policy="model+text", threshold=0.01, alone_threshold=None)
+    turn = EndOfTurn(words_first, smart_turn)
     pcm = silence(1.0)
     assert not turn.is_done(pcm, voiced_bytes=100, silence_ms=200)  # no words back yet
     turn.hear(100, "I want to go to the")
@@ -123,6 +131,16 @@ def test_the_model_s_done_waits_for_the_pause_s_words(smart_turn) -> None:
     assert turn.is_done(pcm, voiced_bytes=200, silence_ms=200)
 
 
+def test_a_sure_model_ends_the_turn_before_the_words_but_not_against_them(smart_turn) -> None:
+    turn = EndOfTurn(
+        TurnConfig(policy="model+text", threshold=0.99, alone_threshold=0.01), smart_turn
+    )
+    pcm = silence(1.0)
+    assert turn.is_done(pcm, voiced_bytes=100, silence_ms=200)  # words not back: the model
+    turn.hear(100, "My phone number is five five five,")
+    assert not turn.is_done(pcm, voiced_bytes=100, silence_ms=400)  # an open list waits
+
+
 @pytest.mark.parametrize(
     ("text", "unfinished"),
     [
@@ -134,6 +152,10 @@ def test_the_model_s_done_waits_for_the_pause_s_words(smart_turn) -> None:
         ("Go to the kitchen.", False),
         ("Thank you.", False),
         ("Turn it on", False),
+        ("I need milk, eggs,", True),
+        ("My phone number is 555", True),
+        ("The code is four seven.", True),
+        ("Bring me the blue one.", False),
         ("", False),
     ],
 )
@@ -148,3 +170,78 @@ def test_the_endpointing_section_picks_the_policy() -> None:
     assert turn == TurnConfig(policy="model+text", threshold=0.7, max_wait_ms=900)
     # the section's defaults are the library's
     assert EndpointingConfig().vad_config().turn == TurnConfig()
+
+
+class HeldModel:
+    """The real Smart Turn, held at the door of each call until the test lets it in."""
+
+    def __init__(self, model: SmartTurn, log: list[str]) -> None:
+        self.model, self.log = model, log
+        self.entered, self.release = threading.Event(), threading.Event()
+
+    def probability(self, pcm: bytes) -> float:
+        self.log.append("model deciding")
+        self.entered.set()
+        self.release.wait(60)
+        self.log.append("model decided")
+        return self.model.probability(pcm)
+
+
+async def test_the_loop_keeps_serving_while_the_turn_model_decides(person, smart_turn) -> None:
+    log: list[str] = []
+    held = HeldModel(smart_turn, log)
+    vad = VadConfig(turn=TurnConfig(policy="model", threshold=0.5, max_wait_ms=3000))
+    bus = Bus()
+    voice, out = bus.subscribe(VOICE), bus.subscribe(USER_TEXT)
+    async with Listener(bus, vad, asr=None, config=ListenerConfig(person="ana")) as listener:
+        listener.endpointer.turn = EndOfTurn(vad.turn, held)  # type: ignore[arg-type]
+        await feed_mic(bus, silence(0.3) + person.say("Yes.") + silence(1.0), speed=None)
+        assert (await asyncio.wait_for(voice.get(), 30)).speaking
+        await asyncio.wait_for(asyncio.to_thread(held.entered.wait, 60), 90)
+        # another voice on the bus (a barge-in) while the model decides: it is delivered
+        bus.publish(VOICE, VoiceActivity(speaking=True, speech_start=1.0))
+        assert (await asyncio.wait_for(voice.get(), 30)).speech_start == 1.0
+        log.append("loop served")
+        held.release.set()
+        utterance = await asyncio.wait_for(out.get(), 60)
+    assert log[:3] == ["model deciding", "loop served", "model decided"], log
+    # the turn still ended at the model's "done", not at the 3 s cap
+    assert seconds_of(utterance) < 0.3 + seconds(person.say("Yes.")) + 1.0
+
+
+@pytest.mark.parametrize("chunk_ms", [20, 100, 330])
+def test_a_deferred_endpointer_ends_turns_where_a_direct_one_does(
+    chunk_ms, person, smart_turn
+) -> None:
+    """The listener's endpointer holds the audio behind each check until it is answered:
+    whatever the chunking, it cuts the same turns at the same samples as one that asks
+    the model itself."""
+    from omni_agent.speech.vad import Endpointer, SpeechEnded, TurnCheck
+
+    clip = (
+        silence(0.3) + person.say("Yes.") + silence(1.0)
+        + person.say("So yesterday I went to the doctor and") + silence(0.6)
+        + person.say("she said my knee is fine.") + silence(2.0)
+    )  # fmt: skip
+    config = TurnConfig(policy="model", threshold=0.5, max_wait_ms=1400)
+
+    def ends(deferred: bool, step_ms: int) -> list[tuple[int, int]]:
+        turn = EndOfTurn(config, smart_turn)
+        endpointer = Endpointer(VadConfig(turn=config), turn=turn, deferred=deferred)
+        step = AUDIO_SAMPLE_RATE * step_ms // 1000 * 2
+        out: list[tuple[int, int]] = []
+        for offset in range(0, len(clip), step):
+            piece = clip[offset : offset + step]
+            events = endpointer.feed(piece, (offset + len(piece)) / 2 / AUDIO_SAMPLE_RATE)
+            while events:
+                event = events.pop(0)
+                if isinstance(event, TurnCheck):  # answered later, as the listener does
+                    done = turn.is_done(event.pcm, event.voiced_bytes, event.silence_ms)
+                    events += endpointer.resolve(event, done)
+                elif isinstance(event, SpeechEnded):
+                    out.append((event.voiced_bytes, len(event.pcm)))
+        return out
+
+    direct = ends(deferred=False, step_ms=20)
+    assert len(direct) >= 2  # "Yes." ends on its own
+    assert ends(deferred=True, step_ms=chunk_ms) == direct
