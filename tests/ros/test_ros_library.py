@@ -1,6 +1,6 @@
 """Library scenarios through the real ROS graph grade as they do in process.
 
-Three scenarios (one over two days) run through sim_bridge, action_node's gate and
+Three scenarios (one on days 1 and 3) run through sim_bridge, action_node's gate and
 agent_node (restarted between the days, on the same memory file) inside the private
 network namespace, with the instant brain in text mode; the same expectations must pass
 as when the same scenarios run in process.
