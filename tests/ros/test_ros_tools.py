@@ -77,11 +77,17 @@ def test_run_starts_the_sim_graph_and_stops_it_cleanly(sandbox: None, tmp_path: 
     try:
         up.wait(timeout=120)  # a deadline sized for a loaded machine; the event ends it
         proc.send_signal(signal.SIGINT)
-        out, _ = proc.communicate(timeout=120)
+        try:
+            proc.wait(timeout=120)
+        except subprocess.TimeoutExpired:
+            pytest.fail("the graph did not stop on Ctrl-C:\n" + "".join(lines)[-3000:])
+        reader.join(timeout=30)  # stderr closes once no node is left holding it
+        assert not reader.is_alive(), "a node outlived the graph:\n" + "".join(lines)[-3000:]
+        assert proc.stdout is not None
+        out = proc.stdout.read()
     finally:
         if proc.poll() is None:
             proc.kill()
-    reader.join(timeout=10)
     log = "".join(lines)
     assert all(mark in log for mark in UP), log[-3000:]
     assert proc.returncode == 0, out + log[-3000:]
