@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -52,6 +53,9 @@ def _add_args(ap: argparse.ArgumentParser) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    # Ctrl-C stops the graph whoever started it: a shell's background job inherits SIGINT
+    # ignored, and a launcher that ignores it would leave every node running.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     args = parse_args(argv)
     if args.target not in GRAPHS and args.target not in NODES:
         print(f"unknown target {args.target!r}: use one of {', '.join([*GRAPHS, *NODES])}")

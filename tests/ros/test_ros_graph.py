@@ -13,15 +13,16 @@ pytestmark = pytest.mark.ros
 Worker = Callable[..., tuple[dict[str, Any], str]]
 
 
-def _healthy(result: dict[str, Any]) -> None:
-    assert "error" not in result, result.get("error")
-    assert result["alive"] == [True, True], "a node died during the scenario"
-    assert result["exit_codes"] == [0, 0], "a node did not stop cleanly on SIGINT"
+def _healthy(result: dict[str, Any], log: str = "") -> None:
+    tail = log[-3000:]
+    assert "error" not in result, f"{result.get('error')}\n{tail}"
+    assert result["alive"] == [True, True], f"a node died during the scenario\n{tail}"
+    assert result["exit_codes"] == [0, 0], f"a node did not stop cleanly on SIGINT\n{tail}"
 
 
 def test_camera_and_audio_in_agent_answers_with_speech_and_cmd_vel(ros_worker: Worker) -> None:
-    result, _ = ros_worker("graph_worker.py", "answer")
-    _healthy(result)
+    result, log = ros_worker("graph_worker.py", "answer")
+    _healthy(result, log)
     assert result["speech"] == ["Driving forward, I saw camera 64x48."]
     assert result["linear"] == pytest.approx(0.2)
     assert result["last_linear"] == 0.0  # the move ends with a stop
@@ -29,8 +30,8 @@ def test_camera_and_audio_in_agent_answers_with_speech_and_cmd_vel(ros_worker: W
 
 
 def test_estop_zeroes_velocity_enters_safe_stop_and_blocks_commands(ros_worker: Worker) -> None:
-    result, _ = ros_worker("graph_worker.py", "estop")
-    _healthy(result)
+    result, log = ros_worker("graph_worker.py", "estop")
+    _healthy(result, log)
     assert result["zero_after_s"] > 0  # a zero Twist followed the engage (an event, not a race)
     assert set(result["linear_while_engaged"]) == {0.0}
     assert set(result["after_blocked_command"]) <= {0.0}
@@ -39,8 +40,8 @@ def test_estop_zeroes_velocity_enters_safe_stop_and_blocks_commands(ros_worker: 
 
 
 def test_watchdog_zeroes_velocity_when_commands_stop(ros_worker: Worker) -> None:
-    result, _ = ros_worker("graph_worker.py", "watchdog")
-    _healthy(result)
+    result, log = ros_worker("graph_worker.py", "watchdog")
+    _healthy(result, log)
     assert result["cmd"][0] == [0.3, 0.1]
     assert result["cmd"][-1] == [0.0, 0.0]
     assert result["zero_after_s"] >= 0.45  # not before the 0.5 s timeout (checked at 20 Hz)
@@ -48,7 +49,7 @@ def test_watchdog_zeroes_velocity_when_commands_stop(ros_worker: Worker) -> None
 
 def test_bad_messages_are_logged_dropped_and_survived(ros_worker: Worker) -> None:
     result, stderr = ros_worker("graph_worker.py", "bad_input")
-    _healthy(result)
+    _healthy(result, stderr)
     assert result["bad_outputs"] == {"cmd": [], "goals": 0}  # NaN/inf never reach the base
     assert result["speech"] == ["Driving forward, I saw camera 64x48."]  # still answers
     for reason in (
@@ -69,8 +70,8 @@ def test_nothing_moves_on_a_check_made_before_localization(
 ) -> None:
     """Regression: the move was checked against the pose before localization, then
     executed from the localizer's first pose, 0.3 m from a keep-out zone: it drove."""
-    result, _ = ros_worker("graph_worker.py", "unlocalized", str(tmp_path))
-    _healthy(result)
+    result, log = ros_worker("graph_worker.py", "unlocalized", str(tmp_path))
+    _healthy(result, log)
     assert result["moved"] == []  # not one non-zero Twist reached the base
     for speech in (result["first_speech"], result["second_speech"]):
         assert any("can't do that safely" in line for line in speech), speech
@@ -79,8 +80,8 @@ def test_nothing_moves_on_a_check_made_before_localization(
 def test_sim_graph_drives_the_simulated_robot(ros_worker: Worker) -> None:
     """Regression: on a busy machine the sim node was killed (-9) by a fixed 5 s stop
     deadline, and an utterance sent before the agent listened was lost."""
-    result, _ = ros_worker("graph_worker.py", "sim")
-    _healthy(result)
+    result, log = ros_worker("graph_worker.py", "sim")
+    _healthy(result, log)
     assert result["sim_exit"] == 0
     assert result["speech"][0].startswith("Driving forward")
     assert result["end"][0] - result["start"][0] > 0.05
@@ -104,8 +105,8 @@ def test_camera_and_microphone_nodes_publish_standard_messages(ros_worker: Worke
 def test_agent_node_live_view_shows_a_turn_to_a_foxglove_client(ros_worker: Worker) -> None:
     pytest.importorskip("foxglove")
     pytest.importorskip("websockets")
-    result, _ = ros_worker("graph_worker.py", "live")
-    _healthy(result)
+    result, log = ros_worker("graph_worker.py", "live")
+    _healthy(result, log)
     assert result["errors"] == []
     assert result["live_turns"] == result["speech"] == ["Driving forward, I saw camera 64x48."]
     assert "THINKING" in result["live_states"]
