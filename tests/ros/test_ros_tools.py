@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -59,7 +60,12 @@ def test_run_starts_the_sim_graph_and_stops_it_cleanly(sandbox: None, tmp_path: 
     cmd = [sys.executable, "-m", "ros_nodes.run", "sim", "--no-console", "--params", str(params)]
     # already in the sandbox: this process is ros_nodes.run itself, so Ctrl-C reaches it
     proc = subprocess.Popen(
-        sandboxed(cmd), env=sandbox_env(), stderr=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+        sandboxed(cmd),
+        env=sandbox_env(),
+        stderr=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+        start_new_session=True,  # its own group: a failed run leaves no node behind
     )
     lines: list[str] = []
     up = threading.Event()
@@ -86,8 +92,8 @@ def test_run_starts_the_sim_graph_and_stops_it_cleanly(sandbox: None, tmp_path: 
         assert proc.stdout is not None
         out = proc.stdout.read()
     finally:
-        if proc.poll() is None:
-            proc.kill()
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)  # the launcher and any node it left
     log = "".join(lines)
     assert all(mark in log for mark in UP), log[-3000:]
     assert proc.returncode == 0, out + log[-3000:]
