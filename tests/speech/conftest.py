@@ -35,3 +35,14 @@ def person():
     from omni_agent.speech.voices import PersonVoice
 
     return _load(lambda: PersonVoice(deterministic=True))
+
+
+@pytest.fixture(scope="session")
+def encoder():
+    """The speaker encoder (its weights ship in the resemblyzer wheel), loaded once."""
+    from omni_agent.speech.speaker import SpeakerModelMissing, VoiceEncoder
+
+    try:
+        return VoiceEncoder()
+    except SpeakerModelMissing as exc:
+        pytest.skip(str(exc))

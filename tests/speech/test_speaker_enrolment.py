@@ -12,7 +12,7 @@ import pytest
 
 from memory.names import InvalidPersonName
 from memory.voiceprints import ENROL_UTTERANCES, VoiceprintStore
-from omni_agent.speech.speaker import SpeakerId, SpeakerModelMissing
+from omni_agent.speech.speaker import SpeakerId
 
 pytestmark = pytest.mark.speech
 
@@ -26,16 +26,6 @@ STRANGER = [
     "Can you go to the charging dock now?",
     "Turn around and look at the sofa please.",
 ]
-
-
-@pytest.fixture(scope="module")
-def encoder():
-    from omni_agent.speech.speaker import VoiceEncoder
-
-    try:
-        return VoiceEncoder()
-    except SpeakerModelMissing as exc:
-        pytest.skip(str(exc))
 
 
 @pytest.fixture(scope="module")

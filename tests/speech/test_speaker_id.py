@@ -13,7 +13,6 @@ from memory.voiceprints import VoiceprintStore
 from omni_agent.speech.speaker import (
     DEFAULT_THRESHOLD,
     SpeakerId,
-    SpeakerModelMissing,
     claimed_name,
     equal_error_rate,
 )
@@ -27,16 +26,6 @@ LINES = [
     "What did I tell you yesterday about the plants?",
     "Can you go to the charging dock now?",
 ]
-
-
-@pytest.fixture(scope="module")
-def encoder():
-    from omni_agent.speech.speaker import VoiceEncoder
-
-    try:
-        return VoiceEncoder()
-    except SpeakerModelMissing as exc:
-        pytest.skip(str(exc))
 
 
 @pytest.fixture(scope="module")
