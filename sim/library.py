@@ -212,9 +212,9 @@ def print_library_report(results: list[EpisodeResult], wall_s: float, console: C
                 str(len(r.violations)) if not r.violations else f"[red]{len(r.violations)}[/]",
                 str(len(r.turns)),
                 str(r.days),
-                f"{r.sim_s:.0f}",
+                f"{r.sim_s:.0f}" if r.sim_s else "-",  # no simulated clock (via ROS)
                 f"{r.wall_s:.2f}",
-                f"{r.sim_s / r.wall_s:.0f}x" if r.wall_s else "-",
+                f"{r.sim_s / r.wall_s:.0f}x" if r.wall_s and r.sim_s else "-",
                 f"{lat['median']:.0f}" if lat else "-",
             ]
         )
@@ -230,7 +230,7 @@ def print_library_report(results: list[EpisodeResult], wall_s: float, console: C
             str(s["safety_violations"]),
             str(s["turns"]),
             "",
-            f"{s['sim_s']:.0f}",
+            f"{s['sim_s']:.0f}" if s["sim_s"] else "-",
             f"{s['wall_s']:.2f}",
             f"{s['sim_speed_x']:.0f}x" if s["sim_speed_x"] else "-",
             f"{s['turn_done_median_ms']:.0f}" if s["turn_done_median_ms"] else "-",
