@@ -2,7 +2,8 @@
 
 Two backends answer it: SQLite (memory/store.py: one file per robot, vectors searched in
 process by memory/vectors.py) and PostgreSQL + pgvector (memory/pg_store.py: one database
-for a fleet, vectors searched in the database). `Memory`, retrieval, context building and
+for a fleet, vectors searched in the database); what they share is written once in
+memory/sql_store.py. `Memory`, retrieval, context building and
 consolidation are written against these protocols only, so they cannot come to depend
 on one backend's SQL; the tests run the same behaviour on both.
 """
@@ -15,7 +16,7 @@ from typing import Protocol
 
 import numpy as np
 
-from memory.store import LexicalHits, StoredTurn, Summary
+from memory.sql_store import LexicalHits, StoredTurn, StoreError, Summary
 from memory.types import MemoryTurn
 from memory.vectors import Partition
 
@@ -57,6 +58,11 @@ class MemoryStore(Protocol):
     def n_turns(self) -> int: ...
 
     def close(self) -> None: ...
+
+    def failure(self, exc: BaseException) -> StoreError | None:
+        """The one-line error for a failure of the database found past opening it (a
+        damaged file), or None when `exc` is not one."""
+        ...
 
     def changed_elsewhere(self) -> bool: ...
 

@@ -18,7 +18,7 @@ from memory import Memory
 from memory.cli import main
 from memory.embeddings import Embedder
 from memory.jsonl import export_jsonl, import_jsonl
-from memory.store import DuplicateTurnError
+from memory.sql_store import DuplicateTurnError
 from memory.types import Pose
 
 

@@ -16,7 +16,7 @@ from memory.cli import main
 from memory.embeddings import Embedder
 from memory.facade import embedding_text
 from memory.names import InvalidPersonName
-from memory.store import StoreError
+from memory.sql_store import StoreError
 
 SENTINEL = "\x00shared"  # what an internal marker looked like: never a person
 

@@ -14,7 +14,8 @@ from memory_testkit import turn
 from memory import Memory
 from memory.cli import main
 from memory.embeddings import Embedder
-from memory.store import SCHEMA_VERSION, Store, StoreError
+from memory.sql_store import StoreError
+from memory.store import SCHEMA_VERSION, Store
 
 
 def _open_at_once(path: str, barrier: multiprocessing.synchronize.Barrier) -> None:

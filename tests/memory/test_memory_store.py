@@ -8,7 +8,8 @@ from memory_testkit import T0, turn
 
 from memory import Memory, MemoryTurn, Pose
 from memory.embeddings import Embedder
-from memory.store import MIGRATIONS, SCHEMA_VERSION, DuplicateTurnError, Store, schema_version
+from memory.sql_store import DuplicateTurnError
+from memory.store import MIGRATIONS, SCHEMA_VERSION, Store, schema_version
 
 
 def test_turn_round_trips_every_field(mem: Memory, tmp_path: Path) -> None:
