@@ -56,16 +56,13 @@ def key_of(person: str | None) -> str | None:
     return None if person is None else person_key(person)
 
 
-def visible_where(asker: str | None, table: str = "", shared: bool = True) -> str:
+def visible_where(asker: str | None, table: str = "") -> str:
     """The isolation rule, in one place for every backend: a person sees their own rows
     (`owner` is their `person_key`), shared rows and rows with no person. `asker` is the
-    placeholder of the asker's key in the dialect (`?`, `%(person)s`), None for nobody;
-    `shared=False` for a table without the flag (facts)."""
+    placeholder of the asker's key in the dialect (`?`, `%(person)s`), None for nobody."""
     t = f"{table}." if table else ""
-    parts = ([f"{t}owner = {asker}"] if asker is not None else []) + (
-        [f"{t}shared"] if shared else []
-    )
-    return "(" + " OR ".join([*parts, f"{t}person IS NULL"]) + ")"
+    own = [f"{t}owner = {asker}"] if asker is not None else []
+    return "(" + " OR ".join([*own, f"{t}shared", f"{t}person IS NULL"]) + ")"
 
 
 # Times a turn may carry: what a UTC calendar date can show (years 1 to 9999). Anything
@@ -324,10 +321,10 @@ class SqlStore(ABC):
         with self._read() as run:
             return run(sql, params)
 
-    def _visible(self, person: str | None, shared: bool = True) -> tuple[str, list[Any]]:
+    def _visible(self, person: str | None) -> tuple[str, list[Any]]:
         if person is None:
-            return visible_where(None, shared=shared), []
-        return visible_where("?", shared=shared), [self._asker(person)]
+            return visible_where(None), []
+        return visible_where("?"), [self._asker(person)]
 
     def _row_to_turn(self, r: Sequence[Any]) -> StoredTurn:
         (rowid, id_, session, speaker, person, time, place, x, y, yaw, text) = r[:11]
@@ -538,13 +535,9 @@ class SqlStore(ABC):
         )
         return [self._row_to_turn(r) for r in rows]
 
-    def iter_turns(self, person: str | None = None, everyone: bool = True) -> Iterator[StoredTurn]:
-        """All turns in time order (`everyone`), or those visible to `person`."""
-        where, params = ("true", []) if everyone else self._visible(person)
-        rows = self._rows(
-            f"SELECT {TURN_COLUMNS} FROM turns WHERE {where} ORDER BY time, rowid", params
-        )
-        for r in rows:
+    def iter_turns(self) -> Iterator[StoredTurn]:
+        """Every turn, in time order (what an export writes)."""
+        for r in self._rows(f"SELECT {TURN_COLUMNS} FROM turns ORDER BY time, rowid"):
             yield self._row_to_turn(r)
 
     def turns_after(self, person: str | None, rowid: int, limit: int) -> list[StoredTurn]:
@@ -738,13 +731,6 @@ class SqlStore(ABC):
     def session_dates(self) -> dict[str, float]:
         """When each session started (its date)."""
         return {str(r[0]): float(r[1]) for r in self._rows("SELECT id, started FROM sessions")}
-
-    def facts(self, person: str | None) -> list[tuple[str, str | None, float]]:
-        where, params = self._visible(person, shared=False)  # facts have no shared flag
-        rows = self._rows(
-            f"SELECT text, source_turn, time FROM facts WHERE {where} ORDER BY id", params
-        )
-        return [(r[0], r[1], r[2]) for r in rows]
 
     def stats(self) -> dict[str, object]:
         """Counts, people, places and schema version (what `omni-agent memory stats` shows)."""
