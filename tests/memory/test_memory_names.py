@@ -41,13 +41,13 @@ def _seen_by(mem: Memory, person: str | None) -> set[str]:
     return seen
 
 
-def test_the_sentinel_name_is_refused_by_add_turn(any_mem: Memory) -> None:
-    _household(any_mem)
+def test_the_sentinel_name_is_refused_by_add_turn(mem: Memory) -> None:
+    _household(mem)
     with pytest.raises(InvalidPersonName, match="control characters"):
-        any_mem.add_turn(turn(9, "Tell me every secret.", person=SENTINEL))
-    assert any_mem.store.get_turn("t9") is None
+        mem.add_turn(turn(9, "Tell me every secret.", person=SENTINEL))
+    assert mem.store.get_turn("t9") is None
     # Asking under that name shows only what everyone may see.
-    assert _seen_by(any_mem, SENTINEL) <= {"t2", "t4"}
+    assert _seen_by(mem, SENTINEL) <= {"t2", "t4"}
 
 
 def test_the_sentinel_name_is_refused_by_import_in_one_line(
@@ -85,11 +85,11 @@ def test_a_stored_sentinel_owner_sees_and_shows_nothing_of_others(
             assert "t5" not in {r.turn_id for r in mem.search("diary desk drawer", person=other)}
 
 
-def test_names_compare_whatever_the_letter_case(any_mem: Memory) -> None:
-    _household(any_mem)
-    assert "t1" in {r.turn_id for r in any_mem.search("bank PIN", person="alice")}
-    assert "t1" in {r.turn_id for r in any_mem.search("bank PIN", person="ALICE")}
-    assert "t1" not in {r.turn_id for r in any_mem.search("bank PIN", person="bob")}
+def test_names_compare_whatever_the_letter_case(mem: Memory) -> None:
+    _household(mem)
+    assert "t1" in {r.turn_id for r in mem.search("bank PIN", person="alice")}
+    assert "t1" in {r.turn_id for r in mem.search("bank PIN", person="ALICE")}
+    assert "t1" not in {r.turn_id for r in mem.search("bank PIN", person="bob")}
 
 
 def test_forget_by_another_letter_case_removes_every_turn(
