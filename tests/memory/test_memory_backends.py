@@ -98,6 +98,29 @@ def test_turn_round_trips_every_field_and_duplicates_are_refused(mem: Memory) ->
     assert [st.turn.id for st in mem.store.iter_turns()] == ["t1"]  # all or nothing
 
 
+def test_a_time_no_calendar_can_show_is_refused_and_nothing_written(mem: Memory) -> None:
+    for bad in (float("nan"), float("inf"), 2.6e11):  # the last is past the year 9999
+        with pytest.raises(ValueError, match="years 1 and 9999"):
+            mem.add_turns([turn(1, "fine"), turn(2, "when?", time=bad)])
+    assert mem.store.stats()["turns"] == 0
+
+
+def test_a_media_file_another_persons_turn_names_survives_forgetting(
+    mem: Memory, tmp_path: Path
+) -> None:
+    photo = tmp_path / "family.jpg"
+    photo.write_bytes(b"everyone")
+    mem.add_turns(
+        [
+            turn(1, "Our family photo.", person="alice", image_path=str(photo)),
+            turn(2, "The same photo again.", person="bob", image_path=str(photo)),
+        ]
+    )
+    mem.forget_person("alice")
+    kept = mem.store.get_turn("t2")
+    assert kept is not None and Path(str(kept.turn.image_path)).read_bytes() == b"everyone"
+
+
 def test_export_import_moves_a_store_between_backends_exactly(
     tmp_path: Path, embedder: Embedder, postgres: TestPostgres
 ) -> None:
