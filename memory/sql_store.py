@@ -693,15 +693,20 @@ class SqlStore(ABC):
             return self._places
 
     def people(self) -> list[str | None]:
-        # One name per person (the first spelling stored), however its case varies.
-        return [r[0] for r in self._rows("SELECT min(person) FROM turns GROUP BY owner")]
+        """One name per person, however its case varies: the first spelling stored (by
+        rowid, not by the collation, which differs between databases)."""
+        rows = self._rows(
+            "SELECT person FROM turns WHERE rowid IN (SELECT min(rowid) FROM turns GROUP BY owner)"
+            " ORDER BY rowid"
+        )
+        return [r[0] for r in rows]
 
     def people_after(self, rowid: int) -> tuple[set[str], int]:
         """People with turns after `rowid`, and the newest rowid (where to ask on from)."""
         with self._read() as run:
             rows = run(
-                "SELECT min(person) FROM turns WHERE rowid > ? AND person IS NOT NULL "
-                "GROUP BY owner",
+                "SELECT person FROM turns WHERE rowid IN (SELECT min(rowid) FROM turns "
+                "WHERE rowid > ? AND person IS NOT NULL GROUP BY owner)",
                 (rowid,),
             )
             last = run("SELECT max(rowid) FROM turns", ())[0][0]

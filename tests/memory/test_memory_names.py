@@ -92,6 +92,15 @@ def test_names_compare_whatever_the_letter_case(mem: Memory) -> None:
     assert "t1" not in {r.turn_id for r in mem.search("bank PIN", person="bob")}
 
 
+def test_a_person_is_named_by_the_first_spelling_stored(mem: Memory) -> None:
+    mem.add_turns(
+        [turn(1, "Hi, I'm new here.", person="alice"), turn(2, "Me again.", person="Alice")]
+    )
+    mem.add_turn(turn(3, "And Bob.", person="Bob"))
+    assert mem.store.people() == ["alice", "Bob"]
+    assert mem.store.people_after(0) == ({"alice", "Bob"}, 3)
+
+
 def test_forget_by_another_letter_case_removes_every_turn(
     backend_db: str, embedder: Embedder, capsys: pytest.CaptureFixture[str]
 ) -> None:
