@@ -308,7 +308,7 @@ class SqlStore(ABC):
     def _in(self, column: str, ids: Sequence[int]) -> Iterator[tuple[str, list[Any]]]:
         """`column IN ids` as WHERE fragments with their parameters, in bounded chunks."""
         for start in range(0, len(ids), 500):
-            chunk = [int(i) for i in ids[start : start + 500]]
+            chunk = list(ids[start : start + 500])
             yield f"{column} IN ({','.join('?' * len(chunk))})", chunk
 
     # -- state -----------------------------------------------------------------------------
