@@ -285,6 +285,10 @@ class Store(SqlStore):
     def _read_data_version(self) -> int:
         return int(self._db.execute("PRAGMA data_version").fetchone()[0])
 
+    def _other_writes(self) -> int:
+        # Moves only with other connections' commits: one pragma per query.
+        return self._read_data_version()
+
     def _run(self, sql: str, params: Params) -> list[Any]:
         return self._db.execute(sql, params).fetchall()
 

@@ -108,3 +108,42 @@ def test_sessions_span_their_turns(mem: Memory) -> None:
     mem.add_turns([turn(1, "a"), turn(5, "b")])
     stats = mem.store.stats()
     assert stats["sessions"] == 1 and stats["turns"] == 2
+
+
+def _scoring(mem: Memory, ids: list[str]) -> dict[str, tuple[object, ...]]:
+    """What retrieval scores of the turns `ids`, by turn id."""
+    rowids = [st.rowid for i in ids if (st := mem.store.get_turn(i)) is not None]
+    return {row[0]: row[1:] for row in mem.store.scoring_rows(rowids).values()}
+
+
+def test_scoring_rows_follow_this_stores_writes_and_forgetting(mem: Memory) -> None:
+    mem.add_turns([turn(1, "I keep bees", place="garden"), turn(2, "me too", person="Bob")])
+    rowid_bob = mem.store.get_turn("t2").rowid  # type: ignore[union-attr]
+    assert _scoring(mem, ["t1", "t2"]) == {
+        "t1": ("alice", T0 + 60, "garden", "user"),
+        "t2": ("bob", T0 + 120, None, "user"),
+    }
+    mem.add_turn(turn(3, "the hive swarmed", speaker="robot", place="orchard"))
+    assert _scoring(mem, ["t3"]) == {"t3": ("alice", T0 + 180, "orchard", "robot")}
+    mem.forget_person("bob")
+    assert mem.store.scoring_rows([rowid_bob]) == {}
+    assert set(_scoring(mem, ["t1", "t3"])) == {"t1", "t3"}
+    assert [r.turn_id for r in mem.search("the hive swarmed", person="alice", k=1)] == ["t3"]
+
+
+def test_scoring_rows_follow_another_connections_writes(
+    backend_db: str, embedder: Embedder
+) -> None:
+    with Memory.open(backend_db, embedder=embedder) as robot:
+        robot.add_turns([turn(1, "I keep bees"), turn(2, "my bike is red", person="Bob")])
+        rowid_bob = robot.store.get_turn("t2").rowid  # type: ignore[union-attr]
+        assert robot.search("bees", person="alice", k=1)[0].turn_id == "t1"  # rows read
+        with Memory.open(backend_db, embedder=embedder) as other:
+            other.forget_person("bob")
+            other.add_turn(turn(3, "the hive swarmed in the orchard", place="orchard"))
+        # The other connection's forgetting reaches this one's scoring rows, and its turn
+        # is scored with what it was stored with.
+        assert robot.store.scoring_rows([rowid_bob]) == {}
+        assert _scoring(robot, ["t3"]) == {"t3": ("alice", T0 + 180, "orchard", "user")}
+        top = robot.search("the hive swarmed in the orchard", person="alice", k=1)
+        assert top[0].turn_id == "t3"
