@@ -82,6 +82,6 @@ def _stop_without_checkpoint(server: Any) -> None:
     import pgserver
 
     with contextlib.suppress(subprocess.CalledProcessError):  # already stopped
-        pgserver.pg_ctl(
+        pgserver.pg_ctl(  # type: ignore[attr-defined]  # made when pgserver is imported
             ["-w", "-m", "immediate", "stop"], pgdata=server.pgdata, user=server.system_user
         )
