@@ -167,6 +167,18 @@ class VoiceActivity(Message):
     False means a short noise (a cough): a false interruption."""
 
 
+class VoiceHold(Message):
+    """A voice started over the robot and is being judged: a backchannel ("mm-hmm"), a
+    noise, or a barge-in. `hold=True`: pause the robot's voice now, where it is;
+    `hold=False`: it was no barge-in, play on from there. A barge-in comes as
+    VoiceActivity(speaking=True) instead of the release: the pause becomes the stop."""
+
+    hold: bool
+    turn_id: str | None = None
+    """The utterance being judged (its VoiceActivity and UserUtterance carry the same id)."""
+    speech_start: float | None = None
+
+
 class Odometry(Message):
     pose: Pose2D
     linear: float = 0.0
