@@ -32,6 +32,9 @@ LEAD_S = 0.4
 """Room before each line (the person's voice starts this long into the clip)."""
 ROBOT_FIRST_S = 1.0
 """The robot talks this long before the person starts."""
+VERDICT_S = 8.0
+"""After the line, the listener's verdict comes within this (whisper on loaded cores takes
+under 2 s); a voice never heard at all (cancelled with the echo) has none."""
 ROBOT_TALK = (
     "The kitchen is at the end of the hallway, past the stairs and the little table with "
     "the plant on it. The cups are on the shelf above the sink, the plates are in the "
@@ -170,7 +173,7 @@ async def _session(
                 room.say(pcm)
                 onset = now() + LEAD_S  # the next chunk carries the line's first sample
                 await room.wait(len(pcm) / 32000)
-                deadline = now() + 30
+                deadline = now() + VERDICT_S
 
                 def judged(before: tuple[int, int, int] = before) -> bool:
                     b, f, n = before
