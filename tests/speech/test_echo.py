@@ -132,3 +132,33 @@ def test_an_echo_spec_is_gain_and_delay_or_one_line_error() -> None:
     for bad in ("loud", "-6,40,1", "-6,-5", ""):
         with pytest.raises(UserError, match=r"GAIN_DB|gain"):
             EchoPath.parse(bad)
+
+
+async def test_without_the_canceller_one_line_says_so_and_the_energy_gate_stands_in(
+    robot_tts, monkeypatch, caplog
+) -> None:
+    import logging
+    import sys
+
+    import numpy as np
+
+    from omni_agent.messages import AudioChunk
+    from omni_agent.speech.pcm import resample
+    from omni_agent.transport import SPEECH_AUDIO
+
+    monkeypatch.setitem(sys.modules, "livekit.rtc", None)  # the package is not installed
+    echo = resample(robot_tts.synthesize("I am on my way to the kitchen."), 22_050, 16_000)
+    echo = (np.frombuffer(echo, dtype="<i2") * 0.05).astype("<i2").tobytes()  # ~ -35 dBFS
+    bus = Bus()
+    voice = bus.subscribe(VOICE)
+    with caplog.at_level(logging.WARNING, logger="omni_agent.speech.echo"):
+        listener = Listener(bus, VadConfig(), None, ListenerConfig(echo_cancellation=True))
+    warnings = [r.getMessage() for r in caplog.records]
+    assert listener.echo is None and len(warnings) == 1
+    assert "echo cancellation off" in warnings[0] and "\n" not in warnings[0]
+    async with listener:
+        bus.publish(SPEECH_AUDIO, AudioChunk(pcm=bytes(2 * 16_000 * 5), source="robot"))
+        await asyncio.sleep(0.01)
+        await feed_mic(bus, silence(0.2) + echo + silence(0.4), speed=None)
+        await asyncio.sleep(0.01)
+    assert voice.get_nowait() is None  # the quiet echo is under the fallback gate
