@@ -87,8 +87,9 @@ class ListenerConfig:
     echo_cancellation: bool = False
     """Cancel the robot's own voice from the mic (WebRTC AEC3, `omni_agent.speech.echo`),
     with the robot's played audio as the reference: for robots whose mic hears their
-    speaker (`listening.echo_cancellation`, on by default). If it cannot run, one line is
-    logged and the energy gate below stands in (at FALLBACK_GATE_DBFS if unset)."""
+    speaker. Off for a bare Listener; a robot's `listening.echo_cancellation` (on by
+    default) turns it on. If it cannot run, one line is logged and the energy gate below
+    stands in (at FALLBACK_GATE_DBFS if unset)."""
     echo_residual_gate_dbfs: float | None = -35.0
     """With echo cancellation, while the robot speaks, mic frames still below this level
     after it are silence: AEC3 leaves up to about -40 dBFS of the robot's voice while it
@@ -150,7 +151,8 @@ class Listener:
                 self._gate_dbfs = FALLBACK_GATE_DBFS
             residual = self.config.echo_residual_gate_dbfs
             if self.echo is not None and residual is not None:
-                self._gate_dbfs = max(residual, self._gate_dbfs or residual)
+                gate = self._gate_dbfs
+                self._gate_dbfs = residual if gate is None else max(residual, gate)
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="asr")
         self._transcriber: StreamingTranscriber | None = None
         self._speech_start = 0.0
