@@ -26,7 +26,9 @@ def stats(values: Sequence[float]) -> dict[str, float]:
     """Median, p90, max, min and count, rounded for a report."""
     if not values:
         return {}
-    p90 = statistics.quantiles(values, n=10)[-1] if len(values) > 1 else values[0]
+    p90 = (
+        statistics.quantiles(values, n=10, method="inclusive")[-1] if len(values) > 1 else values[0]
+    )
     return {
         "median": round(statistics.median(values), 4),
         "p90": round(p90, 4),

@@ -141,6 +141,32 @@ def test_a_sure_model_ends_the_turn_before_the_words_but_not_against_them(smart_
     assert not turn.is_done(pcm, voiced_bytes=100, silence_ms=400)  # an open list waits
 
 
+def test_a_pause_s_lean_is_the_model_s_answer_with_finished_words_and_zero_without(
+    smart_turn,
+) -> None:
+    turn = EndOfTurn(TurnConfig(policy="model+text", threshold=0.99), smart_turn)
+    pcm = silence(0.3) + silence(0.2)
+    assert turn.lean(100) is None  # the model has not heard the pause
+    assert not turn.is_done(pcm, voiced_bytes=100, silence_ms=200)  # asked, decides nothing
+    heard = turn.last_probability
+    assert heard is not None and turn.lean(100) == heard and turn.lean(200) is None
+    turn.hear(100, "Go to the")
+    assert turn.lean(100) == 0.0 and not turn.done_on_words(100)
+    turn.hear(100, "Go to the kitchen.")
+    assert turn.lean(100) == heard
+    # the check's answer with the words that came after it: "done" only at the threshold
+    assert turn.done_on_words(100) is (heard >= 0.99)
+    sure = EndOfTurn(TurnConfig(policy="model+text", threshold=min(heard, 0.5)), smart_turn)
+    sure.is_done(pcm, voiced_bytes=100, silence_ms=200)
+    assert not sure.done_on_words(100)  # no words yet
+    sure.hear(100, "Go to the kitchen.")
+    assert sure.done_on_words(100)
+    # without early judging the model waits for the words, and there is no lean yet
+    late = EndOfTurn(TurnConfig(policy="model+text", judge_early=False), smart_turn)
+    late.is_done(pcm, voiced_bytes=100, silence_ms=200)
+    assert late.lean(100) is None and late.last_probability is None
+
+
 @pytest.mark.parametrize(
     ("text", "unfinished"),
     [
