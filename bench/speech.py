@@ -489,6 +489,11 @@ def speculation_use(agent: Agent) -> dict[str, Any]:
                 "heard": t.user_text,
                 "recall_ahead": t.trace.recall_ahead,
                 "preempted": t.trace.preempted,
+                "early_reply_ahead_of_endpoint_s": (
+                    round(t.trace.utterance - t.trace.early_sent, 3)
+                    if t.trace.early_sent is not None
+                    else None
+                ),
                 "stages_s": {k: v / 1000 for k, v in t.trace.stages_ms().items()},
             }
             for t in turns
