@@ -6,7 +6,9 @@
   ("mm-hmm", "yeah": those publish nothing and the robot talks on),
 - VoiceActivity(speaking=False) at every endpoint,
 - PartialTranscript at a pause, before the endpoint, once the speculative transcription of
-  the speech so far is done (the agent starts memory retrieval on it),
+  the speech so far is done (the agent starts memory retrieval on it), with how much the
+  turn policy leans "done" there; again whenever a check of the pause keeps the turn
+  open with a new lean (the agent may start the reply itself on it),
 - UserUtterance (WAV audio, ASR text, speech_end, keyframes) for every real utterance.
 
 Each utterance gets a turn id when its speech starts; its voice activity, partial
