@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from memory.context import ContextRequest, ContextStrategy
+from memory.embeddings import bulk_embedder
 from memory.facade import Memory
 from memory.jsonl import add_imported, parse_lines
 
@@ -141,7 +142,7 @@ def open_conversation(conv: Conversation, work: Path) -> Memory:
     partial = work / f"{conv.name}.db.partial"
     for stale in work.glob(f"{conv.name}.db.partial*"):
         stale.unlink()
-    mem = Memory.open(partial)
+    mem = Memory.open(partial, embedder=bulk_embedder())
     try:
         add_imported(mem, parse_lines(import_lines(conv.turns_path), str(conv.turns_path)), db)
     finally:
@@ -169,9 +170,15 @@ def corpus_recall(
     hits: dict[tuple[str, int, str], list[tuple[int, int]]] = defaultdict(list)
     build_s: dict[str, list[float]] = defaultdict(list)
     n_turns = 0
+    imported: list[float] = []  # seconds per conversation imported by this run
     bar = progress(sum(len(c.questions) for c in convs), "corpus questions") if progress else None
     for conv in convs:
-        with open_conversation(conv, work) as mem:
+        fresh = not (work / f"{conv.name}.db").exists()
+        t = time.perf_counter()
+        mem = open_conversation(conv, work)
+        if fresh:
+            imported.append(time.perf_counter() - t)
+        with mem:
             n_turns += mem.store.n_turns
             chosen = builders(mem)
             for q in conv.questions:
@@ -233,6 +240,9 @@ def corpus_recall(
             }
             for name in names
         },
+        "imported": len(imported),
+        "import_s": round(sum(imported), 1),
+        "import_s_p50": round(statistics.median(imported), 1) if imported else None,
         "build_ms_p50": {k: round(statistics.median(v) * 1e3, 2) for k, v in build_s.items()},
     }
 
