@@ -33,7 +33,6 @@ from pathlib import Path
 from typing import IO, Any
 
 from memory.context import ContextRequest, ContextStrategy
-from memory.embeddings import bulk_embedder
 from memory.facade import Memory
 from memory.jsonl import add_imported, parse_lines
 
@@ -142,7 +141,7 @@ def open_conversation(conv: Conversation, work: Path) -> Memory:
     partial = work / f"{conv.name}.db.partial"
     for stale in work.glob(f"{conv.name}.db.partial*"):
         stale.unlink()
-    mem = Memory.open(partial, embedder=bulk_embedder())
+    mem = Memory.open(partial)
     try:
         add_imported(mem, parse_lines(import_lines(conv.turns_path), str(conv.turns_path)), db)
     finally:
