@@ -79,8 +79,9 @@ class ScoreWeights(BaseModel):
     feedback_candidates: int = 30
     hop_max_df: float = 0.01  # only names rarer than this share of turns are followed
     hop_postings: int = 50  # turns read per name followed (the most recent)
-    # The speaker part goes to the robot's turns when the question asks what the robot said.
-    robot_words: bool = False
+    # The speaker part goes to the robot's turns when the question asks what the robot said
+    # ("the bottles you recommended", "our chat about ..."): real conversations ask so.
+    robot_words: bool = True
     hop_words: bool = False  # hops also follow rare lower-case words ("aquarium"), not only names
     # Multi-query: a question naming two things ("the meeting with Rachel or the pride
     # parade") is split into its clauses; each clause's vector scans too, and a turn's
