@@ -38,14 +38,16 @@ _ASKS_ROBOT = re.compile(
     re.IGNORECASE,
 )
 _RARE_WORD = re.compile(r"\b[a-z]{5,}\b")
-_CLAUSE = re.compile(r",|;|\band\b|\bor\b|\bbetween\b|\bthen\b|\bwhile\b", re.IGNORECASE)
+# Not commas: a comma more often sets a question's context ("..., any suggestions?") apart
+# than it lists the things asked about.
+_CLAUSE = re.compile(r";|\band\b|\bor\b|\bbetween\b|\bthen\b|\bwhile\b", re.IGNORECASE)
 
 
 def clauses(query: str, min_words: int = 2) -> list[str]:
-    """The parts of a question that names several things, split at commas and
-    conjunctions ("Which happened first, the meeting with Rachel or the pride parade?" ->
-    "Which happened first", "the meeting with Rachel", "the pride parade"); none for a
-    question that names one thing. Parts with fewer than `min_words` content words go."""
+    """The parts of a question that names several things, split at conjunctions ("Which
+    happened first, the meeting with Rachel or the pride parade?" -> "Which happened first,
+    the meeting with Rachel", "the pride parade"); none for a question that names one thing.
+    Parts with fewer than `min_words` content words go."""
     parts = [p.strip(" ?.!'\"") for p in _CLAUSE.split(query)]
     kept = [p for p in parts if len(query_terms(p)) >= min_words]
     return kept if len(kept) >= 2 else []
