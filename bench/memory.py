@@ -149,7 +149,7 @@ def _choices(ours: Shares, weights: ScoreWeights) -> dict[str, tuple[Shares, Sco
         ("v4: person prior x3", weighs(person=weights.person)),
         ("v4: lexical 0.15", weighs(lexical=weights.lexical)),
         ("v4: speaker prior x2", weighs(speaker=weights.speaker)),
-        ("v4: redundancy 0.3", weighs(redundancy=weights.redundancy)),
+        ("v4: redundancy 0.3", weighs(redundancy=0.3)),
         (
             "v4: name hops, 2 results, 1 name",
             both(
@@ -159,6 +159,7 @@ def _choices(ours: Shares, weights: ScoreWeights) -> dict[str, tuple[Shares, Sco
         ),
         # Judged on the generator and on real conversations (--corpus) together.
         ("real: the robot's words", weighs(robot_words=weights.robot_words)),
+        ("real: redundancy 0.15", weighs(redundancy=weights.redundancy)),
     ]
     out: dict[str, tuple[Shares, ScoreWeights]] = {"before (v1 hybrid)": (BEFORE, BEFORE_WEIGHTS)}
     s, w = BEFORE, BEFORE_WEIGHTS
@@ -172,7 +173,8 @@ def _choices(ours: Shares, weights: ScoreWeights) -> dict[str, tuple[Shares, Sco
         s,
         w.model_copy(update={"hop_seeds": 8, "hop_terms": 3}),
     )
-    out["tried: redundancy 0.15"] = (s, w.model_copy(update={"redundancy": 0.15}))
+    out["tried: redundancy 0.2"] = (s, w.model_copy(update={"redundancy": 0.2}))
+    out["tried: redundancy 0.1"] = (s, w.model_copy(update={"redundancy": 0.1}))
     out["tried: redundancy 0.5"] = (s, w.model_copy(update={"redundancy": 0.5}))
     out["tried: dedupe by text only"] = (replace(s, dedupe_by_person=False), w)
     out["tried: recency x4"] = (s, w.model_copy(update={"recency": 4 * w.recency}))
