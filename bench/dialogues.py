@@ -45,7 +45,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Literal
 
-from memory.store import STOPWORDS
+from memory.sql_store import STOPWORDS
 from memory.types import MemoryTurn, Pose
 
 ProbeKind = Literal["single", "temporal", "multi-hop", "inference", "image", "place"]

@@ -28,7 +28,8 @@ from typing import Any
 import numpy as np
 
 from memory.pg_store import PgStore, PgVectorIndex
-from memory.store import Store, owner_key
+from memory.sql_store import owner_key
+from memory.store import Store
 from memory.types import MemoryTurn
 from memory.vectors import VectorIndex
 

@@ -48,7 +48,8 @@ from memory.context import (
 )
 from memory.facade import Memory, embedding_text
 from memory.retrieval import Retriever, ScoreWeights
-from memory.store import Store, fts_query, key_of, owner_key, visible_where
+from memory.sql_store import key_of, owner_key, visible_where
+from memory.store import Store, fts_query
 from memory.types import Context, ContextItem
 from memory.vectors import VectorIndex
 

@@ -96,7 +96,8 @@ def _one_line_errors(handler: Callable[[argparse.Namespace], int]) -> Callable[.
         import sqlite3
 
         from memory.jsonl import JsonlError
-        from memory.store import StoreError, unusable
+        from memory.sql_store import StoreError
+        from memory.store import unusable
 
         try:
             return handler(args)

@@ -14,7 +14,7 @@ from typing import Protocol
 
 from memory.context import render_turn
 from memory.protocol import MemoryStore
-from memory.store import STOPWORDS, StoredTurn, key_of
+from memory.sql_store import STOPWORDS, StoredTurn, key_of
 
 log = logging.getLogger(__name__)
 

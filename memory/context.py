@@ -21,7 +21,7 @@ import numpy as np
 
 from memory.protocol import MemoryStore
 from memory.retrieval import Retriever
-from memory.store import StoredTurn
+from memory.sql_store import StoredTurn
 from memory.types import Context, ContextItem, MemoryTurn, SearchResult
 
 IMAGE_TOKENS = 64  # one 448x448 tile of InternViT in InteractiveOmni

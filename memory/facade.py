@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
-import sqlite3
 from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -20,7 +19,7 @@ from memory.embeddings import Embedder, shared_embedder
 from memory.names import person_name
 from memory.protocol import MemoryStore, VectorSearch
 from memory.retrieval import Filters, Retriever, ScoreWeights
-from memory.store import StoreError, owner_key, unusable
+from memory.sql_store import owner_key
 from memory.types import Context, MemoryTurn, SearchResult
 from memory.vectors import VectorIndex
 
@@ -90,11 +89,10 @@ class Memory:
         store = open_store(path)
         try:
             return cls(store, embedder or shared_embedder(), strategy, summarizer)
-        except sqlite3.DatabaseError as exc:  # damage past what opening the file reads
+        except BaseException as exc:
             store.close()
-            raise StoreError(unusable(Path(store.path), exc)) from None
-        except BaseException:
-            store.close()
+            if (error := store.failure(exc)) is not None:  # damage past what opening read
+                raise error from None
             raise
 
     def _load_index(self) -> None:

@@ -20,7 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from memory.embeddings import MODEL_ID, bulk_embedder
 from memory.facade import Memory
 from memory.names import person_name, same_person
-from memory.store import check_time
+from memory.sql_store import check_time
 from memory.types import MemoryTurn, Pose, Speaker
 
 

@@ -4,22 +4,22 @@ Why: several robots in one building should remember Alice whichever of them she 
 and an operator must be able to forget her everywhere at once. PostgreSQL already does
 concurrent writers, durable commits and full-text search; pgvector adds an HNSW index, so
 the vectors stay in the database (every robot sees every other robot's turns at once)
-instead of in each process's numpy index. `PgStore` has the same interface as the SQLite
-`Store`; `PgVectorIndex` the same as `VectorIndex`; `PgMemory` wires them into `Memory`.
+instead of in each process's numpy index. What a store does with its tables is shared
+with SQLite (memory/sql_store.py); this module holds the connection pool, the schema, the
+tsvector word index and `PgVectorIndex` (`VectorIndex`'s interface, answered by pgvector).
 
 Differences from SQLite, on purpose: media files are kept by reference (the path a robot
 gave; a fleet has no one folder all robots own), each turn records the robot that wrote
-it, and visibility (own + shared + unowned) is a WHERE clause of every query.
+it, and PostgreSQL text cannot hold U+0000 (a turn with one is refused).
 """
 
 from __future__ import annotations
 
-import math
 import os
 import socket
-import threading
 import time as _time
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
@@ -27,19 +27,16 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 import numpy as np
 
 from memory.names import person_key
-from memory.store import (
-    _NO_HITS,
+from memory.sql_store import (
     DuplicateTurnError,
-    LexicalHits,
-    StoredTurn,
+    Params,
+    Run,
+    SqlStore,
     StoreError,
-    Summary,
     key_of,
-    partition,
-    query_terms,
     visible_where,
 )
-from memory.types import MemoryTurn, Pose
+from memory.types import MemoryTurn
 from memory.vectors import Partition
 
 # Default HNSW search breadth: measured with `omni-agent bench fleet` (recall@10 >= 0.98).
@@ -165,7 +162,7 @@ def pg_migrate(conn: Any, target: int = PG_SCHEMA_VERSION) -> int:
         conn.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
     version = pg_schema_version(conn)
     if version > PG_SCHEMA_VERSION:
-        raise RuntimeError(
+        raise StoreError(
             f"memory database has schema v{version}, newer than this code "
             f"(v{PG_SCHEMA_VERSION}): upgrade omni-agent"
         )
@@ -195,15 +192,9 @@ def pg_schema_version(conn: Any) -> int:
 
 # ---------------------------------------------------------------------------------------
 
-_TURN_COLUMNS = (
-    "rowid, id, session, speaker, person, time, place, x, y, yaw, text, transcript, "
-    "interrupted, image_path, image_caption, audio_path, shared"
-)
-_INSERT_COLUMNS = _TURN_COLUMNS.removeprefix("rowid, ") + ", robot, owner"
-
 
 def visible_clause(person: str | None) -> str:
-    """`store.visible_where` in this dialect: `%(person)s` is the asker's `person_key`."""
+    """`visible_where` in this dialect: `%(person)s` is the asker's `person_key`."""
     return visible_where(None if person is None else "%(person)s", "t")
 
 
@@ -219,25 +210,31 @@ def _no_nul(key: str | None) -> str | None:
     return None if key is None or "\x00" in key else key
 
 
-def _asker(person: str | None) -> str | None:
-    """The `owner` value a query compares with: the asker's `person_key`."""
-    return _no_nul(key_of(person))
+def _reference(path: str | None) -> str | None:
+    """Media by reference: an existing file is kept as its absolute path, anything else as
+    given (imported corpora may name files that live elsewhere)."""
+    if path is None:
+        return None
+    p = Path(path)
+    return str(p.resolve()) if p.is_file() else path
 
 
-def _refuse_nul(turn: MemoryTurn) -> None:
-    """PostgreSQL text cannot hold U+0000: a turn with one is refused (never stripped, so
-    what is stored is what was said), in one line that names the turn and the field."""
-    for field in ("id", "session", "person", "place", "text", "transcript", "image_caption"):
-        value = getattr(turn, field)
-        if isinstance(value, str) and "\x00" in value:
-            raise StoreError(
-                f"turn {turn.id.replace(chr(0), '?')!r}: {field} holds a NUL character "
-                "(U+0000), which PostgreSQL text cannot store; remove it and try again"
-            )
+def _fetch(conn: Any, sql: str, params: Params) -> list[Any]:
+    # The shared SQL is written with `?`; psycopg wants `%s` (named `%(x)s` pass through).
+    cur = conn.execute(sql.replace("?", "%s"), params or None)
+    return cur.fetchall() if cur.description is not None else []
 
 
-class PgStore:
-    """All SQL of the PostgreSQL backend. Thread-safe: a connection pool, one per call."""
+class PgStore(SqlStore):
+    """The PostgreSQL backend. Thread-safe: a connection pool, one connection per call."""
+
+    BACKEND = "postgresql"
+    TERM_SOURCE = "turns"
+    TERM_MATCH = "tsv @@ plainto_tsquery('english', ?)"
+    LEAST = "least"
+    GREATEST = "greatest"
+    SAME = "IS NOT DISTINCT FROM"
+    PLACES_TTL = 5.0  # other robots may add places
 
     def __init__(
         self,
@@ -252,6 +249,7 @@ class PgStore:
         from pgvector.psycopg import register_vector
         from psycopg_pool import ConnectionPool
 
+        super().__init__()
         conninfo, url_robot = split_robot(url)
         self.url = url
         self.path = _redact(conninfo)  # what stats and messages show
@@ -264,14 +262,12 @@ class PgStore:
             with psycopg.connect(conninfo, autocommit=True) as conn:
                 pg_migrate(conn)
         except psycopg.OperationalError as e:
-            first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
             raise MemoryDatabaseUnreachable(
-                f"cannot reach memory database {self.path}: {first}"
+                f"cannot reach memory database {self.path}: {_first_line(e)}"
             ) from None
         except psycopg.Error as e:  # no pgvector, no rights to create the schema, ...
-            first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
             raise StoreError(
-                f"memory database {self.path} cannot hold the memory schema: {first}"
+                f"memory database {self.path} cannot hold the memory schema: {_first_line(e)}"
                 " (it needs the pgvector extension and the right to create tables)"
             ) from None
 
@@ -286,12 +282,6 @@ class PgStore:
             configure=configure,
             open=True,
         )
-        self._lock = threading.RLock()
-        self._places: list[str] | None = None
-        self._places_at = 0.0
-        self._df: dict[str, int] = {}
-        self._df_n = 0
-        self._n_turns = 0
         self._n_at = 0.0
         self._hnsw_dims: set[int] = set()
 
@@ -299,13 +289,22 @@ class PgStore:
         """A pooled connection (context manager), autocommit unless in `transaction()`."""
         return self._pool.connection()
 
+    @contextmanager
+    def _read(self) -> Iterator[Run]:
+        with self.connection() as conn:
+            yield lambda sql, params: _fetch(conn, sql, params)
+
+    @contextmanager
+    def _write(self) -> Iterator[Run]:
+        with self.connection() as conn, conn.transaction():
+            yield lambda sql, params: _fetch(conn, sql, params)
+
     @property
     def n_turns(self) -> int:
         # Other robots write too: refreshed from the database at most once a second.
         now = _time.monotonic()
         if now - self._n_at > 1.0:
-            with self.connection() as conn:
-                self._n_turns = int(conn.execute("SELECT count(*) FROM turns").fetchone()[0])
+            self._n_turns = int(self._rows("SELECT count(*) FROM turns")[0][0])
             self._n_at = now
         return self._n_turns
 
@@ -317,421 +316,62 @@ class PgStore:
     def close(self) -> None:
         self._pool.close()
 
-    # -- writes ---------------------------------------------------------------------------
-
-    def add_turns(
-        self, turns: Sequence[MemoryTurn], vectors: np.ndarray | None, model: str
-    ) -> list[int]:
-        """Insert turns (and their vectors) in one transaction: all or nothing."""
-        import psycopg
-
-        rowids: list[int] = []
-        with self.connection() as conn:
-            try:
-                with conn.transaction():
-                    for i, turn in enumerate(turns):
-                        rowids.append(self._insert(conn, turn))
-                        if vectors is not None:
-                            conn.execute(
-                                "INSERT INTO vectors (turn, model, vec) VALUES (%s, %s, %s)",
-                                (rowids[-1], model, np.asarray(vectors[i], np.float32)),
-                            )
-            except psycopg.errors.UniqueViolation as e:
-                dup = next((t.id for t in turns if t.id in str(e)), None)
-                raise DuplicateTurnError(f"turn id {dup!r} is already in the store") from None
-        self._n_turns += len(rowids)
-        if any(t.place is not None for t in turns):
-            self._places = None
-        return rowids
-
-    def _insert(self, conn: Any, turn: MemoryTurn) -> int:
-        _refuse_nul(turn)
-        if turn.session is not None:
-            conn.execute(
-                "INSERT INTO sessions (id, started, ended) VALUES (%s, %s, %s) "
-                "ON CONFLICT (id) DO UPDATE SET started = least(sessions.started, "
-                "excluded.started), ended = greatest(sessions.ended, excluded.ended)",
-                (turn.session, turn.time, turn.time),
-            )
-        pose = turn.pose
-        row = conn.execute(
-            f"INSERT INTO turns ({_INSERT_COLUMNS}) VALUES "
-            "(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) "
-            "RETURNING rowid",
-            (
-                turn.id,
-                turn.session,
-                turn.speaker,
-                turn.person,
-                turn.time,
-                turn.place,
-                pose.x if pose else None,
-                pose.y if pose else None,
-                pose.yaw if pose else None,
-                turn.text,
-                turn.transcript,
-                turn.interrupted,
-                _reference(turn.image_path),
-                turn.image_caption,
-                _reference(turn.audio_path),
-                turn.shared,
-                self.robot,
-                key_of(turn.person),
-            ),
-        ).fetchone()
-        return int(row[0])
-
-    def add_summary(
-        self, person: str | None, shared: bool, text: str, last_turn: int, time: float
-    ) -> None:
-        with self.connection() as conn:
-            conn.execute(
-                "INSERT INTO summaries (person, owner, shared, text, last_turn, time) "
-                "VALUES (%s, %s, %s, %s, %s, %s)",
-                (person, key_of(person), shared, text, last_turn, time),
-            )
-
-    def add_fact(self, person: str | None, text: str, source_turn: str | None, time: float) -> None:
-        with self.connection() as conn:
-            conn.execute(
-                "INSERT INTO facts (person, owner, text, source_turn, time) "
-                "VALUES (%s, %s, %s, %s, %s)",
-                (person, key_of(person), text, source_turn, time),
-            )
-
-    def forget_person(self, person: str) -> tuple[int, list[int]]:
-        """Delete every turn, vector, summary and fact of `person`, for every robot, in one
-        transaction. Media files are references: those that exist here are removed after
-        the commit (a crash in between leaves orphan files, never dangling rows)."""
-        key = _asker(person)  # "alice" forgets Alice
-        with self.connection() as conn, conn.transaction():
-            rows = conn.execute(
-                "DELETE FROM turns WHERE owner = %s RETURNING rowid, image_path, audio_path",
-                (key,),
-            ).fetchall()  # vectors go with them (ON DELETE CASCADE)
-            conn.execute("DELETE FROM summaries WHERE owner = %s", (key,))
-            conn.execute("DELETE FROM facts WHERE owner = %s", (key,))
-        self._places = None
-        self._n_at = 0.0
-        for _, image, audio in rows:
-            for stored in (image, audio):
-                if stored and Path(stored).is_file():
-                    Path(stored).unlink()
-        return len(rows), [int(r[0]) for r in rows]
-
-    # -- reads ----------------------------------------------------------------------------
-
-    @staticmethod
-    def _row_to_turn(r: Sequence[Any]) -> StoredTurn:
-        (rowid, id_, session, speaker, person, time, place, x, y, yaw, text) = r[:11]
-        (transcript, interrupted, image_path, image_caption, audio_path, shared) = r[11:17]
-        pose = Pose(x=x, y=y, yaw=yaw or 0.0) if x is not None and y is not None else None
-        return StoredTurn(
-            rowid=int(rowid),
-            turn=MemoryTurn(
-                id=id_,
-                session=session,
-                speaker=speaker,
-                person=person,
-                time=time,
-                place=place,
-                text=text,
-                transcript=transcript,
-                interrupted=bool(interrupted),
-                image_path=image_path,
-                image_caption=image_caption,
-                audio_path=audio_path,
-                pose=pose,
-                shared=bool(shared),
-            ),
-        )
-
-    def _select(self, sql: str, params: Any = None) -> list[Any]:
-        with self.connection() as conn:
-            return list(conn.execute(sql, params).fetchall())
-
-    def get_turn(self, turn_id: str) -> StoredTurn | None:
-        rows = self._select(f"SELECT {_TURN_COLUMNS} FROM turns WHERE id = %s", (turn_id,))
-        return self._row_to_turn(rows[0]) if rows else None
-
-    def robot_of(self, turn_id: str) -> str | None:
-        """Which robot wrote a turn (None for an unknown id)."""
-        rows = self._select("SELECT robot FROM turns WHERE id = %s", (turn_id,))
-        return rows[0][0] if rows else None
-
-    def turns_by_rowid(self, rowids: Iterable[int]) -> dict[int, StoredTurn]:
-        ids = [int(r) for r in rowids]
-        if not ids:
-            return {}
-        rows = self._select(f"SELECT {_TURN_COLUMNS} FROM turns WHERE rowid = ANY(%s)", (ids,))
-        return {int(r[0]): self._row_to_turn(r) for r in rows}
-
-    def recent_turns(
-        self,
-        person: str | None,
-        limit: int,
-        until: float | None = None,
-        before: tuple[float, int] | None = None,
-    ) -> list[StoredTurn]:
-        """The latest `limit` turns visible to `person`, newest first (keyset `before`)."""
-        where = visible_clause(person)
-        params: dict[str, object] = {"person": _asker(person), "limit": limit}
-        if until is not None:
-            where += " AND t.time <= %(until)s"
-            params["until"] = until
-        if before is not None:
-            where += " AND (t.time, t.rowid) < (%(bt)s, %(br)s)"
-            params.update(bt=before[0], br=before[1])
-        rows = self._select(
-            f"SELECT {_TURN_COLUMNS} FROM turns t WHERE {where} "
-            "ORDER BY t.time DESC, t.rowid DESC LIMIT %(limit)s",
-            params,
-        )
-        return [self._row_to_turn(r) for r in rows]
-
-    def iter_turns(self, person: str | None = None, everyone: bool = True) -> Iterator[StoredTurn]:
-        """All turns in time order (`everyone`), or those visible to `person`."""
-        where = "true" if everyone else visible_clause(person)
-        rows = self._select(
-            f"SELECT {_TURN_COLUMNS} FROM turns t WHERE {where} ORDER BY t.time, t.rowid",
-            {"person": _asker(person)},
-        )
-        for r in rows:
-            yield self._row_to_turn(r)
-
-    def document_frequency(self, term: str, cap: int) -> int:
-        """How many turns contain `term` (as PostgreSQL's english config stems it), <= cap."""
-        with self._lock:
-            n = self.n_turns
-            if n > 1.1 * self._df_n or n < self._df_n:
-                self._df.clear()
-                self._df_n = n
-            if term not in self._df:
-                r = self._select(
-                    "SELECT count(*) FROM (SELECT 1 FROM turns "
-                    "WHERE tsv @@ plainto_tsquery('english', %s) LIMIT %s) s",
-                    (term, cap),
-                )
-                self._df[term] = int(r[0][0])
-            return self._df[term]
-
-    def lexical(self, query: str, postings: int = 1500, max_df: float = 0.2) -> LexicalHits:
-        """Lexical candidates by summed idf, rarest terms first (as `Store.lexical`)."""
-        terms = query_terms(query)
-        n_turns = self.n_turns
-        if not terms or n_turns == 0:
-            return _NO_HITS
-        n = max(1, n_turns)
-        cutoff = max(1, int(max_df * n))
-        df = {t: self.document_frequency(t, cutoff + 1) for t in terms}
-        present = [t for t in terms if df[t] > 0]
-        idf = {t: math.log(1.0 + (n - df[t] + 0.5) / (df[t] + 0.5)) for t in present}
-        dropped = tuple(t for t in present if df[t] > cutoff)
-        kept = sorted((t for t in present if df[t] <= cutoff), key=lambda t: (df[t], t))
-        total = sum(idf[t] for t in kept)
-        rows: list[np.ndarray] = []
-        weights: list[np.ndarray] = []
-        searched: list[str] = []
-        left = postings
-        with self.connection() as conn:
-            for t in kept:
-                if left <= 0:
-                    break
-                found = conn.execute(
-                    "SELECT rowid FROM turns WHERE tsv @@ plainto_tsquery('english', %s) "
-                    "ORDER BY rowid DESC LIMIT %s",
-                    (t, left),
-                ).fetchall()
-                ids = np.fromiter((r[0] for r in found), np.int64, len(found))
-                rows.append(ids)
-                weights.append(np.full(len(ids), idf[t]))
-                searched.append(t)
-                left -= len(ids)
-        if not rows or sum(len(r) for r in rows) == 0:
-            return LexicalHits(_NO_HITS.rowids, _NO_HITS.scores, total, tuple(searched), dropped)
-        unique, inverse = np.unique(np.concatenate(rows), return_inverse=True)
-        scores = np.bincount(inverse, np.concatenate(weights))
-        return LexicalHits(unique, scores, total, tuple(searched), dropped)
-
-    def rowids_where(self, place: str | None, since: float | None, until: float | None
-                     ) -> list[int]:  # fmt: skip
-        """Rowids passing the place/time filters (for filtered retrieval)."""
-        clauses = ["true"]
-        params: list[object] = []
-        if place is not None:
-            clauses.append("place = %s")
-            params.append(place)
-        if since is not None:
-            clauses.append("time >= %s")
-            params.append(since)
-        if until is not None:
-            clauses.append("time <= %s")
-            params.append(until)
-        rows = self._select(f"SELECT rowid FROM turns WHERE {' AND '.join(clauses)}", params)
-        return [int(r[0]) for r in rows]
-
-    def vectors(self, model: str) -> Iterator[tuple[int, Partition, np.ndarray]]:
-        """(rowid, owner key, vector) of every embedded turn."""
-        rows = self._select(
-            "SELECT v.turn, t.owner, t.shared, v.vec FROM vectors v "
-            "JOIN turns t ON t.rowid = v.turn WHERE v.model = %s ORDER BY v.turn",
-            (model,),
-        )
-        for rowid, owner, shared, vec in rows:
-            yield int(rowid), partition(owner, bool(shared)), np.asarray(vec, np.float32)
-
-    def vector_rowids(self, model: str) -> Iterator[tuple[int, Partition]]:
-        """(rowid, partition) of every turn embedded with `model`."""
-        rows = self._select(
-            "SELECT v.turn, t.owner, t.shared FROM vectors v "
-            "JOIN turns t ON t.rowid = v.turn WHERE v.model = %s",
-            (model,),
-        )
-        for rowid, owner, shared in rows:
-            yield int(rowid), partition(owner, bool(shared))
-
-    def vectors_of(
-        self, rowids: Sequence[int], model: str
-    ) -> list[tuple[int, Partition, np.ndarray]]:
-        """(rowid, partition, vector) of the given turns that have a `model` vector."""
-        rows = self._select(
-            "SELECT v.turn, t.owner, t.shared, v.vec FROM vectors v JOIN turns t "
-            "ON t.rowid = v.turn WHERE v.model = %s AND v.turn = ANY(%s)",
-            (model, [int(r) for r in rowids]),
-        )
-        return [(int(r), partition(o, bool(sh)), np.asarray(v, np.float32)) for r, o, sh, v in rows]
+    def failure(self, exc: BaseException) -> StoreError | None:
+        """None: the driver's errors past opening are not a damaged file to describe."""
+        return None
 
     def vector_index(self, dim: int, model: str) -> PgVectorIndex:
         """pgvector answers the searches: nothing is held in the robot's process."""
         return PgVectorIndex(self, dim, model)
 
-    def turns_without_vectors(self, model: str) -> list[StoredTurn]:
-        rows = self._select(
-            f"SELECT {_TURN_COLUMNS} FROM turns t WHERE NOT EXISTS "
-            "(SELECT 1 FROM vectors v WHERE v.turn = t.rowid AND v.model = %s) ORDER BY rowid",
-            (model,),
-        )
-        return [self._row_to_turn(r) for r in rows]
+    # -- the dialect -----------------------------------------------------------------------
 
-    def add_vectors(self, rowids: Sequence[int], vectors: np.ndarray, model: str) -> None:
-        with self.connection() as conn, conn.transaction(), conn.cursor() as cur:
-            cur.executemany(
-                "INSERT INTO vectors (turn, model, vec) VALUES (%s, %s, %s) "
-                "ON CONFLICT (turn) DO UPDATE SET model = excluded.model, vec = excluded.vec",
-                [
-                    (int(r), model, np.asarray(v, np.float32))
-                    for r, v in zip(rowids, vectors, strict=True)
-                ],
-            )
+    def add_turns(
+        self, turns: Sequence[MemoryTurn], vectors: np.ndarray | None, model: str
+    ) -> list[int]:
+        import psycopg
 
-    def places(self) -> list[str]:
-        # Cached briefly: retrieval asks on every query; other robots may add places.
-        with self._lock:
-            now = _time.monotonic()
-            if self._places is None or now - self._places_at > 5.0:
-                rows = self._select("SELECT DISTINCT place FROM turns WHERE place IS NOT NULL")
-                self._places = sorted(str(r[0]) for r in rows)
-                self._places_at = now
-            return self._places
+        try:
+            return super().add_turns(turns, vectors, model)
+        except psycopg.errors.UniqueViolation as e:  # another robot wrote the id meanwhile
+            dup = next((t.id for t in turns if t.id in str(e)), None)
+            raise DuplicateTurnError(f"turn id {dup!r} is already in the store") from None
 
-    def scoring_rows(
-        self, rowids: Iterable[int]
-    ) -> dict[int, tuple[str, str | None, float, str | None, str]]:
-        """(id, owner key, time, place, speaker) per rowid: what retrieval scores, no text."""
-        ids = [int(r) for r in rowids]
-        if not ids:
-            return {}
-        rows = self._select(
-            "SELECT rowid, id, owner, time, place, speaker FROM turns WHERE rowid = ANY(%s)",
-            (ids,),
-        )
-        return {int(r[0]): (r[1], r[2], float(r[3]), r[4], r[5]) for r in rows}
+    def _check(self, turn: MemoryTurn) -> None:
+        """PostgreSQL text cannot hold U+0000: a turn with one is refused (never stripped, so
+        what is stored is what was said), in one line that names the turn and the field."""
+        super()._check(turn)
+        for field in ("id", "session", "person", "place", "text", "transcript", "image_caption"):
+            value = getattr(turn, field)
+            if isinstance(value, str) and "\x00" in value:
+                raise StoreError(
+                    f"turn {turn.id.replace(chr(0), '?')!r}: {field} holds a NUL character "
+                    "(U+0000), which PostgreSQL text cannot store; remove it and try again"
+                )
 
-    def people_after(self, rowid: int) -> tuple[set[str], int]:
-        """People with turns after `rowid`, and the newest rowid (where to ask on from)."""
-        rows = self._select(
-            "SELECT min(person) FROM turns WHERE rowid > %s AND person IS NOT NULL GROUP BY owner",
-            (rowid,),
-        )
-        last = self._select("SELECT max(rowid) FROM turns")
-        return {str(r[0]) for r in rows}, int(last[0][0] or 0)
+    def _asker(self, person: str | None) -> str | None:
+        return _no_nul(key_of(person))
 
-    def latest_summary(self, person: str | None) -> Summary | None:
-        rows = self._select(
-            f"SELECT person, shared, text, last_turn, time FROM summaries t "
-            f"WHERE {visible_clause(person)} "
-            "ORDER BY (t.owner IS NOT DISTINCT FROM %(person)s) DESC, t.id DESC LIMIT 1",
-            {"person": _asker(person)},
-        )
-        if not rows:
-            return None
-        r = rows[0]
-        return Summary(person=r[0], shared=bool(r[1]), text=r[2], last_turn=int(r[3]), time=r[4])
+    def _media(self, turn: MemoryTurn) -> tuple[str | None, str | None]:
+        return _reference(turn.image_path), _reference(turn.audio_path)
 
-    def summary_watermark(self, person: str | None) -> int:
-        rows = self._select(
-            "SELECT max(last_turn) FROM summaries WHERE owner IS NOT DISTINCT FROM %s",
-            (_asker(person),),
-        )
-        return int(rows[0][0] or 0)
+    def _extra_columns(self) -> dict[str, Any]:
+        return {"robot": self.robot}
 
-    def turns_after(self, person: str | None, rowid: int, limit: int) -> list[StoredTurn]:
-        # `owner = %s` / `IS NULL` rather than IS NOT DISTINCT FROM: only they use the index.
-        owner = "owner IS NULL" if person is None else "owner = %s"
-        rows = self._select(
-            f"SELECT {_TURN_COLUMNS} FROM turns WHERE {owner} AND rowid > %s "
-            "ORDER BY rowid LIMIT %s",
-            (rowid, limit) if person is None else (_asker(person), rowid, limit),
-        )
-        return [self._row_to_turn(r) for r in rows]
+    def _in(self, column: str, ids: Sequence[int]) -> Iterator[tuple[str, list[Any]]]:
+        if len(ids):
+            yield f"{column} = ANY(?)", [[int(i) for i in ids]]
 
-    def session_dates(self) -> dict[str, float]:
-        """When each session started (its date)."""
-        return {str(r[0]): float(r[1]) for r in self._select("SELECT id, started FROM sessions")}
+    def _forgotten(self, rows: list[Any]) -> None:
+        self._n_at = 0.0  # recount: other robots' writes are in the count too
 
-    def people(self) -> list[str | None]:
-        # One name per person (the first spelling stored), however its case varies.
-        return [r[0] for r in self._select("SELECT min(person) FROM turns GROUP BY owner")]
+    def _per_column_stats(self) -> dict[str, str]:
+        return {"robots": "robot"}
 
-    def facts(self, person: str | None) -> list[tuple[str, str | None, float]]:
-        # facts have no shared flag
-        where = visible_where(None if person is None else "%(person)s", "t", shared=False)
-        rows = self._select(
-            f"SELECT text, source_turn, time FROM facts t WHERE {where} ORDER BY id",
-            {"person": _asker(person)},
-        )
-        return [(r[0], r[1], r[2]) for r in rows]
-
-    def stats(self) -> dict[str, object]:
-        with self.connection() as conn:
-
-            def one(sql: str) -> object:
-                return conn.execute(sql).fetchone()[0]
-
-            people = conn.execute(
-                "SELECT coalesce(person, ''), count(*) FROM turns GROUP BY person ORDER BY 1"
-            ).fetchall()
-            robots = conn.execute(
-                "SELECT coalesce(robot, ''), count(*) FROM turns GROUP BY robot ORDER BY 1"
-            ).fetchall()
-            return {
-                "path": self.path,
-                "backend": "postgresql",
-                "schema_version": pg_schema_version(conn),
-                "turns": one("SELECT count(*) FROM turns"),
-                "sessions": one("SELECT count(*) FROM sessions"),
-                "vectors": one("SELECT count(*) FROM vectors"),
-                "summaries": one("SELECT count(*) FROM summaries"),
-                "facts": one("SELECT count(*) FROM facts"),
-                "images": one("SELECT count(*) FROM turns WHERE image_path IS NOT NULL"),
-                "first_time": one("SELECT min(time) FROM turns"),
-                "last_time": one("SELECT max(time) FROM turns"),
-                "people": {p or "(none)": n for p, n in people},
-                "robots": {r or "(none)": n for r, n in robots},
-                "places": self.places(),
-            }
-
-    # -- vectors --------------------------------------------------------------------------
+    def robot_of(self, turn_id: str) -> str | None:
+        """Which robot wrote a turn (None for an unknown id)."""
+        rows = self._rows("SELECT robot FROM turns WHERE id = ?", (turn_id,))
+        return rows[0][0] if rows else None
 
     def ensure_hnsw(self, dim: int) -> None:
         """The HNSW index for `dim`-dimensional vectors (cosine), created once per database.
@@ -752,13 +392,8 @@ class PgStore:
         self._hnsw_dims.add(dim)
 
 
-def _reference(path: str | None) -> str | None:
-    """Media by reference: an existing file is kept as its absolute path, anything else as
-    given (imported corpora may name files that live elsewhere)."""
-    if path is None:
-        return None
-    p = Path(path)
-    return str(p.resolve()) if p.is_file() else path
+def _first_line(e: Exception) -> str:
+    return str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
 
 
 class PgVectorIndex:
@@ -777,7 +412,7 @@ class PgVectorIndex:
         store.ensure_hnsw(dim)
 
     def __len__(self) -> int:
-        rows = self.store._select("SELECT count(*) FROM vectors WHERE model = %s", (self.model,))
+        rows = self.store._rows("SELECT count(*) FROM vectors WHERE model = %s", (self.model,))
         return int(rows[0][0])
 
     def add(self, rowids: Iterable[int], keys: Iterable[Partition], vecs: np.ndarray) -> None:
@@ -792,7 +427,7 @@ class PgVectorIndex:
         if len(wanted) == 0:
             return np.zeros(0, bool)
         person = _keys_person(keys)
-        rows = self.store._select(
+        rows = self.store._rows(
             f"SELECT t.rowid FROM turns t JOIN vectors v ON v.turn = t.rowid "
             f"WHERE t.rowid = ANY(%(ids)s) AND v.model = %(model)s AND {visible_clause(person)}",
             {"ids": wanted.tolist(), "model": self.model, "person": person},
@@ -805,7 +440,7 @@ class PgVectorIndex:
         if not ids:
             return {}
         person = _keys_person(keys)
-        rows = self.store._select(
+        rows = self.store._rows(
             f"SELECT v.turn, 1 - (v.vec <=> %(q)s) FROM vectors v JOIN turns t "
             f"ON t.rowid = v.turn WHERE v.turn = ANY(%(ids)s) AND v.model = %(model)s "
             f"AND {visible_clause(person)}",
@@ -822,7 +457,7 @@ class PgVectorIndex:
         if not ids:
             return out
         person = _keys_person(keys)
-        rows = self.store._select(
+        rows = self.store._rows(
             f"SELECT v.turn, v.vec FROM vectors v JOIN turns t ON t.rowid = v.turn "
             f"WHERE v.turn = ANY(%(ids)s) AND v.model = %(model)s AND {visible_clause(person)}",
             {"ids": ids, "model": self.model, "person": person},
@@ -854,7 +489,7 @@ class PgVectorIndex:
             found = self._hnsw(where, params, k)
             if len(found) == k:
                 return found
-        rows = self.store._select(
+        rows = self.store._rows(
             f"SELECT v.turn, 1 - (v.vec <=> %(q)s) AS s FROM vectors v JOIN turns t "
             f"ON t.rowid = v.turn WHERE {where} ORDER BY s DESC, v.turn LIMIT %(k)s",
             params,

@@ -2,7 +2,8 @@
 
 Two backends answer it: SQLite (memory/store.py: one file per robot, vectors searched in
 process by memory/vectors.py) and PostgreSQL + pgvector (memory/pg_store.py: one database
-for a fleet, vectors searched in the database). `Memory`, retrieval, context building and
+for a fleet, vectors searched in the database); what they share is written once in
+memory/sql_store.py. `Memory`, retrieval, context building and
 consolidation are written against these protocols only, so they cannot come to depend
 on one backend's SQL; the tests run the same behaviour on both.
 """
@@ -15,7 +16,7 @@ from typing import Protocol
 
 import numpy as np
 
-from memory.store import LexicalHits, StoredTurn, Summary
+from memory.sql_store import LexicalHits, StoredTurn, StoreError, Summary
 from memory.types import MemoryTurn
 from memory.vectors import Partition
 
@@ -58,6 +59,11 @@ class MemoryStore(Protocol):
 
     def close(self) -> None: ...
 
+    def failure(self, exc: BaseException) -> StoreError | None:
+        """The one-line error for a failure of the database found past opening it (a
+        damaged file), or None when `exc` is not one."""
+        ...
+
     def changed_elsewhere(self) -> bool: ...
 
     def vector_index(self, dim: int, model: str) -> VectorSearch | None:
@@ -94,9 +100,7 @@ class MemoryStore(Protocol):
         before: tuple[float, int] | None = None,
     ) -> list[StoredTurn]: ...
 
-    def iter_turns(
-        self, person: str | None = None, everyone: bool = True
-    ) -> Iterator[StoredTurn]: ...
+    def iter_turns(self) -> Iterator[StoredTurn]: ...
 
     def turns_after(self, person: str | None, rowid: int, limit: int) -> list[StoredTurn]: ...
 
@@ -133,7 +137,5 @@ class MemoryStore(Protocol):
     def summary_watermark(self, person: str | None) -> int: ...
 
     def session_dates(self) -> dict[str, float]: ...
-
-    def facts(self, person: str | None) -> list[tuple[str, str | None, float]]: ...
 
     def stats(self) -> dict[str, object]: ...

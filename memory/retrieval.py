@@ -20,7 +20,7 @@ from pydantic import BaseModel
 from memory.embeddings import Embedder
 from memory.names import person_key
 from memory.protocol import MemoryStore, VectorSearch
-from memory.store import STOPWORDS, StoredTurn, key_of, query_terms
+from memory.sql_store import STOPWORDS, StoredTurn, key_of, query_terms
 from memory.types import SearchResult
 from memory.vectors import Partition
 

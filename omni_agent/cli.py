@@ -20,7 +20,7 @@ from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any
 
-from memory.store import StoreError
+from memory.sql_store import StoreError
 from omni_agent.config import Config, load_config, parse_override
 from omni_agent.errors import UserError
 

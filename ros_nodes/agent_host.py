@@ -65,7 +65,7 @@ async def run_agent(bus: Bus, robot: RosRobot, node: AgentNode, brain: Brain | N
     """
     try:
         from memory.embeddings import ModelMissingError as EmbedderMissing
-        from memory.store import StoreError
+        from memory.sql_store import StoreError
         from omni_agent.runtime import open_runtime
     except ImportError as exc:
         raise NodeExit(f"agent_node: the agent core is not available ({exc})") from None

@@ -4,6 +4,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from memory_testkit import BACKENDS, backend_location
 
 from bench.postgres import PgUnavailable, TestPostgres, running_postgres
 from memory import Memory
@@ -13,13 +14,6 @@ from memory.embeddings import Embedder, shared_embedder
 @pytest.fixture(scope="session")
 def embedder() -> Embedder:
     return shared_embedder()
-
-
-@pytest.fixture
-def mem(tmp_path: Path, embedder: Embedder) -> Iterator[Memory]:
-    m = Memory.open(tmp_path / "robot.db", embedder=embedder)
-    yield m
-    m.close()
 
 
 @pytest.fixture(scope="session")
@@ -32,17 +26,23 @@ def postgres() -> Iterator[TestPostgres]:
         pytest.skip(str(e))
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
+@pytest.fixture(params=BACKENDS)
 def backend_db(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    """Where a memory lives, once per backend: a SQLite file or a fresh PostgreSQL database."""
-    if request.param == "sqlite":
-        return str(tmp_path / "robot.db")
-    pg: TestPostgres = request.getfixturevalue("postgres")
-    return pg.new_database()
+    """Where a memory lives, once per backend: a SQLite file or a fresh PostgreSQL database.
+    A test that takes it (or `mem`) runs on both, so both keep the same promises."""
+    return backend_location(request, request.param, tmp_path)
 
 
 @pytest.fixture
-def any_mem(backend_db: str, embedder: Embedder) -> Iterator[Memory]:
+def mem(backend_db: str, embedder: Embedder) -> Iterator[Memory]:
     m = Memory.open(backend_db, embedder=embedder)
+    yield m
+    m.close()
+
+
+@pytest.fixture
+def sqlite_mem(tmp_path: Path, embedder: Embedder) -> Iterator[Memory]:
+    """A SQLite file only: for what only it has (the file, WAL, FTS5, the media folder)."""
+    m = Memory.open(tmp_path / "robot.db", embedder=embedder)
     yield m
     m.close()

@@ -3,11 +3,6 @@ pgvector (a fleet). Each test runs once per backend against a real database."""
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-import sys
-import textwrap
 from pathlib import Path
 
 import pytest
@@ -18,11 +13,11 @@ from memory import Memory
 from memory.cli import main
 from memory.embeddings import Embedder
 from memory.jsonl import export_jsonl, import_jsonl
-from memory.store import DuplicateTurnError
+from memory.sql_store import DuplicateTurnError
 from memory.types import Pose
 
 
-def _household(mem: Memory, tmp_path: Path) -> None:
+def _household(mem: Memory, tmp_path: Path) -> Path:
     frame = tmp_path / "ring.jpg"
     frame.write_bytes(b"jpeg")
     mem.add_turns(
@@ -39,46 +34,91 @@ def _household(mem: Memory, tmp_path: Path) -> None:
             turn(4, "I hid the birthday present in the garage.", person="bob"),
         ]
     )
+    return frame
 
 
-def test_private_turns_are_never_offered_to_someone_else(any_mem: Memory, tmp_path: Path) -> None:
-    _household(any_mem, tmp_path)
+def test_private_turns_are_never_offered_to_someone_else(mem: Memory, tmp_path: Path) -> None:
+    _household(mem, tmp_path)
     for query in ("bank PIN blue vase", "ring", "where is something hidden"):
-        ids = {r.turn_id for r in any_mem.search(query, person="bob", k=10)}
+        ids = {r.turn_id for r in mem.search(query, person="bob", k=10)}
         assert ids <= {"t3", "t4"}
-        ctx = any_mem.build_context(query, person="bob", budget_tokens=4000)
+        ctx = mem.build_context(query, person="bob", budget_tokens=4000)
         assert {i.turn_id for i in ctx.items} <= {"t3", "t4", None}
-    assert {r.turn_id for r in any_mem.search("password", person=None)} == {"t3"}
-    assert "t1" in {r.turn_id for r in any_mem.search("bank PIN", person="alice")}
-    assert any_mem.search("gold ring", person="alice")[0].turn_id == "t2"
+    assert {r.turn_id for r in mem.search("password", person=None)} == {"t3"}
+    assert "t1" in {r.turn_id for r in mem.search("bank PIN", person="alice")}
+    assert mem.search("gold ring", person="alice")[0].turn_id == "t2"
 
 
 def test_forget_person_removes_everything_and_survives_reopen(
-    any_mem: Memory, backend_db: str, tmp_path: Path, embedder: Embedder
+    mem: Memory, backend_db: str, tmp_path: Path, embedder: Embedder
 ) -> None:
-    _household(any_mem, tmp_path)
-    assert any_mem.forget_person("alice") == 3
-    assert any_mem.search("bank PIN blue vase wifi ring", person="alice") == [
-        r for r in any_mem.search("bank PIN blue vase wifi ring", person="alice")
-        if r.turn_id == "t4"
-    ]  # fmt: skip
+    _household(mem, tmp_path)
+    mem.add_turn(turn(5, "Alice's own morning chat.", session="alice-morning"))
+    stored_frame = mem.store.get_turn("t2")
+    assert stored_frame is not None and stored_frame.turn.image_path is not None
+    media = Path(stored_frame.turn.image_path)
+    assert media.read_bytes() == b"jpeg"
+
+    assert mem.forget_person("alice") == 4
+    assert not media.exists()
+    assert len(mem.index) == 1
+    assert mem.store.lexical("bank PIN blue vase ring wifi morning").rowids.size == 0
+    assert {r.turn_id for r in mem.search("bank PIN blue vase wifi ring", person="alice")} <= {"t4"}
     with Memory.open(backend_db, embedder=embedder) as again:
         assert [st.turn.id for st in again.store.iter_turns()] == ["t4"]
         assert again.store.latest_summary("alice") is None
-        assert again.store.stats()["vectors"] == 1
+        stats = again.store.stats()
+        assert (stats["turns"], stats["vectors"], stats["people"]) == (1, 1, {"bob": 1})
+        assert len(again.index) == 1
+        # A session named after her goes with her; bob's is kept.
+        assert set(again.store.session_dates()) == {"s1"}
 
 
-def test_turn_round_trips_every_field_and_duplicates_are_refused(any_mem: Memory) -> None:
+def test_forget_clears_fts5_and_spares_the_callers_original(
+    sqlite_mem: Memory, tmp_path: Path
+) -> None:
+    # SQLite only: FTS5 keeps its own rows, and the store copies media into its folder.
+    original = _household(sqlite_mem, tmp_path)
+    sqlite_mem.forget_person("alice")
+    assert original.exists()  # the caller's file is not the store's to delete
+    db = sqlite_mem.store._db  # type: ignore[attr-defined]
+    assert db.execute("SELECT count(*) FROM turns_fts").fetchone()[0] == 1
+
+
+def test_turn_round_trips_every_field_and_duplicates_are_refused(mem: Memory) -> None:
     t = turn(1, "Here is the red mug.", place="kitchen", pose=Pose(x=1.5, y=-2.0, yaw=0.3),
              transcript="here is the red mug", image_caption="a red mug",
              image_path="frames/1.jpg", interrupted=True, shared=True)  # fmt: skip
-    any_mem.add_turn(t)
-    got = any_mem.store.get_turn("t1")
+    mem.add_turn(t)
+    got = mem.store.get_turn("t1")
     assert got is not None and got.turn.model_copy(update={"image_path": t.image_path}) == t
     assert str(got.turn.image_path).endswith("frames/1.jpg")  # a file elsewhere: a reference
     with pytest.raises(DuplicateTurnError):
-        any_mem.add_turns([turn(2, "new"), turn(1, "again")])
-    assert [st.turn.id for st in any_mem.store.iter_turns()] == ["t1"]  # all or nothing
+        mem.add_turns([turn(2, "new"), turn(1, "again")])
+    assert [st.turn.id for st in mem.store.iter_turns()] == ["t1"]  # all or nothing
+
+
+def test_a_time_no_calendar_can_show_is_refused_and_nothing_written(mem: Memory) -> None:
+    for bad in (float("nan"), float("inf"), 2.6e11):  # the last is past the year 9999
+        with pytest.raises(ValueError, match="years 1 and 9999"):
+            mem.add_turns([turn(1, "fine"), turn(2, "when?", time=bad)])
+    assert mem.store.stats()["turns"] == 0
+
+
+def test_a_media_file_another_persons_turn_names_survives_forgetting(
+    mem: Memory, tmp_path: Path
+) -> None:
+    photo = tmp_path / "family.jpg"
+    photo.write_bytes(b"everyone")
+    mem.add_turns(
+        [
+            turn(1, "Our family photo.", person="alice", image_path=str(photo)),
+            turn(2, "The same photo again.", person="bob", image_path=str(photo)),
+        ]
+    )
+    mem.forget_person("alice")
+    kept = mem.store.get_turn("t2")
+    assert kept is not None and Path(str(kept.turn.image_path)).read_bytes() == b"everyone"
 
 
 def test_export_import_moves_a_store_between_backends_exactly(
@@ -111,49 +151,6 @@ def test_export_import_moves_a_store_between_backends_exactly(
     with Memory.open(str(tmp_path / "b.db"), embedder=embedder) as again:
         import_jsonl(again, back)
         assert [st.turn for st in again.store.iter_turns()] == original
-
-
-WRITER = textwrap.dedent(
-    """
-    import sys
-    from memory import Memory, MemoryTurn
-    mem = Memory.open(sys.argv[1])
-    i = 0
-    while True:
-        mem.add_turns([MemoryTurn(id=f"c{i}-{j}", speaker="user", person="alice",
-                                  time=1.0e9 + i, text=f"turn {i} part {j} " * 20)
-                       for j in range(3)])
-        print(f"c{i}", flush=True)  # only after the commit returned
-        i += 1
-    """
-)
-
-
-def test_postgres_writer_killed_mid_write_loses_no_committed_turn(
-    postgres: TestPostgres, embedder: Embedder
-) -> None:
-    url = postgres.new_database()
-    root = Path(__file__).resolve().parents[2]
-    env = dict(os.environ, PYTHONPATH=str(root))
-    proc = subprocess.Popen(
-        [sys.executable, "-c", WRITER, url], stdout=subprocess.PIPE, text=True, env=env
-    )
-    assert proc.stdout is not None
-    committed = []
-    for line in proc.stdout:
-        committed.append(line.strip())
-        if len(committed) >= 15:
-            break
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
-    committed += [line.strip() for line in proc.stdout if line.strip()]
-    with Memory.open(url, embedder=embedder) as mem:
-        ids = {st.turn.id for st in mem.store.iter_turns()}
-        for batch in committed:
-            assert {f"{batch}-{j}" for j in range(3)} <= ids
-        batches = {i.rsplit("-", 1)[0] for i in ids}
-        assert all({f"{b}-{j}" for j in range(3)} <= ids for b in batches)
-        assert mem.store.stats()["vectors"] == len(ids)
 
 
 def test_unreachable_database_is_one_clear_line(capsys: pytest.CaptureFixture[str]) -> None:

@@ -16,7 +16,9 @@ from memory.context import ContextRequest
 from omni_agent.cli import main as omni_main
 
 
-def test_bm25_baseline_sees_what_the_asker_may_see_within_budget(mem: Memory) -> None:
+def test_bm25_baseline_sees_what_the_asker_may_see_within_budget(sqlite_mem: Memory) -> None:
+    # SQLite only: the baseline ranks with the file's own FTS5 bm25.
+    mem = sqlite_mem
     mem.add_turns(
         [
             turn(1, "The walnut cabinet key is in the teapot."),

@@ -3,22 +3,24 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import threading
-import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from memory_testkit import T0, turn
+from memory_testkit import BACKENDS, T0, backend_location, turn
 
 from memory import Memory, count_tokens
 from memory.context import IMAGE_TOKENS, SHARES, STRATEGIES, BudgetedStrategy
 from memory.embeddings import Embedder
 
 
-@pytest.fixture(scope="module")
-def filled(tmp_path_factory: pytest.TempPathFactory, embedder: Embedder) -> Memory:
-    path = tmp_path_factory.mktemp("ctx") / "m.db"
+@pytest.fixture(scope="module", params=BACKENDS)
+def filled(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, embedder: Embedder
+) -> Iterator[Memory]:
+    path = backend_location(request, request.param, tmp_path_factory.mktemp("ctx"))
     mem = Memory.open(path, embedder=embedder)
     words = [
         "keys",
@@ -46,7 +48,8 @@ def filled(tmp_path_factory: pytest.TempPathFactory, embedder: Embedder) -> Memo
         ]
     )
     asyncio.run(mem.consolidate())
-    return mem
+    yield mem
+    mem.close()
 
 
 @settings(
@@ -120,11 +123,11 @@ async def test_add_turn_async_does_not_block_the_loop(mem: Memory) -> None:
     assert mem.store.get_turn("t1") is not None
 
 
-async def test_consolidation_failure_loses_no_turn(tmp_path: Path, embedder: Embedder) -> None:
+async def test_consolidation_failure_loses_no_turn(backend_db: str, embedder: Embedder) -> None:
     async def broken(text: str) -> str:
         raise RuntimeError("model down")
 
-    with Memory.open(tmp_path / "c.db", embedder=embedder, summarizer=broken) as mem:
+    with Memory.open(backend_db, embedder=embedder, summarizer=broken) as mem:
         for i in range(5):
             await mem.add_turn_async(turn(i, f"fact number {i}"))
         assert await mem.consolidate() == 0
@@ -136,14 +139,6 @@ async def test_consolidation_failure_loses_no_turn(tmp_path: Path, embedder: Emb
 
 async def _const(text: str) -> str:
     return "summary of " + str(len(text.split())) + " words"
-
-
-def test_add_turn_is_fast(mem: Memory) -> None:
-    mem.add_turn(turn(0, "warm up"))
-    t = time.perf_counter()
-    for i in range(1, 21):
-        mem.add_turn(turn(i, "a short spoken sentence about the kitchen"))
-    assert (time.perf_counter() - t) / 20 < 0.2  # ~10 ms measured; generous for loaded CI
 
 
 def test_turns_the_model_already_sees_are_excluded_before_the_budget_is_spent(

@@ -12,7 +12,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from memory_testkit import is_postgres
 
+from memory.backends import open_store
 from memory.cli import main
 
 GOOD = {"id": "g1", "speaker": "user", "person": "ana", "time": 1.7e9, "text": "Hello there."}
@@ -95,23 +97,27 @@ CASES: dict[str, tuple[Callable[[Path], Path], str]] = {
 
 @pytest.mark.parametrize("case", CASES)
 def test_a_bad_import_file_is_one_line_exit_2_and_nothing_imported(
-    case: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    case: str, backend_db: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     make, expected = CASES[case]
     src = make(tmp_path)
-    db = tmp_path / "robot.db"
-    code = main(["memory", "--db", str(db), "import", str(src)])
+    code = main(["memory", "--db", backend_db, "import", str(src)])
     err = capsys.readouterr().err.strip()
     assert code == 2
     assert err.count("\n") == 0 and err.startswith("python -m memory: error: ")
     assert expected in err and "nothing was imported" in err
-    # The file is checked before the database is opened: no store, no copied media.
-    assert not db.exists() and not (tmp_path / "robot.media").exists()
+    if is_postgres(backend_db):
+        store = open_store(backend_db)
+        assert store.stats()["turns"] == 0
+        store.close()
+    else:  # the file is checked before the database is opened: no store, no copied media
+        assert not Path(backend_db).exists() and not (tmp_path / "robot.media").exists()
 
 
 def test_media_inside_a_named_media_root_is_imported_and_copied(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    # SQLite only: it copies media into its folder (a fleet's database keeps references).
     frames = tmp_path / "frames"
     frames.mkdir()
     (frames / "mug.jpg").write_bytes(b"a mug")

@@ -75,9 +75,9 @@ def test_malformed_line_names_the_line_and_imports_nothing(mem: Memory, tmp_path
 
 
 def test_cli_import_search_json_stats_forget(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    backend_db: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    db = str(tmp_path / "cli.db")
+    db = backend_db
     src = _write(tmp_path / "in.jsonl", LINES)
     assert main(["memory", "--db", db, "import", str(src)]) == 0
     capsys.readouterr()
@@ -115,19 +115,19 @@ CORPUS = [
 
 
 def test_a_multi_party_multi_session_file_round_trips_exactly(
-    tmp_path: Path, embedder: Embedder
+    backend_db: str, tmp_path: Path, embedder: Embedder
 ) -> None:
     src = tmp_path / "corpus.jsonl"
     src.write_text("".join(json.dumps(row, ensure_ascii=False) + "\n" for row in CORPUS))
     out = tmp_path / "out.jsonl"
-    with Memory.open(tmp_path / "a.db", embedder=embedder) as mem:
+    with Memory.open(backend_db, embedder=embedder) as mem:
         assert import_jsonl(mem, src) == 5
         assert export_jsonl(mem, out) == 5
     assert out.read_text() == src.read_text()
 
 
 def test_session_dates_place_untimed_turns_and_free_names_render(
-    tmp_path: Path, embedder: Embedder
+    backend_db: str, tmp_path: Path, embedder: Embedder
 ) -> None:
     src = tmp_path / "corpus.jsonl"
     rows = [
@@ -138,7 +138,7 @@ def test_session_dates_place_untimed_turns_and_free_names_render(
          "shared": True, "text": "Biscuit is a lovely name!"},
     ]  # fmt: skip
     src.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    with Memory.open(tmp_path / "a.db", embedder=embedder) as mem:
+    with Memory.open(backend_db, embedder=embedder) as mem:
         assert import_jsonl(mem, src) == 2
         times = [st.turn.time for st in mem.store.iter_turns()]
         assert times == [1683554160.0, 1683554161.0]  # the session's date, in file order
@@ -151,7 +151,7 @@ def test_session_dates_place_untimed_turns_and_free_names_render(
     with Memory.open(tmp_path / "b.db", embedder=embedder) as copy:
         import_jsonl(copy, out)
         copied = [st.turn for st in copy.store.iter_turns()]
-    with Memory.open(tmp_path / "a.db", embedder=embedder) as mem:
+    with Memory.open(backend_db, embedder=embedder) as mem:
         assert copied == [st.turn for st in mem.store.iter_turns()]
 
 

@@ -16,7 +16,7 @@ from memory.cli import main
 from memory.embeddings import Embedder
 from memory.facade import embedding_text
 from memory.names import InvalidPersonName
-from memory.store import StoreError
+from memory.sql_store import StoreError
 
 SENTINEL = "\x00shared"  # what an internal marker looked like: never a person
 
@@ -41,13 +41,13 @@ def _seen_by(mem: Memory, person: str | None) -> set[str]:
     return seen
 
 
-def test_the_sentinel_name_is_refused_by_add_turn(any_mem: Memory) -> None:
-    _household(any_mem)
+def test_the_sentinel_name_is_refused_by_add_turn(mem: Memory) -> None:
+    _household(mem)
     with pytest.raises(InvalidPersonName, match="control characters"):
-        any_mem.add_turn(turn(9, "Tell me every secret.", person=SENTINEL))
-    assert any_mem.store.get_turn("t9") is None
+        mem.add_turn(turn(9, "Tell me every secret.", person=SENTINEL))
+    assert mem.store.get_turn("t9") is None
     # Asking under that name shows only what everyone may see.
-    assert _seen_by(any_mem, SENTINEL) <= {"t2", "t4"}
+    assert _seen_by(mem, SENTINEL) <= {"t2", "t4"}
 
 
 def test_the_sentinel_name_is_refused_by_import_in_one_line(
@@ -85,11 +85,20 @@ def test_a_stored_sentinel_owner_sees_and_shows_nothing_of_others(
             assert "t5" not in {r.turn_id for r in mem.search("diary desk drawer", person=other)}
 
 
-def test_names_compare_whatever_the_letter_case(any_mem: Memory) -> None:
-    _household(any_mem)
-    assert "t1" in {r.turn_id for r in any_mem.search("bank PIN", person="alice")}
-    assert "t1" in {r.turn_id for r in any_mem.search("bank PIN", person="ALICE")}
-    assert "t1" not in {r.turn_id for r in any_mem.search("bank PIN", person="bob")}
+def test_names_compare_whatever_the_letter_case(mem: Memory) -> None:
+    _household(mem)
+    assert "t1" in {r.turn_id for r in mem.search("bank PIN", person="alice")}
+    assert "t1" in {r.turn_id for r in mem.search("bank PIN", person="ALICE")}
+    assert "t1" not in {r.turn_id for r in mem.search("bank PIN", person="bob")}
+
+
+def test_a_person_is_named_by_the_first_spelling_stored(mem: Memory) -> None:
+    mem.add_turns(
+        [turn(1, "Hi, I'm new here.", person="alice"), turn(2, "Me again.", person="Alice")]
+    )
+    mem.add_turn(turn(3, "And Bob.", person="Bob"))
+    assert mem.store.people() == ["alice", "Bob"]
+    assert mem.store.people_after(0) == ({"alice", "Bob"}, 3)
 
 
 def test_forget_by_another_letter_case_removes_every_turn(

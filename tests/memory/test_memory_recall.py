@@ -1,11 +1,10 @@
 """Recall by kind on a fixed-seed generated dialogue, pinned: a change that costs recall
 fails here. The dialogue is the benchmark's generator (bench/dialogues.py) at a size a
-test can afford; the real embedding model and a real SQLite file are used."""
+test can afford; the real embedding model and a real database of each backend are used."""
 
 from __future__ import annotations
 
 from collections import defaultdict
-from pathlib import Path
 
 from bench.dialogues import generate
 from memory import Memory
@@ -25,10 +24,10 @@ PINNED = {
 }
 
 
-def test_recall_by_kind_holds_on_the_fixed_dialogue(tmp_path: Path, embedder: Embedder) -> None:
+def test_recall_by_kind_holds_on_the_fixed_dialogue(backend_db: str, embedder: Embedder) -> None:
     d = generate(n_turns=1200, seed=11)
     hits: dict[str, list[bool]] = defaultdict(list)
-    with Memory.open(tmp_path / "pinned.db", embedder=embedder) as mem:
+    with Memory.open(backend_db, embedder=embedder) as mem:
         stored = 0
         for p in d.probes:
             mem.add_turns(d.turns[stored : p.ask_index])

@@ -3,16 +3,10 @@ PostgreSQL."""
 
 from __future__ import annotations
 
-import pytest
 from memory_testkit import turn
 
 from memory import Memory
 from memory.retrieval import PARTS
-
-
-@pytest.fixture
-def mem(any_mem: Memory) -> Memory:
-    return any_mem
 
 
 def test_semantic_match_ranks_first_with_parts_and_reason(mem: Memory) -> None:

@@ -9,38 +9,48 @@ import sqlite3
 from pathlib import Path
 
 import pytest
-from memory_testkit import turn
+from memory_testkit import BACKENDS, backend_location, is_postgres, turn
 
 from memory import Memory
+from memory.backends import open_store
 from memory.cli import main
 from memory.embeddings import Embedder
-from memory.store import SCHEMA_VERSION, Store, StoreError
+from memory.pg_store import PG_SCHEMA_VERSION
+from memory.sql_store import StoreError
+from memory.store import SCHEMA_VERSION, Store
 
 
-def _open_at_once(path: str, barrier: multiprocessing.synchronize.Barrier) -> None:
+def _open_at_once(location: str, barrier: multiprocessing.synchronize.Barrier) -> None:
     barrier.wait()
-    Store(path).close()
+    open_store(location).close()
 
 
-def test_processes_opening_a_new_database_at_once_all_succeed(tmp_path: Path) -> None:
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_processes_opening_a_new_database_at_once_all_succeed(
+    backend: str, request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
     ctx = multiprocessing.get_context("fork")
     for attempt in range(12):  # the race is lost by about one opener in ten
-        path = str(tmp_path / f"new{attempt}.db")
+        location = backend_location(request, backend, tmp_path / f"new{attempt}")
         barrier = ctx.Barrier(8)
-        procs = [ctx.Process(target=_open_at_once, args=(path, barrier)) for _ in range(8)]
+        procs = [ctx.Process(target=_open_at_once, args=(location, barrier)) for _ in range(8)]
         for p in procs:
             p.start()
         for p in procs:
             p.join(60)
         assert [p.exitcode for p in procs] == [0] * 8, f"attempt {attempt}"
-        store = Store(path)
-        assert store.stats()["schema_version"] == SCHEMA_VERSION
+        store = open_store(location)
+        assert store.stats()["schema_version"] == (
+            PG_SCHEMA_VERSION if is_postgres(location) else SCHEMA_VERSION
+        )
         store.close()
 
 
 def test_similar_ids_keep_their_own_media_and_forget_spares_the_other(
-    mem: Memory, tmp_path: Path
+    sqlite_mem: Memory, tmp_path: Path
 ) -> None:
+    # SQLite only: it copies media into a folder per turn id (a fleet keeps references).
+    mem = sqlite_mem
     bobs, alices = tmp_path / "bob.jpg", tmp_path / "alice.jpg"
     bobs.write_bytes(b"bob's photo")
     alices.write_bytes(b"alice's photo")
@@ -75,6 +85,7 @@ def test_a_refused_duplicate_does_not_touch_the_media_of_the_turn_it_names(
 def test_forget_leaves_no_word_of_the_person_in_the_files(
     tmp_path: Path, embedder: Embedder
 ) -> None:
+    # SQLite only: the robot holds the bytes (file, log); PostgreSQL's are the server's.
     path = tmp_path / "robot.db"
     with Memory.open(path, embedder=embedder) as mem:
         mem.add_turns(
@@ -98,9 +109,9 @@ def test_forget_leaves_no_word_of_the_person_in_the_files(
 
 
 def test_the_vector_index_follows_writes_of_another_connection(
-    tmp_path: Path, embedder: Embedder
+    backend_db: str, embedder: Embedder
 ) -> None:
-    path = tmp_path / "shared.db"
+    path = backend_db
     agent = Memory.open(path, embedder=embedder)  # two connections, as two processes have
     tool = Memory.open(path, embedder=embedder)
     with agent, tool:
@@ -166,6 +177,7 @@ def test_a_database_that_cannot_be_used_is_one_line_exit_2(
     make: object, expected: str, tmp_path: Path, embedder: Embedder,
     capsys: pytest.CaptureFixture[str],
 ) -> None:  # fmt: skip
+    # SQLite files: damaged bytes and paths (the newer schema runs on both: test_memory_store).
     db = make(tmp_path, embedder)  # type: ignore[operator]
     before = db.read_bytes() if db.is_file() else None
     for command in (["stats"], ["search", "anything"], ["forget", "--person", "alice"]):
