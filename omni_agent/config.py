@@ -216,6 +216,10 @@ class EndpointingConfig(Section):
     for the words."""
     max_wait_ms: int = Field(1600, ge=100, le=10_000)
     """Hard cap: after this much silence the turn ends whatever the model says."""
+    preempt_threshold: float | None = Field(0.5, gt=0, lt=1)
+    """The model's P(done) at a pause, with words that sound finished, from which the
+    agent starts the reply before the endpoint (kept unheard until the endpoint confirms
+    the same words, dropped otherwise); null never starts early."""
 
     def vad_config(self) -> Any:
         """The listener's `VadConfig` for this policy (speech modules load only here)."""

@@ -147,6 +147,13 @@ class PartialTranscript(Message):
     """The utterance it belongs to (its UserUtterance carries the same id)."""
     speech_start: float
     """Monotonic time the utterance began (VoiceActivity.speech_start)."""
+    p_done: float | None = Field(None, ge=0, le=1)
+    """How much the end-of-turn policy leans "done" at this pause: the turn model's
+    probability that the speech so far is a whole turn, 0 when the words are unfinished
+    ("go to the"); None while the model has not heard this pause. The same words are
+    published again with it once a check of the pause keeps the turn open. The agent
+    starts the turn's reply ahead of the endpoint on a partial that leans done enough
+    (omni_agent.speculation)."""
 
     @field_validator("text", "person")
     @classmethod

@@ -9,7 +9,9 @@
   noise (the robot plays on from where it paused); a barge-in turns the pause into the stop,
 - VoiceActivity(speaking=False) at every endpoint,
 - PartialTranscript at a pause, before the endpoint, once the speculative transcription of
-  the speech so far is done (the agent starts memory retrieval on it),
+  the speech so far is done (the agent starts memory retrieval on it), with how much the
+  turn policy leans "done" there; again whenever a check of the pause keeps the turn
+  open with a new lean (the agent may start the reply itself on it),
 - UserUtterance (WAV audio, ASR text, speech_end, keyframes) for every real utterance.
 
 Each utterance gets a turn id when its speech starts; its voice activity, partial
@@ -162,6 +164,9 @@ class Listener:
         """The speaker identification of the speech up to a pause (by its voiced bytes):
         reused at the endpoint when the pause was the end."""
         self._partials: set[asyncio.Task[None]] = set()
+        self._partial: tuple[int, PartialTranscript] | None = None
+        """The newest partial published for the open utterance, by the pause it is about
+        (voiced bytes): a later check of that pause publishes it again with its lean."""
         self._frames: deque[ImageFrame] = deque()
         self._robot_audio_until = 0.0
         self._tasks: list[asyncio.Task[None]] = []
@@ -265,6 +270,7 @@ class Listener:
                 else:
                     self._barge_in(event.start, self._turn_id)
                 self._speech_start, self._voice_so_far = event.start, None
+                self._partial = None
                 if self._asr is not None:
                     self._transcriber = StreamingTranscriber(self._asr, self._executor)
             elif isinstance(event, SpeechPaused):
@@ -313,9 +319,35 @@ class Listener:
             error = done.exception()
             if error is not None:
                 log.error("end-of-turn model failed; the turn ends here", exc_info=error)
-            self._handle(self.endpointer.resolve(check, error is not None or done.result()))
+            ended = error is not None or done.result()
+            self._handle(self.endpointer.resolve(check, ended))
+            if not ended and not self._end_on_words(check.voiced_bytes):
+                self._lean_again(check.voiced_bytes)
 
         future.add_done_callback(answered)
+
+    def _end_on_words(self, voiced_bytes: int) -> bool:
+        """End the turn at once when the pause's words, now back, make the model's answer
+        at the last check a "done" (rather than wait for the next check)."""
+        turn = self.endpointer.turn
+        if turn is None or not turn.done_on_words(voiced_bytes):
+            return False
+        events = self.endpointer.end_pause(voiced_bytes)
+        self._handle(events)
+        return bool(events)
+
+    def _lean_again(self, voiced_bytes: int) -> None:
+        """A check kept the turn open: publish the pause's words again with how much the
+        policy now leans "done" (the agent may start the reply ahead on it)."""
+        turn, published = self.endpointer.turn, self._partial
+        if turn is None or published is None or published[0] != voiced_bytes:
+            return
+        lean = turn.lean(voiced_bytes)
+        if lean is None or lean == published[1].p_done:
+            return
+        partial = published[1].model_copy(update={"p_done": lean, "stamp": now()})
+        self._partial = (voiced_bytes, partial)
+        self._bus.publish(USER_PARTIAL, partial)
 
     def _on_end(self, event: SpeechEnded) -> None:
         endpoint = now()
@@ -329,6 +361,7 @@ class Listener:
             )
         transcriber, self._transcriber = self._transcriber, None
         voice_so_far, self._voice_so_far = self._voice_so_far, None
+        self._partial = None
         if not event.is_speech:
             self.false_starts += 1  # over the robot: never even a barge-in
             self._release(self._turn_id)
@@ -395,6 +428,8 @@ class Listener:
             elif held is not None and self._transcriber is transcriber and text.strip():
                 # "mm-hmm" so far: play on now; should words follow, they still barge in
                 self._release(turn_id)
+            if turn is not None and self._transcriber is transcriber:
+                self._end_on_words(voiced_bytes)  # the final transcript follows at once
             person = (await identifying).person if identifying is not None else self.config.person
         except asyncio.CancelledError:
             if future.cancelled():
@@ -407,10 +442,12 @@ class Listener:
         # endpoint the final transcript follows at once, and an older pass is stale
         if not text or self._transcriber is not transcriber or not transcriber.is_latest(future):
             return
-        self._bus.publish(
-            USER_PARTIAL,
-            PartialTranscript(text=text, person=person, turn_id=turn_id, speech_start=speech_start),
+        lean = turn.lean(voiced_bytes) if turn is not None else None
+        partial = PartialTranscript(
+            text=text, person=person, turn_id=turn_id, speech_start=speech_start, p_done=lean
         )
+        self._partial = (voiced_bytes, partial)
+        self._bus.publish(USER_PARTIAL, partial)
 
     async def _finish(
         self,
