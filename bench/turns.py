@@ -223,6 +223,10 @@ class Policy:
     """model+text: the model's bar before the pause's words are back (None: wait)."""
     lists: bool = True
     """model+text: an open list ("milk, eggs," "five five five") also keeps listening."""
+    early: bool = False
+    """model+text: the model is asked before the words are back too, and a check that
+    would have ended the turn with them ends it the moment they arrive
+    (`TurnConfig.judge_early`)."""
 
     @property
     def label(self) -> str:
@@ -232,15 +236,23 @@ class Policy:
         if self.kind == "model+text":
             label += f" alone>={self.alone}" if self.alone is not None else " words first"
             label += "" if self.lists else " (no list rule)"
+            label += ", ends on the words" if self.early else ""
         return f"{label}, cap {self.cap_ms} ms"
 
     def fires(self, pause: Pause) -> int | None:
         """Silence (ms) at which this policy ends the turn in this pause, or None."""
         if self.kind == "silence":
             return self.silence_ms if pause.length_ms >= self.silence_ms else None
+        judged: float | None = None  # the latest check's P(done) before the words
         for t in range(self.check_ms, self.cap_ms, self.check_ms):
             if t > pause.length_ms:
                 return None
+            if self.early and pause.text is not None and judged is not None:
+                ready = pause.text_ready_ms
+                if t - self.check_ms < ready <= t and ready <= pause.length_ms:
+                    finished = not _unfinished(pause.text, self.lists)
+                    if finished and judged >= self.threshold:
+                        return round(ready)
             bar: float | None = self.threshold
             if self.kind == "model+text":
                 # the pause's words, once back, must sound finished; before, the model
@@ -251,6 +263,7 @@ class Policy:
                     bar = None
             if bar is not None and pause.probs.get(t, 0.0) >= bar:
                 return t
+            judged = pause.probs.get(t)
         return self.cap_ms if pause.length_ms >= self.cap_ms else None
 
 
@@ -446,6 +459,13 @@ def _default_policies(use_asr: bool) -> list[Policy]:
     cfg = TurnConfig()
     rows = [Policy("model", threshold=cfg.threshold, check_ms=cfg.check_ms, cap_ms=cfg.max_wait_ms)]
     if use_asr:
+        rows.append(
+            Policy(
+                "model+text", threshold=cfg.threshold, check_ms=cfg.check_ms,
+                cap_ms=cfg.max_wait_ms, alone=cfg.alone_threshold, early=cfg.judge_early,
+            )
+        )  # fmt: skip
+        # the default without ending on the words (the turn waits for the next check)
         rows.append(
             Policy(
                 "model+text", threshold=cfg.threshold, check_ms=cfg.check_ms,
