@@ -109,6 +109,7 @@ BEFORE_WEIGHTS = ScoreWeights(
     hop_seeds=8,
     hop_terms=3,
     redundancy=0.0,
+    robot_words=False,
 )
 
 Step = Callable[[Shares, ScoreWeights], tuple[Shares, ScoreWeights]]
@@ -149,7 +150,7 @@ def _choices(ours: Shares, weights: ScoreWeights) -> dict[str, tuple[Shares, Sco
         ("v4: person prior x3", weighs(person=weights.person)),
         ("v4: lexical 0.15", weighs(lexical=weights.lexical)),
         ("v4: speaker prior x2", weighs(speaker=weights.speaker)),
-        ("v4: redundancy 0.3", weighs(redundancy=weights.redundancy)),
+        ("v4: redundancy 0.3", weighs(redundancy=0.3)),
         (
             "v4: name hops, 2 results, 1 name",
             both(
@@ -157,6 +158,9 @@ def _choices(ours: Shares, weights: ScoreWeights) -> dict[str, tuple[Shares, Sco
                 weighs(hop_seeds=weights.hop_seeds, hop_terms=weights.hop_terms),
             ),
         ),
+        # Judged on the generator and on real conversations (--corpus) together.
+        ("real: the robot's words", weighs(robot_words=weights.robot_words)),
+        ("real: redundancy 0.15", weighs(redundancy=weights.redundancy)),
     ]
     out: dict[str, tuple[Shares, ScoreWeights]] = {"before (v1 hybrid)": (BEFORE, BEFORE_WEIGHTS)}
     s, w = BEFORE, BEFORE_WEIGHTS
@@ -170,7 +174,8 @@ def _choices(ours: Shares, weights: ScoreWeights) -> dict[str, tuple[Shares, Sco
         s,
         w.model_copy(update={"hop_seeds": 8, "hop_terms": 3}),
     )
-    out["tried: redundancy 0.15"] = (s, w.model_copy(update={"redundancy": 0.15}))
+    out["tried: redundancy 0.2"] = (s, w.model_copy(update={"redundancy": 0.2}))
+    out["tried: redundancy 0.1"] = (s, w.model_copy(update={"redundancy": 0.1}))
     out["tried: redundancy 0.5"] = (s, w.model_copy(update={"redundancy": 0.5}))
     out["tried: dedupe by text only"] = (replace(s, dedupe_by_person=False), w)
     out["tried: recency x4"] = (s, w.model_copy(update={"recency": 4 * w.recency}))
@@ -178,7 +183,14 @@ def _choices(ours: Shares, weights: ScoreWeights) -> dict[str, tuple[Shares, Sco
     out["tried: person x5/3"] = (s, w.model_copy(update={"person": 0.25}))
     out["tried: semantic 0.8"] = (s, w.model_copy(update={"semantic": 0.8}))
     out["tried: 500 candidates"] = (s, w.model_copy(update={"candidates": 500}))
-    # Session-then-turn, judged on the generator and on a real corpus (--corpus).
+    # Structural retrieval, judged on the generator and on a real corpus (--corpus).
+    out["tried: clause sub-queries"] = (s, w.model_copy(update={"subqueries": 1.0}))
+    out["tried: clause sub-queries x0.9"] = (s, w.model_copy(update={"subqueries": 0.9}))
+    out["tried: word hops"] = (s, w.model_copy(update={"hop_words": True}))
+    out["tried: word hops, 2 words"] = (
+        s,
+        w.model_copy(update={"hop_words": True, "hop_terms": 2}),
+    )
     out["tried: sessions, 3 best lift 0.5 + fill"] = (replace(s, sessions=3), w)
     out["tried: sessions, 5 best lift 0.2"] = (
         replace(s, sessions=5, session_weight=0.2, session_fill=False),

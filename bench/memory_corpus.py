@@ -169,9 +169,15 @@ def corpus_recall(
     hits: dict[tuple[str, int, str], list[tuple[int, int]]] = defaultdict(list)
     build_s: dict[str, list[float]] = defaultdict(list)
     n_turns = 0
+    imported: list[float] = []  # seconds per conversation imported by this run
     bar = progress(sum(len(c.questions) for c in convs), "corpus questions") if progress else None
     for conv in convs:
-        with open_conversation(conv, work) as mem:
+        fresh = not (work / f"{conv.name}.db").exists()
+        t = time.perf_counter()
+        mem = open_conversation(conv, work)
+        if fresh:
+            imported.append(time.perf_counter() - t)
+        with mem:
             n_turns += mem.store.n_turns
             chosen = builders(mem)
             for q in conv.questions:
@@ -233,6 +239,9 @@ def corpus_recall(
             }
             for name in names
         },
+        "imported": len(imported),
+        "import_s": round(sum(imported), 1),
+        "import_s_p50": round(statistics.median(imported), 1) if imported else None,
         "build_ms_p50": {k: round(statistics.median(v) * 1e3, 2) for k, v in build_s.items()},
     }
 

@@ -75,14 +75,29 @@ if TYPE_CHECKING:  # the speech stack loads its models on import: only when meas
 
 log = logging.getLogger(__name__)
 
+PAUSED: list[tuple[list[str], float]] = [
+    (["I want to go to the, um,", "kitchen, please."], 0.7),
+    (["Bring me the red cup, I mean", "the blue one."], 0.5),
+    (["First go to the hallway and then", "turn left at the door."], 0.6),
+    (["My sister's name is", "Margaret."], 0.8),
+]
+PAUSED_LINES = {" ".join(parts): (parts, pause_s) for parts, pause_s in PAUSED}
+"""Lines spoken in two parts with a silence between (as `bench turns` has them): the
+answer counts from the end of the whole sentence, and a line the robot answers in the
+pause is cut in two, a failed turn."""
+
 LINES = [
     "Please bring me the red cup from the kitchen table.",
+    "I want to go to the, um, kitchen, please.",
     "Go to the charging station.",
     "What did I tell you about my sister yesterday?",
+    "Bring me the red cup, I mean the blue one.",
     "Turn left and move forward two meters.",
     "Can you find my keys?",
+    "First go to the hallway and then turn left at the door.",
     "Follow me to the living room.",
     "Put the book on the shelf next to the window.",
+    "My sister's name is Margaret.",
     "Where did you see my glasses this morning?",
 ]
 
@@ -109,6 +124,33 @@ STAGES = ("endpoint", "request_sent", "first_token", "first_speech", "voice_to_v
 
 def spoken_lines(turns: int) -> list[str]:
     return (LINES * (turns // len(LINES) + 1))[:turns]
+
+
+def voice_ends(pcm: bytes, release_db: float = 35.0) -> int:
+    """Bytes up to the true end of the voice: the last 10 ms whose level is within
+    `release_db` of the loudest (piper leaves a quiet tail after the last word)."""
+    from omni_agent.speech.vad import frame_dbfs
+
+    step = AUDIO_SAMPLE_RATE // 100 * 2
+    levels = [frame_dbfs(pcm[i : i + step]) for i in range(0, len(pcm) - step + 1, step)]
+    if not levels:
+        return len(pcm)
+    floor = max(levels) - release_db
+    last = max(i for i, level in enumerate(levels) if level >= floor)
+    return (last + 1) * step
+
+
+def line_clip(person: PersonVoice, line: str) -> bytes:
+    """The line as the person says it, a pause inside where it has one, cut at the true end
+    of the voice: the mic's stamp of its last sample is the end of speech."""
+    from omni_agent.speech.voices import silence
+
+    parts, pause_s = PAUSED_LINES.get(line, ([line], 0.0))
+    pcm = b""
+    for i, part in enumerate(parts):
+        voice = person.say(part)
+        pcm += voice[: voice_ends(voice)] + (silence(pause_s) if i < len(parts) - 1 else b"")
+    return pcm
 
 
 # ---------------------------------------------------------------------------- components
@@ -180,7 +222,7 @@ async def bench_endpointing(
         await feed_mic(bus, silence(0.3))
         for text, pcm in person_clips:
             speech_end = await feed_mic(bus, pcm)
-            await feed_mic(bus, silence(vad.trailing_silence_ms / 1000 + 0.6))
+            await feed_mic(bus, silence(endpoint_within_s(vad) + 0.6))
             try:
                 utterance = await asyncio.wait_for(utterances.get(), 10)
             except TimeoutError:
@@ -199,6 +241,11 @@ async def bench_endpointing(
         "wer_mean": round(sum(wers) / len(wers), 4) if wers else None,
         "utterances_missed": missed,
     }
+
+
+def endpoint_within_s(vad: VadConfig) -> float:
+    """The longest silence before the endpoint: the policy's cap, or the fixed silence."""
+    return (vad.turn.max_wait_ms if vad.turn else vad.trailing_silence_ms) / 1000
 
 
 MEMORY_TURNS = 20_000
@@ -257,7 +304,7 @@ async def bench_speculative_recall(
                 await feed_mic(bus, silence(0.3))
                 for _, pcm in person_clips:
                     await feed_mic(bus, pcm)
-                    await feed_mic(bus, silence(vad.trailing_silence_ms / 1000 + 0.6))
+                    await feed_mic(bus, silence(endpoint_within_s(vad) + 0.6))
                     try:
                         await asyncio.wait_for(ended.get(), 10)
                     except TimeoutError:
@@ -341,12 +388,9 @@ async def interrupt_on_voice(
 
 async def run_components(
     clips: list[tuple[str, bytes]], asr: WhisperAsr, tts: PiperTts, person: PersonVoice,
-    barge_in_trials: int,
+    barge_in_trials: int, vad: VadConfig,
 ) -> dict[str, Any]:  # fmt: skip
-    from omni_agent.speech.vad import VadConfig
-
     results: dict[str, Any] = {"asr": bench_asr(asr, clips), "tts": await bench_tts(tts)}
-    vad = VadConfig()
     results["endpointing"] = [
         await bench_endpointing(clips, asr, vad, speculative=True),
         await bench_endpointing(clips, asr, vad, speculative=False),
@@ -380,7 +424,8 @@ async def agent_stack(
     bus = Bus()
     robot = SimRobot(world, bus)
     wav = config.sim.out_dir / f"bench-speech-{name}.wav"
-    async with sim_voice(bus, wav, brain.profile, overlap=overlap) as voice:
+    vad = config.endpointing.vad_config()  # the robot's own end of turn
+    async with sim_voice(bus, wav, brain.profile, overlap=overlap, vad=vad) as voice:
         agent = build_agent(config, bus, robot, brain, speech=voice.output, site=world.site_map())
         loop = asyncio.create_task(agent.run())
         replies = bus.subscribe(SPEECH_AUDIO)
@@ -403,7 +448,10 @@ async def agent_stack(
                     state = bus.latest(STATE)
                     return state is not None and state.state in ANSWERING
 
-                stack = SpokenStack(name, speak, TopicReplies(replies), loop_gone(loop), answering)
+                stack = SpokenStack(
+                    name, speak, TopicReplies(replies), loop_gone(loop), answering,
+                    heard=lambda: agent.turn_count,
+                )  # fmt: skip
                 yield stack, agent
         finally:
             replies.close()
@@ -424,6 +472,35 @@ def stage_medians(agent: Agent) -> dict[str, dict[str, float]]:
     return {s: stats(v) for s, v in stages.items() if v}
 
 
+def speculation_use(agent: Agent) -> dict[str, Any]:
+    """How each turn used the work started before its endpoint, and each turn's trace:
+    the words, whether the recall prepared at the pause stood (or why not), whether the
+    reply started there was used."""
+    turns = [t for t in agent.turns if t.trace.recall_ahead]
+    reasons: dict[str, int] = {}
+    for turn in turns:
+        reasons[turn.trace.recall_ahead] = reasons.get(turn.trace.recall_ahead, 0) + 1
+    return {
+        "recall_ahead": reasons,
+        "early_replies_started": agent.speculation.early_replies,
+        "early_replies_used": agent.speculation.early_used,
+        "turns": [
+            {
+                "heard": t.user_text,
+                "recall_ahead": t.trace.recall_ahead,
+                "preempted": t.trace.preempted,
+                "early_reply_ahead_of_endpoint_s": (
+                    round(t.trace.utterance - t.trace.early_sent, 3)
+                    if t.trace.early_sent is not None
+                    else None
+                ),
+                "stages_s": {k: v / 1000 for k, v in t.trace.stages_ms().items()},
+            }
+            for t in turns
+        ],
+    }
+
+
 async def run_agent(
     config: Config, brain: Brain, lines: list[str], clips: dict[str, bytes], *,
     overlap: bool, name: str, answer_timeout_s: float, progress: Progress | None,
@@ -437,6 +514,7 @@ async def run_agent(
             return {
                 **turns.summary(),
                 "stages_s": stage_medians(agent),
+                "speculation": speculation_use(agent),
                 "load_avg_1m_start_end": [round(load, 2), round(os.getloadavg()[0], 2)],
             }
     except UserError:
@@ -482,7 +560,7 @@ async def run_bench(
     t = time.perf_counter()
     person = await asyncio.to_thread(PersonVoice, deterministic=True)
     lines = spoken_lines(max(opts.turns, opts.baseline_turns))
-    clips = {line: person.say(line) for line in lines}
+    clips = {line: line_clip(person, line) for line in lines}
     report["lines"] = lines[: opts.turns]
     if opts.components:
         if progress:
@@ -491,7 +569,7 @@ async def run_bench(
         report["load_s"] = round(time.perf_counter() - t, 3)
         comp_clips = [(line, clips[line]) for line in lines[: min(opts.turns, len(LINES))]]
         report["components"] = await run_components(
-            comp_clips, asr, tts, person, opts.barge_in_trials
+            comp_clips, asr, tts, person, opts.barge_in_trials, config.endpointing.vad_config()
         )
         del asr, tts
     report["voice_to_voice"] = {}
@@ -504,6 +582,15 @@ async def run_bench(
                 config, brain, lines[: opts.turns], clips, overlap=True, name=f"{name}-overlapped",
                 answer_timeout_s=opts.answer_timeout_s, progress=progress,
             )  # fmt: skip
+            if config.endpointing.preempt_threshold is not None:
+                # the same stack with no reply started before the endpoint
+                plain = config.model_copy(deep=True)
+                plain.endpointing.preempt_threshold = None
+                section["overlapped_no_preempt"] = await run_agent(
+                    plain, brain, lines[: opts.turns], clips, overlap=True,
+                    name=f"{name}-no-preempt", answer_timeout_s=opts.answer_timeout_s,
+                    progress=progress,
+                )  # fmt: skip
             if opts.baseline_turns:
                 section["sequential_baseline"] = await run_agent(
                     config, brain, lines[: opts.baseline_turns], clips, overlap=False,
@@ -575,11 +662,25 @@ def _run_line(label: str, run: dict[str, Any]) -> str:
         return f"{label}: did not run: {run['error']}"
     v2v = run.get("voice_to_voice_s") or {}
     head = (
-        f"{label}: voice-to-voice median {v2v['median']:.3f} s, max {v2v['max']:.3f} s"
+        f"{label}: voice-to-voice median {v2v['median']:.3f} s, p90 {v2v['p90']:.3f} s, "
+        f"max {v2v['max']:.3f} s"
         if v2v
         else f"{label}: no answered turn"
     )
     text = f"{head}; {run['answered']}/{run['turns']} turns answered"
+    if run.get("cut_in_two"):
+        text += f", {run['cut_in_two']} cut in two"
+    spec = run.get("speculation")
+    if spec:
+        used = spec["recall_ahead"].get("used", 0)
+        reasons = spec["recall_ahead"].items()
+        misses = ", ".join(f"{why}: {n}" for why, n in reasons if why != "used")
+        text += (
+            f"\n  recall prepared at a pause used in {used}/{len(spec['turns'])} turns"
+            + (f" (not: {misses})" if misses else "")
+            + f"; early replies started {spec['early_replies_started']}, "
+            f"used {spec['early_replies_used']}"
+        )
     if "load_avg_1m_start_end" in run:
         text += " under load {} -> {}".format(*run["load_avg_1m_start_end"])
     stages = run.get("stages_s") or {}
@@ -604,6 +705,9 @@ def print_report(report: dict[str, Any], out: Path) -> None:
     for name, section in report["voice_to_voice"].items():
         print(f"{name} ({section['brain']}):")
         print("  " + _run_line("overlapped", section["overlapped"]).replace("\n", "\n  "))
+        if "overlapped_no_preempt" in section:
+            plain = _run_line("overlapped, no early reply", section["overlapped_no_preempt"])
+            print("  " + plain.replace("\n", "\n  "))
         if "sequential_baseline" in section:
             base = section["sequential_baseline"]
             print("  " + _run_line("sequential baseline", base).replace("\n", "\n  "))

@@ -6,9 +6,10 @@ transport fed the same audio in real time, Silero VAD in the user aggregator,
 `WhisperSTTService` on the project's packaged whisper-base weights (int8), the
 OpenAI-compatible LLM service pointed at the llama.cpp server the embedded brain started,
 `PiperTTSService` with the same joe voice files, and a speaker transport that plays in real
-time and stamps every write, as our TopicSink does. Endpointing waits for the same
-trailing silence as ours (VAD stop_secs, with no extra user-speech timeout). What still
-differs is listed in DIFFERENCES and written into the report.
+time and stamps every write, as our TopicSink does. The end of a turn is pipecat's own:
+Silero VAD at its recommended 0.2 s stop, then its local Smart Turn v3 analyzer (the same
+Smart Turn v3.2 file ours runs), with the same hard cap as ours (`max_wait_ms`). What
+still differs is listed in DIFFERENCES and written into the report.
 
 Needs the optional `compare` extra (`pip install -e '.[compare]'`); bench/speech.py checks
 for it before anything loads.
@@ -26,6 +27,8 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
+from pipecat.audio.turn.smart_turn.base_smart_turn import SmartTurnParams
+from pipecat.audio.turn.smart_turn.local_smart_turn_v3 import LocalSmartTurnAnalyzerV3
 from pipecat.audio.vad.silero import SileroVADAnalyzer
 from pipecat.audio.vad.vad_analyzer import VADParams
 from pipecat.frames.frames import (
@@ -52,7 +55,7 @@ from pipecat.transcriptions.language import Language
 from pipecat.transports.base_input import BaseInputTransport
 from pipecat.transports.base_output import BaseOutputTransport
 from pipecat.transports.base_transport import TransportParams
-from pipecat.turns.user_stop import SpeechTimeoutUserTurnStopStrategy
+from pipecat.turns.user_stop import TurnAnalyzerUserTurnStopStrategy
 from pipecat.turns.user_turn_strategies import UserTurnStrategies
 from pipecat.workers.runner import WorkerRunner
 
@@ -61,12 +64,13 @@ from omni_agent.brain import Brain
 from omni_agent.config import Config
 from omni_agent.messages import AUDIO_SAMPLE_RATE, now
 from omni_agent.speech.models import piper_joe_paths, whisper_base_dir
-from omni_agent.speech.vad import VadConfig
 
 log = logging.getLogger(__name__)
 
 DIFFERENCES = [
-    "VAD: pipecat's Silero (stop_secs = our trailing silence) vs our webrtcvad endpointer",
+    "end of turn: pipecat's Silero VAD (stop 0.2 s) + LocalSmartTurnAnalyzerV3 at its own "
+    "threshold, waiting for the segment's transcript; ours webrtcvad + Smart Turn at 0.95 "
+    "once the pause's words are back and sound finished; the same hard cap",
     "ASR: pipecat transcribes the segment after the VAD stop with faster-whisper's stock "
     "settings (30 s window, beam 5); ours transcribes speculatively at pauses with a short "
     "window and greedy decoding",
@@ -98,8 +102,12 @@ class StampingSpeaker(BaseOutputTransport):
         self.written: asyncio.Queue[float] = asyncio.Queue()
         self.answering = False
         """From the end of a user turn to the end of the LLM's response: speech may follow."""
+        self.turns_ended = 0
+        """User turns pipecat has ended (a line that ends two was cut in two)."""
 
     async def process_frame(self, frame: Frame, direction: FrameDirection) -> None:
+        if isinstance(frame, UserStoppedSpeakingFrame):
+            self.turns_ended += 1
         if isinstance(frame, (UserStoppedSpeakingFrame, LLMFullResponseStartFrame)):
             self.answering = True
         elif isinstance(frame, LLMFullResponseEndFrame):
@@ -160,7 +168,7 @@ async def pipecat_stack(
     config: Config, base_url: str, clips: dict[str, bytes]
 ) -> AsyncIterator[SpokenStack]:
     _quiet_pipecat_logs()
-    trailing_s = VadConfig().trailing_silence_ms / 1000
+    cap_s = config.endpointing.max_wait_ms / 1000
     onnx, _ = piper_joe_paths()
     stt = WhisperSTTService(
         device="cpu", compute_type="int8",
@@ -182,11 +190,16 @@ async def pipecat_stack(
     user, assistant = LLMContextAggregatorPair(
         LLMContext(),
         user_params=LLMUserAggregatorParams(
-            vad_analyzer=SileroVADAnalyzer(params=VADParams(stop_secs=trailing_s)),
-            # the turn ends at the VAD stop (once the transcript is in): the same
-            # trailing silence as ours, no extra wait on top
+            vad_analyzer=SileroVADAnalyzer(params=VADParams()),
+            # pipecat's Smart Turn setup, with our hard cap as its longest wait
             user_turn_strategies=UserTurnStrategies(
-                stop=[SpeechTimeoutUserTurnStopStrategy(user_speech_timeout=0.0)]
+                stop=[
+                    TurnAnalyzerUserTurnStopStrategy(
+                        turn_analyzer=LocalSmartTurnAnalyzerV3(
+                            params=SmartTurnParams(stop_secs=cap_s)
+                        )
+                    )
+                ]
             ),
         ),
     )
@@ -227,7 +240,7 @@ async def pipecat_stack(
 
             yield SpokenStack(
                 "pipecat", speak, QueueReplies(speaker.written), loop_gone(run),
-                lambda: speaker.answering,
+                lambda: speaker.answering, heard=lambda: speaker.turns_ended,
             )  # fmt: skip
     finally:
         with contextlib.suppress(Exception):

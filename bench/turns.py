@@ -223,6 +223,10 @@ class Policy:
     """model+text: the model's bar before the pause's words are back (None: wait)."""
     lists: bool = True
     """model+text: an open list ("milk, eggs," "five five five") also keeps listening."""
+    early: bool = False
+    """model+text: the model is asked before the words are back too, and a check that
+    would have ended the turn with them ends it the moment they arrive
+    (`TurnConfig.judge_early`)."""
 
     @property
     def label(self) -> str:
@@ -232,15 +236,23 @@ class Policy:
         if self.kind == "model+text":
             label += f" alone>={self.alone}" if self.alone is not None else " words first"
             label += "" if self.lists else " (no list rule)"
+            label += ", ends on the words" if self.early else ""
         return f"{label}, cap {self.cap_ms} ms"
 
     def fires(self, pause: Pause) -> int | None:
         """Silence (ms) at which this policy ends the turn in this pause, or None."""
         if self.kind == "silence":
             return self.silence_ms if pause.length_ms >= self.silence_ms else None
+        judged: float | None = None  # the latest check's P(done) before the words
         for t in range(self.check_ms, self.cap_ms, self.check_ms):
             if t > pause.length_ms:
                 return None
+            if self.early and pause.text is not None and judged is not None:
+                ready = pause.text_ready_ms
+                if t - self.check_ms < ready <= t and ready <= pause.length_ms:
+                    finished = not _unfinished(pause.text, self.lists)
+                    if finished and judged >= self.threshold:
+                        return round(ready)
             bar: float | None = self.threshold
             if self.kind == "model+text":
                 # the pause's words, once back, must sound finished; before, the model
@@ -251,6 +263,7 @@ class Policy:
                     bar = None
             if bar is not None and pause.probs.get(t, 0.0) >= bar:
                 return t
+            judged = pause.probs.get(t)
         return self.cap_ms if pause.length_ms >= self.cap_ms else None
 
 
@@ -449,6 +462,13 @@ def _default_policies(use_asr: bool) -> list[Policy]:
         rows.append(
             Policy(
                 "model+text", threshold=cfg.threshold, check_ms=cfg.check_ms,
+                cap_ms=cfg.max_wait_ms, alone=cfg.alone_threshold, early=cfg.judge_early,
+            )
+        )  # fmt: skip
+        # the default without ending on the words (the turn waits for the next check)
+        rows.append(
+            Policy(
+                "model+text", threshold=cfg.threshold, check_ms=cfg.check_ms,
                 cap_ms=cfg.max_wait_ms, alone=cfg.alone_threshold,
             )
         )  # fmt: skip
@@ -463,14 +483,35 @@ def cmd_bench_turns(args: argparse.Namespace) -> int:
 
     if args.renditions < 1:
         raise UserError("--renditions must be at least 1")
+    echo = None
+    if args.echo is not None:
+        from omni_agent.speech.voices import EchoPath
+
+        echo = EchoPath.parse(args.echo)
+    if (args.barge_in_only or echo is not None) and not args.barge_in:
+        raise UserError("--echo and --barge-in-only go with --barge-in")
     show = not args.json and sys.stderr.isatty()
     try:
-        report = run_bench(args.renditions, not args.no_asr, show, args.draw)
+        if args.barge_in_only:
+            report: dict[str, Any] = {}
+        else:
+            report = run_bench(args.renditions, not args.no_asr, show, args.draw)
+        if args.barge_in:
+            report.update(run_barge_ins(show, echo, args.echo_minutes))
     except (ModelMissingError, ImportError) as exc:
         raise UserError(f"bench turns needs the speech models and the bench extra: {exc}") from None
+    if args.barge_in_only:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps(report, indent=2))
+        if args.json:
+            print(json.dumps(report, indent=2))
+        else:
+            from bench.barge_in import print_report
+
+            print_report(report)
+            print(f"written to {args.out}")
+        return 0
     curves = report.pop("_curves")
-    if args.barge_in:
-        report["over_the_robot"] = run_barge_ins(show)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     png = args.out.with_suffix(".png")
     plot(curves, report["side_by_side"], png)
@@ -504,14 +545,10 @@ def cmd_bench_turns(args: argparse.Namespace) -> int:
                     f"{pick['cutoff_rate']:.1%} at {pick['delay_ms']['median']} ms "
                     f"(p90 {pick['delay_ms']['p90']})"
                 )
-    for label, row in report.get("over_the_robot", {}).items():
-        r = row["barge_in_reaction_ms"]
-        print(
-            f"over the robot, {label}: backchannels that stopped it "
-            f"{row['backchannels_that_stopped_the_robot']}, barge-ins "
-            f"{row['barge_ins_that_stopped_it']}, reaction median {r['median']} ms "
-            f"(p90 {r['p90']})"
-        )
+    if args.barge_in:
+        from bench.barge_in import print_report
+
+        print_report(report)
     print(f"written to {args.out} and {png}")
     return 0
 
@@ -539,92 +576,37 @@ def register_bench(benches: Any) -> None:
         "--barge-in", action="store_true",
         help="also: backchannels and barge-ins spoken over the robot (needs whisper)",
     )  # fmt: skip
+    bench.add_argument(
+        "--barge-in-only", action="store_true",
+        help="with --barge-in: only that part (no end-of-turn clips)",
+    )  # fmt: skip
+    bench.add_argument(
+        "--echo", nargs="?", const="-6,40", metavar="GAIN_DB[,DELAY_MS]",
+        help="with --barge-in: also with the robot's voice on the mic (default -6 dB, 40 ms) "
+        "and the listener cancelling it, and the robot alone: self-interruptions per hour",
+    )  # fmt: skip
+    bench.add_argument(
+        "--echo-minutes", type=float, default=3.0, metavar="M",
+        help="with --echo: minutes of the robot speaking alone (simulated clock)",
+    )  # fmt: skip
     bench.add_argument("--out", type=Path, default=Path("runs/bench-turns.json"))
     bench.add_argument("--json", action="store_true", help="print the report as JSON")
     bench.set_defaults(func=cmd_bench_turns)
 
 
-BACKCHANNEL_WORDS = ("Mm-hmm.", "Yeah.", "Okay.", "Right.", "Uh-huh.", "I see.")
-BARGE_INS = ("Stop.", "Wait.", "Hold on, please.", "No, go to the kitchen instead.")
-BARGE_VOICES = ("Alice", "Bob", "Carol")
+def _synthesize_line(voices: dict[tuple[str, float], Any]) -> Any:
+    return lambda text, name: synthesize(text, name, 1.0, voices)
 
 
-async def _over_robot(pcm: bytes, onset_s: float, asr: Any, backchannel_ms: int | None) -> Any:
-    """Speak `pcm` in real time into a listener while the robot talks: seconds from the
-    voice's onset to the barge-in, or None if the robot talked on."""
-    import asyncio
+def run_barge_ins(show: bool, echo: Any = None, echo_minutes: float = 3.0) -> dict[str, Any]:
+    """Backchannels and barge-ins over the robot's voice, per listener policy (bench/barge_in.py);
+    with `echo` also with the robot's voice on the mic, and the robot alone."""
+    from bench.barge_in import run_alone, run_over_robot
 
-    from omni_agent.messages import AUDIO_SAMPLE_RATE, AudioChunk
-    from omni_agent.speech.listener import Listener, ListenerConfig
-    from omni_agent.speech.vad import VadConfig
-    from omni_agent.transport import VOICE, Bus
-
-    bus = Bus()
-    voice = bus.subscribe(VOICE)
-    listener = Listener(bus, VadConfig(), asr, ListenerConfig(backchannel_ms=backchannel_ms))
-    start = time.perf_counter()
-    listener.feed(AudioChunk(pcm=bytes(2 * AUDIO_SAMPLE_RATE * 30), source="robot", stamp=start))
-    step = AUDIO_SAMPLE_RATE * 20 // 1000 * 2
-    try:
-        for offset in range(0, len(pcm), step):
-            piece = pcm[offset : offset + step]
-            sent = (offset + len(piece)) / 2 / AUDIO_SAMPLE_RATE
-            await asyncio.sleep(max(0.0, start + sent - time.perf_counter()))
-            listener.feed(AudioChunk(pcm=piece, source="mic", stamp=start + sent))
-            await asyncio.sleep(0)
-            if _barged_in(voice):
-                return time.perf_counter() - start - onset_s
-            if listener.backchannels or listener.false_starts:
-                return None
-        deadline = time.perf_counter() + 30
-        while time.perf_counter() < deadline and not listener.backchannels:
-            if "asr_done" in (listener.latency or [{}])[-1]:
-                break
-            await asyncio.sleep(0.005)
-        await asyncio.sleep(0)
-        return time.perf_counter() - start - onset_s if _barged_in(voice) else None
-    finally:
-        await listener.close()
-
-
-def _barged_in(voice: Any) -> bool:
-    barged = False
-    while (activity := voice.get_nowait()) is not None:
-        barged = barged or activity.speaking
-    return barged
-
-
-def run_barge_ins(show: bool) -> dict[str, Any]:
-    """Backchannels and barge-ins over the robot's voice, with the backchannel rule and
-    without it (every voice barges in at once), side by side."""
-    import asyncio
-
-    from omni_agent.speech.asr import WhisperAsr
-    from omni_agent.speech.voices import silence
-
-    asr = WhisperAsr()
-    voices: dict[tuple[str, float], Any] = {}
-    lead = 0.4
-    rows: dict[str, Any] = {}
-    for label, limit in (("every voice barges in", None), ("backchannels talk on", 600)):
-        stopped, reactions = 0, []
-        for name in BARGE_VOICES:
-            for text in BACKCHANNEL_WORDS + BARGE_INS:
-                pcm = silence(lead) + synthesize(text, name, 1.0, voices) + silence(0.8)
-                reaction = asyncio.run(_over_robot(pcm, lead, asr, limit))
-                if text in BACKCHANNEL_WORDS:
-                    stopped += reaction is not None
-                elif reaction is not None:
-                    reactions.append(1000 * reaction)
-        n_bc, n_bi = len(BARGE_VOICES) * len(BACKCHANNEL_WORDS), len(BARGE_VOICES) * len(BARGE_INS)
-        rows[label] = {
-            "backchannels_that_stopped_the_robot": f"{stopped}/{n_bc}",
-            "barge_ins_that_stopped_it": f"{len(reactions)}/{n_bi}",
-            "barge_in_reaction_ms": {
-                "median": round(statistics.median(reactions)) if reactions else None,
-                "p90": round(_pct(reactions, 0.9)) if reactions else None,
-            },
-        }
-        if show:
-            print(label, rows[label], file=sys.stderr)
-    return rows
+    say = _synthesize_line({})
+    report: dict[str, Any] = {"over_the_robot": run_over_robot(say, None, show)}
+    if echo is not None:
+        report["echo"] = {"gain_db": echo.gain_db, "delay_ms": echo.delay_ms}
+        report["over_the_robot_with_echo"] = run_over_robot(say, echo, show)
+        report["robot_alone_with_echo"] = run_alone(echo, echo_minutes, show)
+    return report

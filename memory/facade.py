@@ -135,12 +135,13 @@ class Memory:
         """Store one turn (row, FTS, vector, media) in one transaction; durable on return."""
         self.add_turns([turn])
 
-    def add_turns(self, turns: Sequence[MemoryTurn]) -> None:
-        """Store many turns in one transaction (all or nothing), embedding them in batches."""
+    def add_turns(self, turns: Sequence[MemoryTurn], embedder: Embedder | None = None) -> None:
+        """Store many turns in one transaction (all or nothing), embedding them in batches
+        (`embedder`: another instance of the same model, e.g. an import's on every core)."""
         if not turns:
             return
         turns = [_named(t) for t in turns]
-        vecs = self.embedder.embed([embedding_text(t) for t in turns])
+        vecs = (embedder or self.embedder).embed([embedding_text(t) for t in turns])
         rowids = self.store.add_turns(turns, vecs, self.embedder.model_id)
         self.index.add(rowids, (owner_key(t.person, t.shared) for t in turns), vecs)
         self._since_consolidation += len(turns)

@@ -17,6 +17,7 @@ from typing import IO, Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from memory.embeddings import MODEL_ID, bulk_embedder
 from memory.facade import Memory
 from memory.names import person_name, same_person
 from memory.sql_store import check_time
@@ -214,7 +215,9 @@ def add_imported(memory: Memory, turns: list[MemoryTurn], source: str | Path) ->
     for n, t in enumerate(turns, start=1):
         if memory.store.get_turn(t.id) is not None:
             raise JsonlError(f"{source}: turn {n} id {t.id!r} is already in the store")
-    memory.add_turns(turns)
+    # A batch job, not a robot's turn: embedded on every core (same model, same vectors).
+    bulk = bulk_embedder() if memory.embedder.model_id == MODEL_ID else None
+    memory.add_turns(turns, embedder=bulk)
     return len(turns)
 
 

@@ -28,6 +28,29 @@ PARTS = ("semantic", "lexical", "recency", "person", "place", "link", "speaker",
 _WORDS = re.compile(r"\w+")
 _AFTER = re.compile(r"\b(after|afterwards|following|next)\b", re.IGNORECASE)
 _NAME = re.compile(r"(?<![.!?] )(?<!^)\b[A-Z][a-z]{2,}\b")
+# A question about the robot's own words ("the five bottles you recommended", "our previous
+# chat about ..."): its answer is in what the robot said, not in the person's turns.
+_ASKS_ROBOT = re.compile(
+    r"\b(?:you|your)\s+(?:\w+\s+)?(?:recommended|suggested|told|said|mentioned|gave|provided|"
+    r"listed|shared|explained|described|created|wrote|came up|proposed|offered|advised|helped|"
+    r"made|named)\b|\bour (?:\w+ )?(?:conversation|chat|discussion)\b|"
+    r"\bwe (?:talked|discussed|chatted|spoke)\b|\byou remind me\b",
+    re.IGNORECASE,
+)
+_RARE_WORD = re.compile(r"\b[a-z]{5,}\b")
+# Not commas: a comma more often sets a question's context ("..., any suggestions?") apart
+# than it lists the things asked about.
+_CLAUSE = re.compile(r";|\band\b|\bor\b|\bbetween\b|\bthen\b|\bwhile\b", re.IGNORECASE)
+
+
+def clauses(query: str, min_words: int = 2) -> list[str]:
+    """The parts of a question that names several things, split at conjunctions ("Which
+    happened first, the meeting with Rachel or the pride parade?" -> "Which happened first,
+    the meeting with Rachel", "the pride parade"); none for a question that names one thing.
+    Parts with fewer than `min_words` content words go."""
+    parts = [p.strip(" ?.!'\"") for p in _CLAUSE.split(query)]
+    kept = [p for p in parts if len(query_terms(p)) >= min_words]
+    return kept if len(kept) >= 2 else []
 
 
 class ScoreWeights(BaseModel):
@@ -39,9 +62,10 @@ class ScoreWeights(BaseModel):
     # Ranking order only: each result is placed by its score minus this times its cosine to
     # the speaker's closest later turn among the results, so a line said ten times ("the
     # beaches looked amazing") fills the budget once, and an updated fact shows its newest.
-    # 0.2, not the generator's best 0.3: on real conversations (LongMemEval-S) 0.3 pushes
-    # the user's own restated facts out of a 2k context (docs/memory.md, real corpus).
-    redundancy: float = 0.2
+    # 0.15, not the generator's best 0.3: on real conversations (LongMemEval-S, all 120
+    # questions) 0.3 and 0.2 push the user's own restated facts out of a 2k context; 0.15
+    # keeps the generator's recall (docs/memory.md, real corpus).
+    redundancy: float = 0.15
     redundancy_pool: int = 50  # best results reordered for redundancy, at least
     recency_half_life_s: float = 7 * 24 * 3600.0
     candidates: int = 250  # per channel (semantic, lexical) before fusion
@@ -58,6 +82,15 @@ class ScoreWeights(BaseModel):
     feedback_candidates: int = 30
     hop_max_df: float = 0.01  # only names rarer than this share of turns are followed
     hop_postings: int = 50  # turns read per name followed (the most recent)
+    # The speaker part goes to the robot's turns when the question asks what the robot said
+    # ("the bottles you recommended", "our chat about ..."): real conversations ask so.
+    robot_words: bool = True
+    hop_words: bool = False  # hops also follow rare lower-case words ("aquarium"), not only names
+    # Multi-query: a question naming two things ("the meeting with Rachel or the pride
+    # parade") is split into its clauses; each clause's vector scans too, and a turn's
+    # semantic part is its best cosine to the question or, times this, to a clause.
+    # 0 turns it off.
+    subqueries: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -91,6 +124,7 @@ class _Scoring:
     person: str | None
     named: set[str]
     mentioned: set[str]
+    speaker: str = "user"  # whose turns the speaker part favours
 
 
 @dataclass
@@ -124,6 +158,7 @@ class Retriever:
         self._people: set[str] = set()
         self._people_rowid = -1
         self._people_n = -1
+        self._subs: tuple[str, list[np.ndarray]] = ("", [])
 
     def people(self) -> set[str]:
         """Everyone with turns in the store; only new rows are read, and only when the
@@ -181,19 +216,25 @@ class Retriever:
         keys = self.visible_keys(person)
         qvec = self.embedder.embed_one(query) if query_vector is None else query_vector
         semantic = dict(self.index.search(qvec, keys, w.candidates, allowed))
+        subs = self._subquery_vectors(query) if w.subqueries > 0 else []
+        # Each clause's own nearest turns join the candidates.
+        near = [r for v in subs for r, _ in self.index.search(v, keys, w.candidates // 2, allowed)]
         lexical = self._lexical(query, keys, allowed)
         exclude = exclude or set()
-        rows: dict[int, Row] = self.store.scoring_rows(dict.fromkeys([*semantic, *lexical]))
+        rows: dict[int, Row] = self.store.scoring_rows(dict.fromkeys([*semantic, *near, *lexical]))
         rows = {r: v for r, v in rows.items() if v[0] not in exclude}
         if not rows:
             return iter(())
-        lexical_only = [r for r in rows if r not in semantic]
-        semantic.update(self.index.score_rows(qvec, keys, lexical_only))
+        semantic.update(self.index.score_rows(qvec, keys, [r for r in rows if r not in semantic]))
+        for svec in subs:  # a candidate's semantic part: its best cosine, question or clause
+            for r, c in self.index.score_rows(svec, keys, list(rows)).items():
+                semantic[r] = max(semantic[r], w.subqueries * c)
         ctx = _Scoring(
             now=now,
             person=key_of(person),
             named=self._named_people(query, person),
             mentioned=self._mentioned_places(query),
+            speaker="robot" if w.robot_words and _ASKS_ROBOT.search(query) else "user",
         )
         scored = self._score_all(ctx, rows, semantic, lexical)
         q = _Query(keys, allowed, exclude, qvec, ctx, scored, rows, semantic, lexical)
@@ -208,6 +249,17 @@ class Retriever:
         if w.redundancy > 0:  # within a pool, so the first results do not depend on k
             ranked = self._diversified(ranked[: max(k, w.redundancy_pool)], rows, keys, w)
         return self._results(ranked[:k], scored, set(query_terms(query)), now, explain)
+
+    def _subquery_vectors(self, query: str) -> list[np.ndarray]:
+        """The vectors of the question's clauses (`clauses`), one batch, cached per
+        question: a question asked again (speculative recall, then the final transcript)
+        embeds them once."""
+        parts = clauses(query)
+        if not parts:
+            return []
+        if self._subs[0] != query:
+            self._subs = (query, list(self.embedder.embed(parts)))
+        return self._subs[1]
 
     def _diversified(
         self,
@@ -290,7 +342,7 @@ class Retriever:
         values[:, 2] = 0.5 ** (age / w.recency_half_life_s)
         values[:, 3] = [ctx.person is not None and m[1] == ctx.person for m in meta]
         values[:, 4] = [m[3] is not None and m[3].lower() in ctx.mentioned for m in meta]
-        values[:, 6] = [m[4] == "user" for m in meta]
+        values[:, 6] = [m[4] == ctx.speaker for m in meta]
         values[:, 7] = [m[1] is not None and m[1] in ctx.named for m in meta]
         values = np.round(values, 6)
         weights = np.array([getattr(w, name) for name in PARTS])
@@ -310,7 +362,9 @@ class Retriever:
         cutoff = max(2, int(w.hop_max_df * max(1, self.store.n_turns)))
         links: dict[str, float] = {}
         for r in seeds:
-            for name in _NAME.findall(texts.get(r, "")):
+            text = texts.get(r, "")
+            found = _NAME.findall(text) + (_RARE_WORD.findall(text) if w.hop_words else [])
+            for name in found:
                 term = name.lower()
                 if term in asked or term in STOPWORDS:
                     continue

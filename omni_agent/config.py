@@ -216,6 +216,10 @@ class EndpointingConfig(Section):
     for the words."""
     max_wait_ms: int = Field(1600, ge=100, le=10_000)
     """Hard cap: after this much silence the turn ends whatever the model says."""
+    preempt_threshold: float | None = Field(0.5, gt=0, lt=1)
+    """The model's P(done) at a pause, with words that sound finished, from which the
+    agent starts the reply before the endpoint (kept unheard until the endpoint confirms
+    the same words, dropped otherwise); null never starts early."""
 
     def vad_config(self) -> Any:
         """The listener's `VadConfig` for this policy (speech modules load only here)."""
@@ -230,11 +234,59 @@ class EndpointingConfig(Section):
         return VadConfig(turn=turn)
 
 
+class ListeningConfig(Section):
+    """The robot's mic while the robot itself speaks (docs/speech.md#barge-in): its own
+    voice, and a person's voice over it."""
+
+    echo_cancellation: bool = True
+    """Cancel the robot's own voice from its mic (WebRTC AEC3 through the `livekit`
+    package), with the audio it plays as the reference. On by default: a robot's mic
+    hears its speaker. Without it (or where it cannot run: one line in the log, then the
+    energy gate at -30 dBFS) the robot takes its echo for a person and stops itself. The
+    simulator's mic hears the robot only with `sim.echo`, and cancels only then."""
+    self_voice_gate_dbfs: float | None = Field(None, ge=-90, le=0)
+    """While the robot speaks, mic frames below this level are silence (an energy gate:
+    only a person louder than the echo is heard). Unset: none beyond the canceller's."""
+    backchannel_ms: int | None = Field(600, ge=100, le=10_000)
+    """A voice over the robot is a barge-in once it lasts this long, or sooner when its
+    words are not a backchannel ("mm-hmm", "okay"); null: every voice barges in at once."""
+    hold_playback: bool = True
+    """Pause the robot at the onset of a voice over it while that voice is judged, and
+    play on after a backchannel: a barge-in silences it within ~100 ms."""
+
+    def listener_config(self, **fields: Any) -> Any:
+        """The listener's `ListenerConfig` with these settings (and `fields`)."""
+        from omni_agent.speech.listener import ListenerConfig
+
+        return ListenerConfig(
+            echo_cancellation=self.echo_cancellation,
+            self_voice_gate_dbfs=self.self_voice_gate_dbfs,
+            backchannel_ms=self.backchannel_ms,
+            hold_playback=self.hold_playback,
+            **fields,
+        )
+
+
 class SimConfig(Section):
     scenario: Path | None = None
     """Scenario YAML; unset runs the default scenario."""
     out_dir: Path = Path("runs")
     """Episode logs are written here."""
+    echo: str | None = None
+    """The robot's own voice on its simulated mic: "GAIN_DB[,DELAY_MS]" relative to its
+    playback (e.g. "-6,40"); unset, the mic never hears the robot (docs/speech.md)."""
+
+    @field_validator("echo")
+    @classmethod
+    def _echo_spec(cls, spec: str | None) -> str | None:
+        if spec is not None:
+            from omni_agent.speech.voices import EchoPath
+
+            try:
+                EchoPath.parse(spec)
+            except UserError as exc:
+                raise ValueError(str(exc)) from None
+        return spec
 
 
 class Config(Section):
@@ -244,6 +296,7 @@ class Config(Section):
     robot: RobotConfig = Field(default_factory=RobotConfig)
     memory: MemoryConfig = Field(default_factory=MemoryConfig)
     endpointing: EndpointingConfig = Field(default_factory=EndpointingConfig)
+    listening: ListeningConfig = Field(default_factory=ListeningConfig)
     sim: SimConfig = Field(default_factory=SimConfig)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "WARNING"
 

@@ -62,9 +62,14 @@ class Conversation:
     def situate(self, situation: str) -> str:
         """This turn's situation line: where the robot is and what it sees, plus feedback
         on actions rejected last turn (given once, then dropped)."""
-        situated = " ".join([situation, *self.feedback])
+        situated = self.situated(situation)
         self.feedback.clear()
         return situated
+
+    def situated(self, situation: str) -> str:
+        """The situation line `situate` would give, the feedback kept (a reply requested
+        ahead of its turn)."""
+        return " ".join([situation, *self.feedback])
 
     def reply_request(self, situated: str, user: UserTurn, evidence: str) -> dict[str, Any]:
         hears = self.hears(user)

@@ -6,6 +6,8 @@ acts on them.
   (`Transcripts`) until their turn asks;
 - /user/partial_transcript: speculative recall (omni_agent.speculation);
 - /user/voice_activity: barge-in, LISTENING, a cough's false interruption, prefill;
+- /user/voice_hold: a voice over the robot pauses its speech while it is judged, and a
+  backchannel plays it on;
 - /estop: the safety path (the state first, then the turn, then the motors);
 - /camera/scene: read when needed (`Agent._situation`), so it needs no loop.
 
@@ -21,7 +23,7 @@ import logging
 from typing import TYPE_CHECKING
 
 from omni_agent.events import Note
-from omni_agent.messages import EStop, UserUtterance, VoiceActivity
+from omni_agent.messages import EStop, UserUtterance, VoiceActivity, VoiceHold
 from omni_agent.state import State
 from omni_agent.transport import (
     ESTOP,
@@ -29,6 +31,7 @@ from omni_agent.transport import (
     USER_TEXT,
     USER_TRANSCRIPT,
     VOICE,
+    VOICE_HOLD,
     Subscription,
 )
 
@@ -96,6 +99,7 @@ class InputLoops:
         partials = a.bus.subscribe(USER_PARTIAL)
         estops = a.bus.subscribe(ESTOP)
         voices = a.bus.subscribe(VOICE)
+        holds = a.bus.subscribe(VOICE_HOLD)
         a.transcripts.open()
         tasks = [
             asyncio.create_task(self._serve_utterances(utterances)),
@@ -103,6 +107,7 @@ class InputLoops:
             asyncio.create_task(a.speculation.serve_partials(partials)),
             asyncio.create_task(self._watch_estop(estops)),
             asyncio.create_task(self._watch_voice(voices)),
+            asyncio.create_task(self._watch_holds(holds)),
         ]
         a.ready.set()
         try:
@@ -111,7 +116,7 @@ class InputLoops:
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
-            for sub in (utterances, transcripts, partials, estops, voices):
+            for sub in (utterances, transcripts, partials, estops, voices, holds):
                 sub.close()
             a.transcripts.close()  # memory writes waiting for a transcript go ahead
             a.speculation.cancel()
@@ -143,6 +148,15 @@ class InputLoops:
     async def _watch_voice(self, voices: Subscription[VoiceActivity]) -> None:
         async for activity in voices:
             await self._on_voice(activity)
+
+    async def _watch_holds(self, holds: Subscription[VoiceHold]) -> None:
+        """Pause at a voice's onset, play on after a backchannel: no state change either
+        way (the robot is still SPEAKING); a barge-in arrives on VOICE and stops it."""
+        async for hold in holds:
+            if hold.hold:
+                self.agent.speech.pause()
+            else:
+                self.agent.speech.resume()
 
     async def _on_voice(self, activity: VoiceActivity) -> None:
         a = self.agent

@@ -147,6 +147,13 @@ class PartialTranscript(Message):
     """The utterance it belongs to (its UserUtterance carries the same id)."""
     speech_start: float
     """Monotonic time the utterance began (VoiceActivity.speech_start)."""
+    p_done: float | None = Field(None, ge=0, le=1)
+    """How much the end-of-turn policy leans "done" at this pause: the turn model's
+    probability that the speech so far is a whole turn, 0 when the words are unfinished
+    ("go to the"); None while the model has not heard this pause. The same words are
+    published again with it once a check of the pause keeps the turn open. The agent
+    starts the turn's reply ahead of the endpoint on a partial that leans done enough
+    (omni_agent.speculation)."""
 
     @field_validator("text", "person")
     @classmethod
@@ -165,6 +172,18 @@ class VoiceActivity(Message):
     utterance: bool = True
     """On speaking=False: whether the speech was long enough to become an utterance.
     False means a short noise (a cough): a false interruption."""
+
+
+class VoiceHold(Message):
+    """A voice started over the robot and is being judged: a backchannel ("mm-hmm"), a
+    noise, or a barge-in. `hold=True`: pause the robot's voice now, where it is;
+    `hold=False`: it was no barge-in, play on from there. A barge-in comes as
+    VoiceActivity(speaking=True) instead of the release: the pause becomes the stop."""
+
+    hold: bool
+    turn_id: str | None = None
+    """The utterance being judged (its VoiceActivity and UserUtterance carry the same id)."""
+    speech_start: float | None = None
 
 
 class Odometry(Message):

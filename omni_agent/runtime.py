@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING
 from omni_agent.actions import Robot
 from omni_agent.agent import Agent, TurnMemory
 from omni_agent.brain import Brain, open_brain
-from omni_agent.config import Config
+from omni_agent.config import Config, ListeningConfig
 from omni_agent.events import EventSink
 from omni_agent.model.profiles import BackendProfile
 from omni_agent.safety import SiteMap
@@ -159,16 +159,18 @@ async def open_speech(
     speed: float = 1.0,
     speaker: SpeakerId | None = None,
     vad: VadConfig | None = None,
+    listening: ListeningConfig | None = None,
 ) -> AsyncIterator[Speech]:
     """Listener (VAD + whisper ASR, speaker identification if given) on the mic, and the
-    robot's voice into `sinks` (default: /speech/audio on the bus).
+    robot's voice into `sinks` (default: /speech/audio on the bus). `listening`: echo
+    cancellation, barge-in and backchannels (default: `ListeningConfig()`).
 
     `overlap=False` runs the stages one after another (ASR after the endpoint, speech after
     the whole reply): the baseline the latency benchmark compares against. A backend that
     speaks gets a silent synthesizer (`NoRobotVoice`): piper is never loaded for it.
     """
     from omni_agent.speech.asr import WhisperAsr
-    from omni_agent.speech.listener import Listener, ListenerConfig
+    from omni_agent.speech.listener import Listener
     from omni_agent.speech.outputs import TtsOutputConfig, TtsSpeechOutput
     from omni_agent.speech.sinks import TopicSink
     from omni_agent.speech.vad import VadConfig
@@ -180,7 +182,9 @@ async def open_speech(
         bus,
         vad or VadConfig(),
         asr,
-        ListenerConfig(wait_for_transcript=not modalities.hears, speculative_asr=overlap),
+        (listening or ListeningConfig()).listener_config(
+            wait_for_transcript=not modalities.hears, speculative_asr=overlap
+        ),
         speaker=speaker,
     )
     whole_reply = 10**6  # a clause limit no reply reaches: speak only once it is complete
@@ -274,7 +278,11 @@ async def open_runtime(
                 stack.callback(speaker.store.close)
             speech = await stack.enter_async_context(
                 open_speech(
-                    bus, brain.profile, speaker=speaker, vad=config.endpointing.vad_config()
+                    bus,
+                    brain.profile,
+                    speaker=speaker,
+                    vad=config.endpointing.vad_config(),
+                    listening=config.listening,
                 )
             )
         agent = build_agent(

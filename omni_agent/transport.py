@@ -26,6 +26,7 @@ from omni_agent.messages import (
     UserUtterance,
     Velocity,
     VoiceActivity,
+    VoiceHold,
 )
 
 M = TypeVar("M", bound=BaseModel)
@@ -139,3 +140,8 @@ USER_PARTIAL = Topic("/user/partial_transcript", PartialTranscript)
 """The speculative transcript of an utterance at a pause, published while the person may
 still resume (ListenerConfig.speculative_asr): the agent starts memory retrieval on it. The
 utterance's final text still arrives on USER_TEXT (or USER_TRANSCRIPT) as before."""
+
+VOICE_HOLD = Topic("/user/voice_hold", VoiceHold)
+"""The listener's pause / play-on for a voice heard over the robot while it is judged
+(ListenerConfig.hold_playback): the agent pauses and resumes its speech on it. Kept on the
+agent's in-process bus, like /user/transcript."""

@@ -104,6 +104,13 @@ class TurnTrace:
     first_token: float | None = None
     first_speech: float | None = None
     done: float | None = None
+    recall_ahead: str = ""
+    """"used" when the turn took the recall prepared on a partial transcript, else why not
+    ("no partial transcript", "the words changed", "memory changed", ...)."""
+    preempted: bool = False
+    """The turn used the reply requested before its endpoint (omni_agent.speculation)."""
+    early_sent: float | None = None
+    """When that reply's request was sent, before the endpoint."""
 
     def stages_ms(self) -> dict[str, float]:
         def ms(a: float | None, b: float | None) -> float | None:
@@ -222,7 +229,9 @@ class TurnRunner:
     async def _recall(self, user: UserTurn, record: TurnRecord) -> Recollection:
         """Memory for this turn: the speculation's when it is still valid, else built now."""
         a = self.agent
+        why_not = a.speculation.why_not(record.turn_id, user.words, user.person)
         prepared = await a.speculation.take(record.turn_id, user.words, user.person)
+        record.trace.recall_ahead = "used" if prepared else why_not or "no recall prepared"
         if prepared is not None:
             return prepared
         # in a thread: at 10^6 stored turns a build takes ~25 ms, too long to stall the
@@ -257,8 +266,12 @@ class TurnRunner:
         body = a.conversation.reply_request(record.situation, user, evidence)
         assembler = ReplyAssembler(a.profile.actions, reply_opening(body))
         heard_from_backend: list[str] = []
+        # the reply requested at the pause, if it was this very request: no wait for it
+        early = a.speculation.take_reply(record.turn_id, user.words, user.person, body)
         record.trace.request_sent = now()
-        async for event in a.client.stream(body):
+        if early is not None:
+            record.trace.preempted, record.trace.early_sent = True, early.sent
+        async for event in early.replay() if early is not None else a.client.stream(body):
             if record.trace.first_token is None:
                 record.trace.first_token = now()
             spoken = assembler.feed(event)

@@ -111,6 +111,11 @@ def check_sim_args(config: Config, args: argparse.Namespace) -> None:
     if args.parallel < 1:
         raise UserError(f"--parallel must be at least 1, got {args.parallel}")
     writable_dir(config.sim.out_dir, "--out (sim.out_dir)")
+    if getattr(args, "echo", None) is not None:
+        from omni_agent.speech.voices import EchoPath
+
+        EchoPath.parse(args.echo)  # a bad spec is one line, before anything starts
+        config.sim.echo = args.echo
 
 
 def run_sim(config: Config, args: argparse.Namespace, console: Console) -> int:
@@ -217,7 +222,7 @@ async def _run_one(config: Config, args: argparse.Namespace, console: Console, s
     from omni_agent.transport import Bus
     from sim.report import TranscriptPrinter, print_summary
     from sim.runner import run_episode
-    from sim.voice import sim_voice, speech_unavailable
+    from sim.voice import echo_path, sim_voice, speech_unavailable
 
     scenario = Scenario.load(config.sim.scenario or DEFAULT_SCENARIO)
     stamp = time.strftime("%Y%m%d-%H%M%S")
@@ -251,7 +256,8 @@ async def _run_one(config: Config, args: argparse.Namespace, console: Console, s
             voice = await stack.enter_async_context(
                 sim_voice(
                     bus, wav, brain.profile, speaker=speaker,
-                    vad=config.endpointing.vad_config(),
+                    vad=config.endpointing.vad_config(), echo=echo_path(config.sim.echo),
+                    listening=config.listening,
                 )
             )  # fmt: skip
             console.print(f"[dim]speech: people speak, robot voice -> {wav}[/]")
@@ -401,6 +407,11 @@ def register(commands: Any) -> None:
     sim.add_argument(
         "--json", action="store_true", help="with --all: print the library report as JSON"
     )
+    sim.add_argument(
+        "--echo", metavar="GAIN_DB[,DELAY_MS]",
+        help="spoken episodes: the mic also hears the robot's voice, this loud relative to "
+        "its playback and this late (default 40 ms), e.g. -6 or -6,40 (sim.echo)",
+    )  # fmt: skip
     sim.add_argument(
         "--speaker-id", action="store_true",
         help="spoken episodes: name each person by voice, not by the script (docs/speech.md)",

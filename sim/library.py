@@ -71,7 +71,7 @@ async def run_scenario(
         stack.callback(memory.close)
         bus, voice = None, None
         if spoken:
-            from sim.voice import sim_voice
+            from sim.voice import echo_path, sim_voice
 
             bus = Bus()
             wav = out_dir / f"{scenario.name}.robot.wav"
@@ -82,6 +82,8 @@ async def run_scenario(
                     brain.profile,
                     speed=voice_speed,
                     vad=config.endpointing.vad_config(),
+                    echo=echo_path(config.sim.echo),
+                    listening=config.listening,
                 )
             )
         return await run_episode(

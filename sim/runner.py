@@ -21,7 +21,7 @@ from omni_agent.brain import Brain
 from omni_agent.config import Config
 from omni_agent.events import AgentEvent, EpisodeLog, EventSink, SimEvent
 from omni_agent.messages import UserUtterance, VoiceActivity
-from omni_agent.runtime import build_agent
+from omni_agent.runtime import DRAIN_TIMEOUT_S, build_agent
 from omni_agent.speech.handle import SpeechOutput
 from omni_agent.transport import USER_TEXT, VOICE, Bus
 from sim.clock import SimClock
@@ -337,6 +337,10 @@ async def run_episode(
         if loop_task is not None:
             loop_task.cancel()
             await asyncio.gather(loop_task, return_exceptions=True)
+        if agent is not None:
+            # a turn's write may still wait for its late transcript before memory sees it
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(agent.drain(), DRAIN_TIMEOUT_S)
         if tracked is not None:
             await tracked.flush()
 

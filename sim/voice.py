@@ -2,11 +2,12 @@
 agent hears them through VAD and ASR, and answers through streaming TTS into a WAV file.
 
 The person's voice is pitched unlike the robot's, and the robot's voice goes to its own
-topic, so it can never trigger a barge-in in simulation. With a backend that speaks (an
-omni model) the robot has no voice of its own: only the backend's audio is played. Each
-person has a voice of their own (`PEOPLE_VOICES`, pitch and formants shifted apart), so
-speaker identification can be tested: with a `SpeakerId` the listener names the person
-by voice, not by the script.
+topic; with an echo path (`sim.echo`, `--echo`) the room also brings the robot's voice back
+into the mic, as a robot's speaker does, and the listener must cancel it. With a backend
+that speaks (an omni model) the robot has no voice of its own: only the backend's audio
+is played. Each person has a voice of their own (`PEOPLE_VOICES`, pitch and formants
+shifted apart), so speaker identification can be tested: with a `SpeakerId` the listener
+names the person by voice, not by the script.
 """
 
 from __future__ import annotations
@@ -23,12 +24,13 @@ from omni_agent.errors import UserError
 from omni_agent.transport import Bus
 
 if TYPE_CHECKING:  # the speech stack loads its models on import: only when used
+    from omni_agent.config import ListeningConfig
     from omni_agent.model.profiles import BackendProfile
     from omni_agent.speech.listener import Listener
     from omni_agent.speech.outputs import TtsSpeechOutput
     from omni_agent.speech.speaker import SpeakerId
     from omni_agent.speech.vad import VadConfig
-    from omni_agent.speech.voices import PersonVoice, UserVoice
+    from omni_agent.speech.voices import EchoPath, PersonVoice, RoomEcho, UserVoice
 
 PEOPLE_VOICES: dict[str, tuple[float, float]] = {
     "Alice": (1.2, 1.0),  # the default person voice (UserVoice())
@@ -90,6 +92,8 @@ class SimVoice:
     (endpointing counts samples, so it hears the same at any speed)."""
     voices: dict[str, PersonVoice] | None = None
     """One voice per person, made when they first speak."""
+    echo: RoomEcho | None = None
+    """The robot's own voice as the mic hears it, mixed into everything fed to the mic."""
 
     def voice_of(self, person: str | None) -> PersonVoice:
         if self.voices is None or person is None:
@@ -145,7 +149,7 @@ class SimVoice:
         self._voice_on.set()
         self._voice_off.clear()
         try:
-            await feed_mic(bus, audio, speed=self.speed)
+            await feed_mic(bus, audio, speed=self.speed, echo=self.echo)
         finally:
             self._talking -= 1
             if not self._talking:
@@ -157,7 +161,9 @@ class SimVoice:
             if self._talking:
                 await _first(done.wait(), self._voice_off.wait())
             else:
-                quiet = feed_mic(bus, silence(0.2, noise_dbfs, seed), speed=self.speed)
+                quiet = feed_mic(
+                    bus, silence(0.2, noise_dbfs, seed), speed=self.speed, echo=self.echo
+                )
                 await _first(quiet, done.wait(), self._voice_on.wait())
 
 
@@ -182,9 +188,13 @@ async def sim_voice(
     speed: float = 1.0,
     speaker: SpeakerId | None = None,
     vad: VadConfig | None = None,
+    echo: EchoPath | None = None,
+    listening: ListeningConfig | None = None,
 ) -> AsyncIterator[SimVoice]:
     """The robot's speech stack as `profile` calls for it (omni_agent.runtime.open_speech),
-    its voice also written to `robot_wav`, and the people's voices.
+    its voice also written to `robot_wav`, and the people's voices. With `echo` the mic
+    hears the robot through that path, and the listener cancels it if `listening` says so;
+    without, the mic never hears the robot and nothing is cancelled.
 
     `overlap=False` runs the stages one after another (ASR after the endpoint, speech after
     the whole reply): the baseline the latency benchmark compares against. With a backend
@@ -192,12 +202,34 @@ async def sim_voice(
     """
     from omni_agent.runtime import open_speech
     from omni_agent.speech.sinks import AudioSink, TopicSink, WavSink
-    from omni_agent.speech.voices import PersonVoice
+    from omni_agent.speech.voices import PersonVoice, RoomEcho
 
     robot_wav.parent.mkdir(parents=True, exist_ok=True)
     sinks: list[AudioSink] = [TopicSink(bus), WavSink(robot_wav)]
+    from omni_agent.config import ListeningConfig
+
+    room = RoomEcho(bus, echo) if echo is not None else None
+    listening = listening or ListeningConfig()
+    if room is None:  # nothing of the robot reaches this mic: nothing to cancel
+        listening = listening.model_copy(update={"echo_cancellation": False})
     async with open_speech(
-        bus, profile, sinks, overlap=overlap, speed=speed, speaker=speaker, vad=vad
-    ) as speech:
+        bus, profile, sinks, overlap=overlap, speed=speed, speaker=speaker, vad=vad,
+        listening=listening,
+    ) as speech:  # fmt: skip
         person = await asyncio.to_thread(PersonVoice, deterministic=True)
-        yield SimVoice(speech.listener, speech.output, person, robot_wav, speed, voices={})
+        try:
+            yield SimVoice(
+                speech.listener, speech.output, person, robot_wav, speed, voices={}, echo=room
+            )
+        finally:
+            if room is not None:
+                room.close()
+
+
+def echo_path(spec: str | None) -> EchoPath | None:
+    """The sim's echo path from `sim.echo` ("GAIN_DB[,DELAY_MS]"), or None."""
+    if spec is None:
+        return None
+    from omni_agent.speech.voices import EchoPath
+
+    return EchoPath.parse(spec)

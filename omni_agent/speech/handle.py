@@ -3,6 +3,8 @@ be interrupted at any moment, and awaited until it has been played out.
 
 After `interrupt()` nothing more of that utterance is ever played: stale text or audio
 pushed later is dropped, so no sentence of an interrupted turn is spoken afterwards.
+`pause()` / `resume()` silence it for a while (a voice over the robot being judged) and
+play on from where it stopped: text pushed meanwhile is kept.
 """
 
 from __future__ import annotations
@@ -25,6 +27,11 @@ class SpeechHandle:
         self.created_at = now()
         self.first_audio_at: float | None = None
         self.interrupted = False
+        self.stopped_at: float | None = None
+        """When `interrupt()` stopped it."""
+        self.paused = False
+        self.pauses: list[tuple[float, float | None]] = []
+        """(paused at, resumed at or None) for every pause: what a backchannel cost."""
         self._received: list[str] = []
         self._spoken: list[str] = []
         self._input_done = False
@@ -70,9 +77,35 @@ class SpeechHandle:
         if self.done:
             return
         self.interrupted = True
+        self.stopped_at = now()
         self._input_done = True
         self._on_interrupt()
         self._played_out.set()
+
+    def pause(self) -> None:
+        """Stop sounding now, keep the place (and everything not yet played)."""
+        if self.done or self.paused:
+            return
+        self.paused = True
+        self.pauses.append((now(), None))
+        self._on_pause()
+
+    def resume(self) -> None:
+        """Play on from where `pause()` stopped."""
+        if not self.paused:
+            return
+        self.paused = False
+        self.pauses[-1] = (self.pauses[-1][0], now())
+        if not self.done:
+            self._on_resume()
+
+    @property
+    def silenced_at(self) -> float | None:
+        """When the robot last went quiet on a person's voice: the pause that became the
+        interruption, or the interruption itself."""
+        if self.interrupted and self.pauses and self.pauses[-1][1] is None:
+            return self.pauses[-1][0]
+        return self.stopped_at
 
     async def wait_for_playout(self) -> None:
         await self._played_out.wait()
@@ -88,6 +121,12 @@ class SpeechHandle:
         self._played_out.set()
 
     def _on_interrupt(self) -> None:
+        pass
+
+    def _on_pause(self) -> None:
+        pass  # text only: nothing sounds, nothing to stop
+
+    def _on_resume(self) -> None:
         pass
 
     def _mark_spoken(self, text: str) -> None:

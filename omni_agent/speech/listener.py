@@ -4,9 +4,14 @@
 - VoiceActivity(speaking=True, speech_start=..., turn_id=...) as soon as speech starts
   (barge-in); while the robot speaks, only once the voice proves not to be a backchannel
   ("mm-hmm", "yeah": those publish nothing and the robot talks on),
+- VoiceHold(hold=True) at the onset of a voice over the robot, so the robot pauses at once
+  while the voice is judged, and VoiceHold(hold=False) when it was a backchannel or a
+  noise (the robot plays on from where it paused); a barge-in turns the pause into the stop,
 - VoiceActivity(speaking=False) at every endpoint,
 - PartialTranscript at a pause, before the endpoint, once the speculative transcription of
-  the speech so far is done (the agent starts memory retrieval on it),
+  the speech so far is done (the agent starts memory retrieval on it), with how much the
+  turn policy leans "done" there; again whenever a check of the pause keeps the turn
+  open with a new lean (the agent may start the reply itself on it),
 - UserUtterance (WAV audio, ASR text, speech_end, keyframes) for every real utterance.
 
 Each utterance gets a turn id when its speech starts; its voice activity, partial
@@ -15,6 +20,10 @@ transcripts, utterance and transcript all carry it, so the agent pairs them by i
 A noise shorter than `VadConfig.min_speech_ms` (a cough) yields speaking=True then
 speaking=False and no utterance: the agent treats that as a false interruption and
 applies its resume policy.
+
+On a robot whose mic hears its speaker, the robot's own voice is cancelled from the mic
+before the VAD (`omni_agent.speech.echo`, with the robot audio seen on /speech/audio as the
+reference), so it never reads as a person; where that cannot run, an energy gate stands in.
 """
 
 from __future__ import annotations
@@ -33,10 +42,12 @@ from omni_agent.messages import (
     PartialTranscript,
     UserUtterance,
     VoiceActivity,
+    VoiceHold,
     new_turn_id,
     now,
 )
 from omni_agent.speech.asr import StreamingTranscriber, Transcript, WhisperAsr
+from omni_agent.speech.echo import EchoCanceller, open_echo_canceller
 from omni_agent.speech.pcm import resample, wav_bytes
 from omni_agent.speech.speaker import Identification, SpeakerId
 from omni_agent.speech.turn import is_backchannel
@@ -57,11 +68,15 @@ from omni_agent.transport import (
     USER_TEXT,
     USER_TRANSCRIPT,
     VOICE,
+    VOICE_HOLD,
     Bus,
     Subscription,
 )
 
 log = logging.getLogger(__name__)
+
+FALLBACK_GATE_DBFS = -30.0
+"""The energy gate used when echo cancellation was asked for but cannot run."""
 
 
 @dataclass
@@ -71,9 +86,20 @@ class ListenerConfig:
     speculative_asr: bool = True
     """Transcribe at each pause, before the endpoint confirms it (hides ASR latency), and
     publish that transcript on /user/partial_transcript while the person may go on."""
+    echo_cancellation: bool = False
+    """Cancel the robot's own voice from the mic (WebRTC AEC3, `omni_agent.speech.echo`),
+    with the robot's played audio as the reference: for robots whose mic hears their
+    speaker. Off for a bare Listener; a robot's `listening.echo_cancellation` (on by
+    default) turns it on. If it cannot run, one line is logged and the energy gate below
+    stands in (at FALLBACK_GATE_DBFS if unset)."""
+    echo_residual_gate_dbfs: float | None = -35.0
+    """With echo cancellation, while the robot speaks, mic frames still below this level
+    after it are silence: AEC3 leaves up to about -40 dBFS of the robot's voice while it
+    adapts (its first seconds of robot speech), which the VAD would take for a voice. A
+    person at conversation level (-20 dBFS) is well above it."""
     self_voice_gate_dbfs: float | None = None
-    """While the robot speaks, mic frames below this level are silence: set it on robots
-    whose mic hears their own speaker (sim keeps the streams apart, so it is off)."""
+    """While the robot speaks, mic frames below this level are silence: only a person
+    louder than the robot's echo is heard. Applied after echo cancellation, if both."""
     self_voice_hold_s: float = 0.3
     """How long after the last robot audio the self-voice gate stays up (echo tail)."""
     wait_for_transcript: bool = True
@@ -86,6 +112,10 @@ class ListenerConfig:
     if it ends sooner, when its words are not a backchannel ("mm-hmm", "yeah", "okay",
     "right"): those go unanswered and the robot talks on. None: every voice barges in at
     once. Needs an ASR (without one, every voice barges in at once)."""
+    hold_playback: bool = True
+    """While such a voice is judged, pause the robot at its onset (VoiceHold) and play on
+    if it was a backchannel or a noise: a barge-in silences the robot within the VAD's
+    onset, yet "mm-hmm" costs a short pause, not the robot's turn."""
 
 
 class Listener:
@@ -114,6 +144,17 @@ class Listener:
                 asr is not None and self.config.speculative_asr
             )
         self._asr = asr
+        self.echo: EchoCanceller | None = None
+        """The echo canceller on the mic, if asked for and able to run."""
+        self._gate_dbfs = self.config.self_voice_gate_dbfs
+        if self.config.echo_cancellation:
+            self.echo = open_echo_canceller()
+            if self.echo is None and self._gate_dbfs is None:
+                self._gate_dbfs = FALLBACK_GATE_DBFS
+            residual = self.config.echo_residual_gate_dbfs
+            if self.echo is not None and residual is not None:
+                gate = self._gate_dbfs
+                self._gate_dbfs = residual if gate is None else max(residual, gate)
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="asr")
         self._transcriber: StreamingTranscriber | None = None
         self._speech_start = 0.0
@@ -123,6 +164,9 @@ class Listener:
         """The speaker identification of the speech up to a pause (by its voiced bytes):
         reused at the endpoint when the pause was the end."""
         self._partials: set[asyncio.Task[None]] = set()
+        self._partial: tuple[int, PartialTranscript] | None = None
+        """The newest partial published for the open utterance, by the pause it is about
+        (voiced bytes): a later check of that pause publishes it again with its lean."""
         self._frames: deque[ImageFrame] = deque()
         self._robot_audio_until = 0.0
         self._tasks: list[asyncio.Task[None]] = []
@@ -134,6 +178,8 @@ class Listener:
         self._held_voice: float | None = None
         """Speech start of a voice heard over the robot, not yet published as a barge-in:
         it may be a backchannel."""
+        self._holds: set[str] = set()
+        """Turn ids of voices the robot is paused for (VoiceHold(hold=True) published)."""
         self.latency: list[dict[str, float]] = []
         """Per utterance: speech_start, speech_end, endpoint, asr_done (monotonic seconds;
         asr_done only with an ASR)."""
@@ -175,6 +221,8 @@ class Listener:
     async def _robot_loop(self, sub: Subscription[AudioChunk]) -> None:
         async for chunk in sub:
             self._robot_audio_until = now() + chunk.duration + self.config.self_voice_hold_s
+            if self.echo is not None:
+                self.echo.played(chunk.pcm, chunk.sample_rate)
 
     async def _camera_loop(self, sub: Subscription[ImageFrame]) -> None:
         async for frame in sub:
@@ -191,14 +239,18 @@ class Listener:
         """Process one mic chunk (synchronous; the mic loop calls it)."""
         if chunk.source == "robot":
             self._robot_audio_until = chunk.stamp + chunk.duration + self.config.self_voice_hold_s
+            if self.echo is not None:
+                self.echo.played(chunk.pcm, chunk.sample_rate)
             return  # the robot's own voice never triggers barge-in
-        gate = self.config.self_voice_gate_dbfs
+        gate = self._gate_dbfs
         self.endpointer.extra_gate_dbfs = (
             gate if gate is not None and chunk.stamp < self._robot_audio_until else None
         )
         pcm = chunk.pcm
         if chunk.sample_rate != AUDIO_SAMPLE_RATE:
             pcm = resample(pcm, chunk.sample_rate, AUDIO_SAMPLE_RATE)
+        if self.echo is not None:
+            pcm = self.echo.process(pcm)  # before the VAD: the robot's voice is never a voice
         self._handle(self.endpointer.feed(pcm, chunk.stamp))
         held = self._held_voice
         limit = self.config.backchannel_ms
@@ -213,9 +265,12 @@ class Listener:
                 over_robot = event.start < self._robot_audio_until
                 if over_robot and self._asr is not None and self.config.backchannel_ms:
                     self._held_voice = event.start  # "mm-hmm" or "stop"? its words tell
+                    if self.config.hold_playback:
+                        self._hold(event.start, self._turn_id)  # the robot pauses meanwhile
                 else:
                     self._barge_in(event.start, self._turn_id)
                 self._speech_start, self._voice_so_far = event.start, None
+                self._partial = None
                 if self._asr is not None:
                     self._transcriber = StreamingTranscriber(self._asr, self._executor)
             elif isinstance(event, SpeechPaused):
@@ -229,9 +284,24 @@ class Listener:
                 self._decide(event)
 
     def _barge_in(self, speech_start: float, turn_id: str) -> None:
+        self._holds.discard(turn_id)  # the pause becomes the stop: nothing to play on
         self._bus.publish(
             VOICE, VoiceActivity(speaking=True, speech_start=speech_start, turn_id=turn_id)
         )
+
+    def _hold(self, speech_start: float, turn_id: str) -> None:
+        self._holds.add(turn_id)
+        self._bus.publish(
+            VOICE_HOLD, VoiceHold(hold=True, turn_id=turn_id, speech_start=speech_start)
+        )
+
+    def _release(self, turn_id: str) -> None:
+        """The voice was no barge-in: the robot plays on, once no other voice holds it."""
+        if turn_id not in self._holds:
+            return
+        self._holds.discard(turn_id)
+        if not self._holds:
+            self._bus.publish(VOICE_HOLD, VoiceHold(hold=False, turn_id=turn_id))
 
     def _decide(self, check: TurnCheck) -> None:
         """Ask the turn policy on its thread (one call at a time: the endpointer holds the
@@ -249,9 +319,35 @@ class Listener:
             error = done.exception()
             if error is not None:
                 log.error("end-of-turn model failed; the turn ends here", exc_info=error)
-            self._handle(self.endpointer.resolve(check, error is not None or done.result()))
+            ended = error is not None or done.result()
+            self._handle(self.endpointer.resolve(check, ended))
+            if not ended and not self._end_on_words(check.voiced_bytes):
+                self._lean_again(check.voiced_bytes)
 
         future.add_done_callback(answered)
+
+    def _end_on_words(self, voiced_bytes: int) -> bool:
+        """End the turn at once when the pause's words, now back, make the model's answer
+        at the last check a "done" (rather than wait for the next check)."""
+        turn = self.endpointer.turn
+        if turn is None or not turn.done_on_words(voiced_bytes):
+            return False
+        events = self.endpointer.end_pause(voiced_bytes)
+        self._handle(events)
+        return bool(events)
+
+    def _lean_again(self, voiced_bytes: int) -> None:
+        """A check kept the turn open: publish the pause's words again with how much the
+        policy now leans "done" (the agent may start the reply ahead on it)."""
+        turn, published = self.endpointer.turn, self._partial
+        if turn is None or published is None or published[0] != voiced_bytes:
+            return
+        lean = turn.lean(voiced_bytes)
+        if lean is None or lean == published[1].p_done:
+            return
+        partial = published[1].model_copy(update={"p_done": lean, "stamp": now()})
+        self._partial = (voiced_bytes, partial)
+        self._bus.publish(USER_PARTIAL, partial)
 
     def _on_end(self, event: SpeechEnded) -> None:
         endpoint = now()
@@ -265,8 +361,10 @@ class Listener:
             )
         transcriber, self._transcriber = self._transcriber, None
         voice_so_far, self._voice_so_far = self._voice_so_far, None
+        self._partial = None
         if not event.is_speech:
             self.false_starts += 1  # over the robot: never even a barge-in
+            self._release(self._turn_id)
             return
         keyframes = self._keyframes(event.start, event.end)
         previous = self._finishing
@@ -327,6 +425,11 @@ class Listener:
                 # words over the robot, not "mm-hmm": barge in now, not at the endpoint
                 self._held_voice = None
                 self._barge_in(held, turn_id)
+            elif held is not None and self._transcriber is transcriber and text.strip():
+                # "mm-hmm" so far: play on now; should words follow, they still barge in
+                self._release(turn_id)
+            if turn is not None and self._transcriber is transcriber:
+                self._end_on_words(voiced_bytes)  # the final transcript follows at once
             person = (await identifying).person if identifying is not None else self.config.person
         except asyncio.CancelledError:
             if future.cancelled():
@@ -339,10 +442,12 @@ class Listener:
         # endpoint the final transcript follows at once, and an older pass is stale
         if not text or self._transcriber is not transcriber or not transcriber.is_latest(future):
             return
-        self._bus.publish(
-            USER_PARTIAL,
-            PartialTranscript(text=text, person=person, turn_id=turn_id, speech_start=speech_start),
+        lean = turn.lean(voiced_bytes) if turn is not None else None
+        partial = PartialTranscript(
+            text=text, person=person, turn_id=turn_id, speech_start=speech_start, p_done=lean
         )
+        self._partial = (voiced_bytes, partial)
+        self._bus.publish(USER_PARTIAL, partial)
 
     async def _finish(
         self,
@@ -389,6 +494,11 @@ class Listener:
         if held:
             if is_backchannel(text):
                 self.backchannels += 1  # "mm-hmm": the robot talks on, nothing to answer
+                self._release(turn_id)
+                return
+            if not text.strip():
+                self.false_starts += 1  # no words at all: a noise, the robot plays on
+                self._release(turn_id)
                 return
             # short, but words: the barge-in, then its end, then the utterance
             self._barge_in(event.start, turn_id)

@@ -3,7 +3,9 @@
 `TtsSpeechOutput` implements the SpeechOutput protocol. Each handle splits the model's
 text stream into clauses, synthesises each clause as soon as it is complete (the next one
 while the previous one plays), and plays the audio to the sinks in order, paced to the
-playback clock so that an interruption silences it within one chunk (20 ms).
+playback clock so that an interruption silences it within one chunk (20 ms). A pause
+silences it the same way and keeps its place: the audio written ahead of the clock but
+not yet heard (`lead_ms`) is played again on resume, so no word is lost.
 When the backend speaks itself (push_audio), its audio is played instead and the text is
 only a transcript.
 """
@@ -122,8 +124,17 @@ class TtsSpeechHandle(SpeechHandle):
         self._backend_voice = False
         self._backend_seconds_played = 0.0
         self._backend_marked = 0
-        self.stopped_at: float | None = None
-        """When playback was stopped by interrupt() (sinks flushed)."""
+        self._clock: float | None = None
+        """When audio position 0 was (is to be) heard; moved on by each pause."""
+        self._played = 0.0
+        """Seconds of audio written to the sinks so far (on the audio's own time)."""
+        self._unheard = 0.0
+        """At a pause: seconds of audio written that the clock had not reached (flushed)."""
+        self._playing = asyncio.Event()
+        self._playing.set()
+        self._pauses_seen = 0
+        """Pauses the player has rewound for (a pause and resume between two chunks
+        still costs a rewind)."""
         self._player = asyncio.get_running_loop().create_task(self._play())
 
     @property
@@ -166,8 +177,20 @@ class TtsSpeechHandle(SpeechHandle):
                 self._enqueue_text(piece)
         self._queue.put_nowait(None)
 
+    def _on_pause(self) -> None:
+        self._playing.clear()
+        speed = self._cfg.speed
+        if self._clock is not None and speed:
+            ahead = self._played - (now() - self._clock) * speed
+            self._unheard = max(0.0, ahead)
+        for sink in self._out.sinks:
+            sink.flush()
+
+    def _on_resume(self) -> None:
+        self._playing.set()
+
     def _on_interrupt(self) -> None:
-        self.stopped_at = now()
+        self._playing.set()  # a paused player is cancelled, not left waiting
         for sink in self._out.sinks:
             sink.flush()
         self._player.cancel()
@@ -188,8 +211,6 @@ class TtsSpeechHandle(SpeechHandle):
 
     # playback
     async def _play(self) -> None:
-        clock_start: float | None = None
-        played = 0.0  # seconds of audio written so far (in playback-clock time)
         try:
             while (item := await self._queue.get()) is not None:
                 if item.audio is not None:
@@ -203,25 +224,37 @@ class TtsSpeechHandle(SpeechHandle):
                     pcm, rate = item.pcm, item.sample_rate
                 if self.interrupted:
                     return
-                if clock_start is None:
-                    clock_start = now()
-                played = await self._play_piece(item, pcm, rate, clock_start, played)
+                if self._clock is None:
+                    self._clock = now()
+                await self._play_piece(item, pcm, rate)
             if self._backend_voice:
                 self._mark_backend(final=True)
-            if clock_start is not None and self._cfg.speed:
-                # Wait until the last chunk has really been heard.
-                remaining = clock_start + played / self._cfg.speed - now()
-                if remaining > 0:
-                    await asyncio.sleep(remaining)
+            while self._clock is not None and self._cfg.speed:
+                # Wait until the last chunk has really been heard (a pause waits longer).
+                await self._playing.wait()
+                remaining = self._clock + self._played / self._cfg.speed - now()
+                if remaining <= 0:
+                    break
+                await asyncio.sleep(remaining)
         except asyncio.CancelledError:
             return
         if not self.interrupted:
             self._publish(interrupted=False)
             self._played_out.set()
 
-    async def _play_piece(
-        self, item: _Piece, pcm: bytes, rate: int, clock_start: float, played: float
-    ) -> float:
+    async def _resume_at(self, offset: int, rate: int) -> int:
+        """Wait out a pause; returns where to play on in the piece: back by what was
+        written but not heard when it paused (within this piece)."""
+        back = min(offset, int(self._unheard * rate))
+        self._played -= back / rate
+        self._unheard = 0.0
+        self._pauses_seen = len(self.pauses)
+        await self._playing.wait()
+        if self._cfg.speed:
+            self._clock = now() - self._played / self._cfg.speed
+        return offset - back
+
+    async def _play_piece(self, item: _Piece, pcm: bytes, rate: int) -> None:
         cfg = self._cfg
         per_sink = {s.sample_rate: resample(pcm, rate, s.sample_rate) for s in self._out.sinks}
         step = max(1, rate * cfg.chunk_ms // 1000)
@@ -232,9 +265,13 @@ class TtsSpeechHandle(SpeechHandle):
         text_chars = sum(len(w) for w in words) or 1
         if item.text and not words:
             self._mark_spoken(item.text)
-        for offset in range(0, total, step):
+        offset = 0
+        while offset < total:
             if self.interrupted:
                 break
+            if len(self.pauses) != self._pauses_seen:
+                offset = await self._resume_at(offset, rate)
+                continue
             end = min(total, offset + step)
             for sink in self._out.sinks:
                 sr = sink.sample_rate
@@ -244,7 +281,7 @@ class TtsSpeechHandle(SpeechHandle):
             if self.first_audio_at is None:
                 self.first_audio_at = now()
             chunk_s = (end - offset) / rate
-            played += chunk_s
+            self._played += chunk_s
             if self._backend_voice:
                 self._backend_seconds_played += chunk_s
                 self._mark_backend(final=False)
@@ -254,13 +291,13 @@ class TtsSpeechHandle(SpeechHandle):
                 self._mark_spoken(words[marked_words])
                 marked_chars += len(words[marked_words])
                 marked_words += 1
-            if cfg.speed:
-                ahead = clock_start + played / cfg.speed - cfg.lead_ms / 1000 - now()
+            offset = end
+            if cfg.speed and self._clock is not None:
+                ahead = self._clock + self._played / cfg.speed - cfg.lead_ms / 1000 - now()
                 if ahead > 0:
                     await asyncio.sleep(ahead)
                 else:
                     await asyncio.sleep(0)
-        return played
 
     def _mark_backend(self, *, final: bool) -> None:
         """Backend audio has no alignment: estimate the transcript heard from its duration."""

@@ -4,8 +4,10 @@ SpeechHandle queue.
 The reply, a `say` action, the notice after a rejected action and a resumed reply are all
 handles from here: they play one after another in the order they were scheduled, and a
 barge-in (`interrupt()`) silences whatever is playing and everything still queued, so no
-sentence of an interrupted turn is ever heard afterwards. Nothing here waits for playout
-on behalf of a caller: callers that need it await `wait_quiet()` themselves.
+sentence of an interrupted turn is ever heard afterwards. `pause()` silences them while a
+voice over the robot is judged and `resume()` plays on; an `interrupt()` ends a pause.
+Nothing here waits for playout on behalf of a caller: callers that need it await
+`wait_quiet()` themselves.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ class SpeechScheduler:
         self._live: list[SpeechHandle] = []
         self._epoch = 0
         """Counts interruptions: an utterance queued before one never starts after it."""
+        self.paused = False
 
     @property
     def audible(self) -> bool:
@@ -47,6 +50,8 @@ class SpeechScheduler:
             handle.interrupt()
             return handle
         self._live.append(handle)
+        if self.paused:
+            handle.pause()  # it starts where a paused robot is: silent until resume()
         return handle
 
     def say(self, text: str) -> asyncio.Future[SpeechHandle]:
@@ -65,12 +70,27 @@ class SpeechScheduler:
             handle.interrupt()
             return handle
         self._live.append(handle)
+        if self.paused:
+            handle.pause()
         handle.push_text(text)
         handle.end_input()
         return handle
 
+    def pause(self) -> None:
+        """A voice over the robot is being judged: silence everything at once, keep places."""
+        self.paused = True
+        for handle in self.playing:
+            handle.pause()
+
+    def resume(self) -> None:
+        """It was no barge-in: play on from where the pause stopped."""
+        self.paused = False
+        for handle in self.playing:
+            handle.resume()
+
     def interrupt(self) -> bool:
         """Barge-in: stop what is playing and drop what is queued. True if anything was."""
+        self.paused = False  # the pause became the stop; the next reply plays
         self._epoch += 1
         live = [h for h in self._live if not h.done]
         self._live = []

@@ -112,6 +112,10 @@ class TurnConfig:
     pass takes a few hundred ms on a busy CPU); None waits for the words."""
     max_wait_ms: int = 1600
     """Hard cap: silence after which the turn ends whatever the model says."""
+    judge_early: bool = True
+    """model+text: ask the model at checks before the pause's words are back too (it
+    decides nothing then): when the words arrive, a check that would have ended the turn
+    with them ends it at once, and the partial transcript carries the model's P(done)."""
 
 
 class SmartTurn:
@@ -201,6 +205,8 @@ class EndOfTurn:
     """A speculative pass runs at every pause (the listener has ASR). Without one the
     model+text policy is the model alone."""
     last_probability: float | None = None
+    judged: tuple[int, float] | None = None
+    """(voiced bytes, P(done)): the model's latest answer, named by its pause."""
 
     def __post_init__(self) -> None:
         if self.model is None:
@@ -210,21 +216,43 @@ class EndOfTurn:
         """The speculative transcript of the speech that ends at `voiced_bytes`."""
         self.transcript = (voiced_bytes, text)
 
+    def _words(self, voiced_bytes: int) -> str | None:
+        heard = self.transcript
+        return heard[1] if heard is not None and heard[0] == voiced_bytes else None
+
     def is_done(self, pcm: bytes, voiced_bytes: int, silence_ms: int) -> bool:
         """At a check of a pause (the cap is the endpointer's): does the turn end now?
         `pcm` is the speech so far with its silence; `voiced_bytes` names the pause."""
         bar: float | None = self.config.threshold
         if self.config.policy == "model+text" and self.transcripts_expected:
-            heard = self.transcript
-            if heard is None or heard[0] != voiced_bytes:
+            words = self._words(voiced_bytes)
+            if words is None:
                 bar = self.config.alone_threshold  # the words are not back yet
-            elif sounds_unfinished(heard[1]):
+            elif sounds_unfinished(words):
                 return False  # the words are not over: no need to ask the model
-        if bar is None:
+        if bar is None and not (self.config.judge_early and self.config.policy == "model+text"):
             return False
         assert self.model is not None
         self.last_probability = self.model.probability(pcm)
-        return self.last_probability >= bar
+        self.judged = (voiced_bytes, self.last_probability)
+        return bar is not None and self.last_probability >= bar
+
+    def lean(self, voiced_bytes: int) -> float | None:
+        """How much the policy leans "done" at this pause so far: 0 when its words are
+        unfinished, else the model's latest P(done) for it (None: not asked yet)."""
+        words = self._words(voiced_bytes)
+        if words is not None and self.config.policy == "model+text" and sounds_unfinished(words):
+            return 0.0
+        judged = self.judged
+        return judged[1] if judged is not None and judged[0] == voiced_bytes else None
+
+    def done_on_words(self, voiced_bytes: int) -> bool:
+        """The pause's words just arrived: would the latest check of this pause have ended
+        the turn with them? Then it ends now instead of at the next check."""
+        if self.config.policy != "model+text" or self._words(voiced_bytes) is None:
+            return False
+        p = self.lean(voiced_bytes)
+        return p is not None and p >= self.config.threshold
 
 
 BACKCHANNELS = frozenset(

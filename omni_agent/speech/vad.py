@@ -215,6 +215,16 @@ class Endpointer:
                 break
         return events
 
+    def end_pause(self, voiced_bytes: int) -> list[VadEvent]:
+        """End the turn at the pause named by `voiced_bytes` now, between checks (the
+        owner learned something that decides it: the pause's words). Nothing if the person
+        went on, or a check is out (its answer decides)."""
+        if self.check is not None or not self.in_speech or self._voiced_bytes != voiced_bytes:
+            return []
+        if self._silent_run == 0:
+            return []  # the last frame was voice: not a pause
+        return [self._end()]
+
     def _is_voiced(self, frame: bytes) -> bool:
         level = frame_dbfs(frame)
         gates = [g for g in (self._gate_dbfs, self.extra_gate_dbfs) if g is not None]

@@ -3,6 +3,9 @@
 A person must not sound like the robot, or a test could pass by the robot hearing itself.
 We reuse piper's joe voice but shift pitch and formants (synthesise slower, then play it
 back faster) so the voice is higher and brighter; espeak-ng is used when piper is absent.
+
+`RoomEcho` is the other half of a real room: the robot's own speaker heard by its mic,
+late and quieter, with a short reverberant tail, mixed into whatever the people say.
 """
 
 from __future__ import annotations
@@ -12,10 +15,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from omni_agent.errors import UserError
 from omni_agent.messages import AUDIO_SAMPLE_RATE, AudioChunk, now
 from omni_agent.speech.pcm import resample, to_int16
 from omni_agent.speech.tts import EspeakTts, PiperTts, Synthesizer
-from omni_agent.transport import MIC, Bus
+from omni_agent.transport import MIC, SPEECH_AUDIO, Bus, Subscription
 
 
 @dataclass(frozen=True)
@@ -101,6 +105,103 @@ def cough(seconds: float = 0.12, level_dbfs: float = -12.0, seed: int = 1) -> by
     return to_int16(x * (10 ** (level_dbfs / 20) * 32768 / rms)).tobytes()
 
 
+@dataclass(frozen=True)
+class EchoPath:
+    """How the robot's speaker reaches its mic: one delayed copy and a decaying tail."""
+
+    gain_db: float = -6.0
+    """Level of the direct echo relative to the robot's playback level."""
+    delay_ms: float = 40.0
+    """Speaker -> air -> mic (and the sound card's buffers): tens of ms on a robot."""
+    tail_ms: float = 150.0
+    """Reverberation after the direct echo, decaying by 60 dB over this time."""
+
+    @classmethod
+    def parse(cls, spec: str) -> EchoPath:
+        """`GAIN_DB[,DELAY_MS]` (the sim's `--echo`), e.g. "-6" or "-6,40"."""
+        parts = [p.strip() for p in str(spec).split(",")]
+        try:
+            if not 1 <= len(parts) <= 2:
+                raise ValueError
+            gain = float(parts[0])
+            delay = float(parts[1]) if len(parts) == 2 else cls.delay_ms
+        except ValueError:
+            raise UserError(f"echo expects GAIN_DB[,DELAY_MS] (e.g. -6,40), got {spec!r}") from None
+        if not (-60.0 <= gain <= 20.0 and 0.0 <= delay <= 500.0):
+            raise UserError(f"echo {spec!r}: the gain must be -60..20 dB, the delay 0..500 ms")
+        return cls(gain_db=gain, delay_ms=delay)
+
+    def impulse_response(self, sample_rate: int = AUDIO_SAMPLE_RATE) -> np.ndarray:
+        delay = int(self.delay_ms * sample_rate / 1000)
+        tail = max(1, int(self.tail_ms * sample_rate / 1000))
+        gain = 10 ** (self.gain_db / 20)
+        ir = np.zeros(delay + 1 + tail, np.float32)
+        ir[delay] = gain
+        t = np.arange(1, tail + 1, dtype=np.float32)
+        decay = np.exp(-t * np.log(1000.0) / tail)  # -60 dB at the end of the tail
+        diffuse = np.random.default_rng(7).standard_normal(tail).astype(np.float32)
+        ir[delay + 1 :] = gain * 0.3 * decay * diffuse
+        return ir
+
+
+class RoomEcho:
+    """The robot's voice as its own mic hears it, to mix into the simulated mic stream.
+
+    It reads the robot's audio from /speech/audio as it is played and keeps it the way a
+    duplex sound card does: each mic chunk takes the next samples of echo, so the echo
+    lags the playback by the path's delay at any feeding speed. A robot that stops
+    playing leaves silence; audio written far ahead of the mic (nobody feeding it) is
+    dropped beyond `max_backlog_s`, so a stale echo never comes out later.
+    """
+
+    def __init__(
+        self, bus: Bus | None, path: EchoPath | None = None, *, max_backlog_s: float = 0.5
+    ) -> None:
+        self.path = path or EchoPath()
+        self._ir = self.path.impulse_response()
+        self._sub: Subscription[AudioChunk] | None = (
+            bus.subscribe(SPEECH_AUDIO) if bus is not None else None
+        )
+        self._buf = np.zeros(0, np.float32)
+        """Echo to come, from the mic's next sample on."""
+        self._ahead = 0
+        """Where the robot's next played sample falls in `_buf` (samples from the mic)."""
+        self._max_backlog = int(max_backlog_s * AUDIO_SAMPLE_RATE)
+
+    def played(self, pcm: bytes, sample_rate: int = AUDIO_SAMPLE_RATE) -> None:
+        """The robot played `pcm` (right after what it played before, or now if it was quiet)."""
+        x = np.frombuffer(resample(pcm, sample_rate, AUDIO_SAMPLE_RATE), "<i2").astype(np.float32)
+        if not len(x):
+            return
+        wet = np.convolve(x, self._ir)
+        end = self._ahead + len(wet)
+        if len(self._buf) < end:
+            self._buf = np.concatenate([self._buf, np.zeros(end - len(self._buf), np.float32)])
+        self._buf[self._ahead : end] += wet
+        self._ahead += len(x)
+        if self._ahead > self._max_backlog:  # nobody took the mic's share: drop the oldest
+            drop = self._ahead - self._max_backlog
+            self._buf, self._ahead = self._buf[drop:], self._ahead - drop
+
+    def mix(self, pcm: bytes) -> bytes:
+        """`pcm` (16 kHz mic audio) with the echo of what the robot played meanwhile."""
+        if self._sub is not None:
+            while (chunk := self._sub.get_nowait()) is not None:
+                self.played(chunk.pcm, chunk.sample_rate)
+        n = len(pcm) // 2
+        echo, self._buf = self._buf[:n], self._buf[n:]
+        self._ahead = max(0, self._ahead - n)
+        if not len(echo):
+            return pcm
+        x = np.frombuffer(pcm, "<i2").astype(np.float32)
+        x[: len(echo)] += echo
+        return to_int16(x).tobytes()
+
+    def close(self) -> None:
+        if self._sub is not None:
+            self._sub.close()
+
+
 async def feed_mic(
     bus: Bus,
     pcm: bytes,
@@ -109,12 +210,14 @@ async def feed_mic(
     speed: float | None = 1.0,
     source: str = "mic",
     t0: float | None = None,
+    echo: RoomEcho | None = None,
 ) -> float:
     """Publish PCM on /audio/mic in chunks, paced at `speed` x real time (None: at once).
 
     Each chunk is stamped with its last sample's capture time: the publish time, or, when
     `t0` is given, `t0` + the audio time sent so far (a simulated clock that stays exact
-    when feeding faster than real time). Returns the stamp of the end of the audio.
+    when feeding faster than real time). With `echo`, each chunk carries the robot's own
+    voice as the room brings it back. Returns the stamp of the end of the audio.
     """
     step = AUDIO_SAMPLE_RATE * chunk_ms // 1000 * 2
     start = now()
@@ -128,6 +231,8 @@ async def feed_mic(
             # overrun the mic queue's depth and the listener would lose audio
             await asyncio.sleep(max(0.0, start + sent / speed - now()))
         stamp = now() if t0 is None else t0 + sent
+        if echo is not None and source != "robot":
+            piece = echo.mix(piece)
         chunk = AudioChunk(pcm=piece, source="robot" if source == "robot" else "mic", stamp=stamp)
         bus.publish(MIC, chunk)
         if not speed:

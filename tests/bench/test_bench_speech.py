@@ -128,3 +128,29 @@ def test_against_pipecat_without_the_extra_says_how_to_install_it(
     assert err[0].startswith("omni-agent: error: ")
     assert "pip install -e '.[compare]'" in err[0]
     assert not out.exists()
+
+
+async def test_a_line_answered_in_its_pause_is_a_failed_turn_cut_in_two(
+    text_agent: Callable[..., Any],
+) -> None:
+    agent, bus, loop = await text_agent(lambda body: ScriptedReply(say="Right away."))
+    paused = "Go to the, um, kitchen."
+
+    async def speak(line: str) -> float:
+        # the stack ended the turn in the pause: the line arrives as two utterances
+        parts = ["Go to the, um,", "kitchen."] if line == paused else [line]
+        for part in parts:
+            stamp = now()
+            bus.publish(USER_TEXT, UserUtterance(text=part, person="Alice", speech_end=stamp))
+        return stamp
+
+    stack = SpokenStack(
+        "typed", speak, TopicReplies(bus.subscribe(SPEECH_TEXT)), loop_gone(loop),
+        quiet_s=0.05, heard=lambda: agent.turn_count,
+    )  # fmt: skip
+    result = await measure_turns(stack, [LINES[0], paused, LINES[2]], answer_timeout_s=3.0)
+    summary = result.summary()
+
+    assert summary["answered"] == 2 and summary["cut_in_two"] == 1
+    [failure] = summary["failed"]
+    assert failure["line"] == paused and failure["reason"].startswith("cut in two")

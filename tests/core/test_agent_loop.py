@@ -9,9 +9,9 @@ from typing import Any
 import pytest
 
 from omni_agent.agent import NoMemory, TurnRecord
-from omni_agent.messages import EStop, UserUtterance, VoiceActivity
+from omni_agent.messages import EStop, UserUtterance, VoiceActivity, VoiceHold
 from omni_agent.state import State
-from omni_agent.transport import ESTOP, STATE, USER_TEXT, VOICE
+from omni_agent.transport import ESTOP, STATE, USER_TEXT, VOICE, VOICE_HOLD
 from sim.brains.scripted import ScriptedReply, last_user_text
 
 
@@ -131,6 +131,38 @@ async def test_barge_in_stops_speech_and_generation_and_keeps_only_what_was_said
     assert [s.text for s in h.speech[spoken_before:]] == [
         "Hello! I am Robbie, nice to meet you today."
     ]
+
+
+async def test_a_voice_over_the_robot_pauses_it_and_a_backchannel_plays_it_on(
+    make_harness,
+) -> None:
+    h = await make_harness(reply_to, chunk_delay_s=0.02, chunk_chars=4)
+    h.bus.publish(USER_TEXT, UserUtterance(text="Hi there", person="Alice"))
+    await h.until(lambda: any(s.spoken_text for s in h.agent.speech.playing))
+    reply = h.agent.speech.playing[0]
+    h.bus.publish(VOICE_HOLD, VoiceHold(hold=True))  # a voice starts: judged, robot paused
+    await h.until(lambda: reply.paused)
+    assert h.agent.machine.state == State.SPEAKING  # no barge-in yet: the turn goes on
+    h.bus.publish(VOICE_HOLD, VoiceHold(hold=False))  # "mm-hmm": play on
+    await asyncio.wait_for(h.turn_done.wait(), 5)
+    turn = h.agent.turns[-1]
+    assert not turn.interrupted and not reply.paused and len(reply.pauses) == 1
+    assert turn.spoken == "Hello! I am Robbie, nice to meet you today."
+
+
+async def test_a_barge_in_after_the_pause_stops_the_robot_and_the_next_reply_plays(
+    make_harness,
+) -> None:
+    h = await make_harness(reply_to, chunk_delay_s=0.02, chunk_chars=4)
+    h.bus.publish(USER_TEXT, UserUtterance(text="Hi there", person="Alice"))
+    await h.until(lambda: any(s.spoken_text for s in h.agent.speech.playing))
+    h.bus.publish(VOICE_HOLD, VoiceHold(hold=True))
+    await h.until(lambda: h.agent.speech.paused)
+    h.bus.publish(VOICE, VoiceActivity(speaking=True))  # words, not "mm-hmm": the pause stops it
+    await asyncio.wait_for(h.turn_done.wait(), 2)
+    assert h.agent.turns[-1].interrupted and not h.agent.speech.paused
+    turn = await h.say("Hello again")  # the next reply is not born paused
+    assert not turn.interrupted and turn.spoken == "Hello! I am Robbie, nice to meet you today."
 
 
 async def test_a_false_interruption_returns_to_idle_and_resumes_the_reply(make_harness) -> None:

@@ -74,10 +74,16 @@ def test_bench_memory_corpus_measures_each_builder_by_category(
             [{"question": question, "evidence": ["S1:1"], "category": f"kind-{name}",
               "asked_at": "2024-03-01T10:00:00"}],
         )  # fmt: skip
-    out = tmp_path / "out"
-    assert omni_main(["bench", "memory", "--corpus", str(corpus), "--out", str(out), "--json"]) == 0
+    out, work = tmp_path / "out", tmp_path / "work"
+    args = ["bench", "memory", "--corpus", str(corpus), "--out", str(out), "--json"]
+    assert omni_main([*args, "--work", str(work)]) == 0
     report = json.loads(capsys.readouterr().out)
     assert report["questions"] == 2 and report["turns"] == 100
+    assert report["imported"] == 2 and report["import_s"] > 0
+    # A rerun with the same --work only measures: nothing imported, the same recall.
+    assert omni_main([*args, "--work", str(work)]) == 0
+    again = json.loads(capsys.readouterr().out)
+    assert again["imported"] == 0 and again["recall"] == report["recall"]
     assert report["questions_by_category"] == {"kind-a": 1, "kind-b": 1}
     for budget in ("1000", "2000", "4000"):
         for name, expected in (("ours", 1.0), ("bm25", 1.0), ("window", 0.0)):

@@ -1,9 +1,9 @@
 """Runs inside the private network namespace: library scenarios through the ROS graph.
 
 Usage (from tests/ros/test_ros_library.py only): python library_worker.py OUT CONFIG NAME...
-Runs each named library scenario through sim_bridge, action_node and agent_node
-(sim/ros_library.py) and prints one JSON object on the last stdout line: per scenario,
-its checks and the agent_node sessions it started.
+Runs each named library scenario (or scenario file: a NAME ending in .yaml) through
+sim_bridge, action_node and agent_node (sim/ros_library.py) and prints one JSON object on
+the last stdout line: per scenario, its checks and the agent_node sessions it started.
 """
 
 from __future__ import annotations
@@ -21,7 +21,10 @@ from sim.scenario import SCENARIOS_DIR, Scenario
 def main() -> int:
     assert_sandboxed()
     out, config_file, names = Path(sys.argv[1]), Path(sys.argv[2]), sys.argv[3:]
-    scenarios = [Scenario.load(SCENARIOS_DIR / f"{name}.yaml") for name in names]
+    scenarios = [
+        Scenario.load(Path(name) if name.endswith(".yaml") else SCENARIOS_DIR / f"{name}.yaml")
+        for name in names
+    ]
     results, skipped = run_library_ros(load_config(config_file), scenarios, out)
     report = {
         r.scenario: {

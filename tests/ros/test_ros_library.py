@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from omni_agent.config import Config
 from sim.instant_brain import instant_brain
@@ -67,6 +68,20 @@ def test_memory_probe_through_ros_fails_without_long_term_memory(
     config = Config()
     config.memory.budget_tokens = 0
     got, _ = ros_worker(
-        "library_worker.py", str(tmp_path), _config(tmp_path, config), "object-across-sessions"
+        "library_worker.py", str(tmp_path), _config(tmp_path, config), _probe_only(tmp_path)
     )
-    assert got["results"]["object-across-sessions"]["memory_probes"] == [0, 1]
+    assert got["results"]["probe-only"]["memory_probes"] == [0, 1]
+
+
+def _probe_only(tmp_path: Path) -> str:
+    """object-across-sessions without its two drives (real time through ROS, and proved by
+    the test above): the same day-1 fact, restart and day-3 question the probe needs."""
+    spec = yaml.safe_load((SCENARIOS_DIR / "object-across-sessions.yaml").read_text())
+    day_1, day_3 = spec["sessions"]
+    day_1["lines"] = [line for line in day_1["lines"] if "keys" in line["text"]]
+    spec["name"] = "probe-only"
+    spec["expect"] = [e for e in spec["expect"] if e.get("memory_probe")]
+    spec["expect"][0]["turn"] = len(day_1["lines"]) + len(day_3["lines"])
+    path = tmp_path / "probe-only.yaml"
+    path.write_text(yaml.safe_dump(spec))
+    return str(path)

@@ -45,3 +45,19 @@ def test_via_ros_mistakes_are_one_line_exit_2(
     err = capsys.readouterr().err.strip()
     assert code == 2
     assert err == f"omni-agent: error: {says}"
+
+
+@pytest.mark.parametrize(
+    ("argv", "says"),
+    [
+        (["sim", "--echo", "loud"], "echo expects GAIN_DB[,DELAY_MS] (e.g. -6,40), got 'loud'"),
+        (["--set", "sim.echo=-6,900", "sim"], "invalid config: sim.echo: Value error, echo"),
+    ],
+)
+def test_an_echo_that_is_not_gain_and_delay_is_one_line_exit_2(
+    argv: list[str], says: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code = main([*argv, "--text", "--brain", "scripted", "--out", str(tmp_path)])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and err.count("\n") == 0
+    assert says in err, err

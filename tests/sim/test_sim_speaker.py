@@ -15,6 +15,7 @@ from omni_agent.recall import LongTermMemory
 from omni_agent.transport import Bus
 from sim.clock import SimClock
 from sim.instant_brain import instant_brain
+from sim.library import SPOKEN_VOICE_SPEED
 from sim.runner import run_episode
 from sim.scenario import Scenario
 
@@ -33,12 +34,13 @@ async def _episode(tmp_path: Path, spec: dict[str, Any]) -> tuple[Any, list[str]
     except SpeakerModelMissing as exc:
         pytest.skip(str(exc))
     scenario = Scenario.model_validate(spec)
-    config, bus, clock = Config(), Bus(), SimClock()
+    config, bus, clock, wav = Config(), Bus(), SimClock(), tmp_path / "robot.wav"
     memory = LongTermMemory.open(config.memory, tmp_path / "memory.db", clock=clock.wall_time)
     try:
         async with (
             instant_brain(config) as brain,
-            sim_voice(bus, tmp_path / "robot.wav", brain.profile, speaker=speaker) as voice,
+            # as fast as the spoken library plays: voices are told apart on the same samples
+            sim_voice(bus, wav, brain.profile, speaker=speaker, speed=SPOKEN_VOICE_SPEED) as voice,
         ):
             result = await run_episode(
                 config, scenario, brain, voice=voice, bus=bus, memory=memory, clock=clock

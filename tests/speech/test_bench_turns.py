@@ -56,3 +56,15 @@ def test_an_open_list_holds_the_turn_where_finished_words_would_not() -> None:
     probed = [(TURN, [listing, FINAL])]
     assert score(Policy("model+text", threshold=0.5), probed)["cutoff_rate"] == 0.0
     assert score(Policy("model+text", threshold=0.5, lists=False), probed)["cutoff_rate"] == 1.0
+
+
+def test_a_check_that_leaned_done_ends_the_turn_when_its_words_arrive() -> None:
+    # the final pause: 0.97 at 200 ms, words back (finished) at 300 ms: the listener that
+    # judges early ends the turn at 300 ms instead of the next check (400 ms)
+    early = score(Policy("model+text", threshold=0.5, early=True), PROBED)
+    assert early["cutoff_rate"] == 0.0 and early["delay_ms"]["median"] == 300
+    # inside the pause the model leaned done (0.9 at 200 ms), but the words ("the...")
+    # are unfinished: ending on the words never cuts a sentence the words hold open
+    late_words = Pause(3.0, 2200, {200: 0.2, 400: 0.99}, "I want to go to the kitchen.", 300.0)
+    unsure = score(Policy("model+text", threshold=0.5, early=True), [(TURN, [INSIDE, late_words])])
+    assert unsure["delay_ms"]["median"] == 400  # the check before the words leaned "not done"

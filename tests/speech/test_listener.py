@@ -23,6 +23,7 @@ from omni_agent.transport import (
     USER_TEXT,
     USER_TRANSCRIPT,
     VOICE,
+    VOICE_HOLD,
     Bus,
 )
 
@@ -176,9 +177,10 @@ async def test_self_voice_gate_ignores_the_robots_echo_but_not_a_louder_person(
 
 
 async def hear_over_robot(pcm: bytes, asr, config: ListenerConfig) -> tuple[list, Listener]:
-    """What VOICE carries when `pcm` is spoken while the robot talks, once it is judged."""
+    """What VOICE carries when `pcm` is spoken while the robot talks, once it is judged;
+    the listener's pauses and play-ons (VOICE_HOLD) as `listener.holds_heard`."""
     bus = Bus()
-    voice = bus.subscribe(VOICE)
+    voice, holds = bus.subscribe(VOICE), bus.subscribe(VOICE_HOLD)
     async with Listener(bus, VadConfig(), asr, config) as listener:
         bus.publish(SPEECH_AUDIO, AudioChunk(pcm=bytes(2 * 16_000 * 10), source="robot"))
         await asyncio.sleep(0.01)
@@ -189,6 +191,7 @@ async def hear_over_robot(pcm: bytes, asr, config: ListenerConfig) -> tuple[list
                 await asyncio.sleep(0.01)
 
         await asyncio.wait_for(judged(), 60)
+        listener.holds_heard = [h.hold for h in await drain(holds)]  # type: ignore[attr-defined]
         return await drain(voice), listener
 
 
@@ -197,6 +200,7 @@ async def test_a_backchannel_over_the_robot_is_no_barge_in(word, person, asr) ->
     heard, listener = await hear_over_robot(person.say(word), asr, ListenerConfig())
     assert listener.backchannels == 1
     assert not any(a.speaking for a in heard), heard
+    assert listener.holds_heard == [True, False]  # paused at its onset, then played on
     # with backchannels taken for barge-ins, the same word stops the robot
     heard, _ = await hear_over_robot(person.say(word), asr, ListenerConfig(backchannel_ms=None))
     assert any(a.speaking for a in heard)
@@ -207,3 +211,11 @@ async def test_a_real_barge_in_over_the_robot_still_stops_it(words, person, asr)
     heard, listener = await hear_over_robot(person.say(words), asr, ListenerConfig())
     assert listener.backchannels == 0
     assert heard and heard[0].speaking, heard  # the barge-in comes first
+    # paused at its onset, never played on: the pause became the stop
+    assert listener.holds_heard[:1] == [True] and False not in listener.holds_heard
+
+
+async def test_without_hold_playback_a_voice_over_the_robot_does_not_pause_it(person, asr) -> None:
+    config = ListenerConfig(hold_playback=False)
+    _, listener = await hear_over_robot(person.say("Mm-hmm."), asr, config)
+    assert listener.backchannels == 1 and listener.holds_heard == []

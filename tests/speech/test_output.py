@@ -141,3 +141,63 @@ def test_a_long_first_sentence_starts_speaking_after_a_few_words() -> None:
     ]
     patient = ClauseSplitter(TtsOutputConfig(first_piece_max_words=None))
     assert patient.push("I can not find your keys ") == []
+
+
+async def test_a_pause_silences_at_once_and_resume_plays_on_from_where_it_was_heard(
+    robot_tts,
+) -> None:
+    text = LONG[:120]
+    reference = MemorySink(robot_tts.sample_rate)  # the same words, never paused
+    unpaced = TtsSpeechOutput([reference], robot_tts, config=TtsOutputConfig(speed=None))
+    whole = unpaced.start()
+    whole.push_text(text)
+    whole.end_input()
+    await asyncio.wait_for(whole.wait_for_playout(), 30)
+
+    sink = MemorySink(robot_tts.sample_rate)
+    output = TtsSpeechOutput([sink], robot_tts, config=TtsOutputConfig(speed=1.0))
+    handle = output.start()
+    handle.push_text(text)
+    handle.end_input()
+    while sink.seconds < 1.0:  # inside the second clause ("Sure," is the first)
+        await asyncio.sleep(0.005)
+    handle.pause()
+    paused_at = handle.pauses[-1][0]
+    written = len(sink.chunks)
+    await asyncio.sleep(0.3)  # while paused the robot stays quiet
+    assert len(sink.chunks) == written and sink.flushed_at[-1] >= paused_at
+    assert not handle.done
+    handle.resume()
+    await asyncio.wait_for(handle.wait_for_playout(), 30)
+    assert not handle.interrupted and handle.spoken_text == text.strip()
+    before = b"".join(c for _, c in sink.chunks[:written])
+    after = b"".join(c for _, c in sink.chunks[written:])
+    # what was flushed at the pause (written ahead, not yet heard) is played again:
+    # nothing lost, nothing skipped, at most the lead and a chunk played twice
+    most = 2 * robot_tts.sample_rate * 100 // 1000
+    rate = robot_tts.sample_rate
+    replayed = [
+        o for o in range(0, most + 1, 2) if before[: len(before) - o] + after == reference.pcm
+    ]
+    assert replayed, "the resumed audio does not continue where the pause was"
+    assert handle.first_audio_at is not None
+    unheard = len(before) / 2 / rate - (paused_at - handle.first_audio_at)  # ahead of the clock
+    assert abs(replayed[0] / 2 / rate - max(0.0, unheard)) < 0.025, (replayed[0], unheard)
+    await output.close()
+    await unpaced.close()
+
+
+async def test_interrupting_a_paused_handle_ends_it_silenced_at_the_pause(robot_tts) -> None:
+    sink = MemorySink(robot_tts.sample_rate)
+    output = TtsSpeechOutput([sink], robot_tts, config=TtsOutputConfig(speed=1.0))
+    handle = output.start()
+    stream(handle, LONG)
+    while sink.seconds < 0.3:
+        await asyncio.sleep(0.005)
+    handle.pause()
+    paused_at = handle.pauses[-1][0]
+    handle.interrupt()  # the voice was a barge-in: the pause becomes the stop
+    await asyncio.wait_for(handle.wait_for_playout(), 1)
+    assert handle.interrupted and handle.silenced_at == paused_at
+    assert all(t <= paused_at for t, _ in sink.chunks)
+    await output.close()

@@ -141,6 +141,32 @@ def test_a_sure_model_ends_the_turn_before_the_words_but_not_against_them(smart_
     assert not turn.is_done(pcm, voiced_bytes=100, silence_ms=400)  # an open list waits
 
 
+def test_a_pause_s_lean_is_the_model_s_answer_with_finished_words_and_zero_without(
+    smart_turn,
+) -> None:
+    turn = EndOfTurn(TurnConfig(policy="model+text", threshold=0.99), smart_turn)
+    pcm = silence(0.3) + silence(0.2)
+    assert turn.lean(100) is None  # the model has not heard the pause
+    assert not turn.is_done(pcm, voiced_bytes=100, silence_ms=200)  # asked, decides nothing
+    heard = turn.last_probability
+    assert heard is not None and turn.lean(100) == heard and turn.lean(200) is None
+    turn.hear(100, "Go to the")
+    assert turn.lean(100) == 0.0 and not turn.done_on_words(100)
+    turn.hear(100, "Go to the kitchen.")
+    assert turn.lean(100) == heard
+    # the check's answer with the words that came after it: "done" only at the threshold
+    assert turn.done_on_words(100) is (heard >= 0.99)
+    sure = EndOfTurn(TurnConfig(policy="model+text", threshold=min(heard, 0.5)), smart_turn)
+    sure.is_done(pcm, voiced_bytes=100, silence_ms=200)
+    assert not sure.done_on_words(100)  # no words yet
+    sure.hear(100, "Go to the kitchen.")
+    assert sure.done_on_words(100)
+    # without early judging the model waits for the words, and there is no lean yet
+    late = EndOfTurn(TurnConfig(policy="model+text", judge_early=False), smart_turn)
+    late.is_done(pcm, voiced_bytes=100, silence_ms=200)
+    assert late.lean(100) is None and late.last_probability is None
+
+
 @pytest.mark.parametrize(
     ("text", "unfinished"),
     [
@@ -245,3 +271,46 @@ def test_a_deferred_endpointer_ends_turns_where_a_direct_one_does(
     direct = ends(deferred=False, step_ms=20)
     assert len(direct) >= 2  # "Yes." ends on its own
     assert ends(deferred=True, step_ms=chunk_ms) == direct
+
+
+class GatedAsr:
+    """The real whisper, whose passes wait until the test opens the gate (the words come
+    back late, after the pause's checks, as on a busy machine)."""
+
+    def __init__(self, asr: WhisperAsr) -> None:
+        self.asr, self.gate = asr, threading.Event()
+
+    def transcribe(self, pcm: bytes) -> object:
+        self.gate.wait(60)
+        return self.asr.transcribe(pcm)
+
+
+async def test_a_turn_the_model_called_done_ends_as_soon_as_its_words_are_back(
+    person, asr, smart_turn
+) -> None:
+    from omni_agent.messages import AudioChunk
+
+    gated = GatedAsr(asr)
+    vad = VadConfig(turn=TurnConfig(threshold=0.01, max_wait_ms=3000))
+    bus = Bus()
+    out = bus.subscribe(USER_TEXT)
+    async with Listener(bus, vad, gated, ListenerConfig(person="ana")) as listener:  # type: ignore[arg-type]
+        clip = silence(0.3) + person.say("Go to the kitchen.") + silence(1.0)
+        step = AUDIO_SAMPLE_RATE // 50 * 2
+        for i in range(0, len(clip), step):  # straight into the listener, chunk by chunk
+            listener.feed(
+                AudioChunk(pcm=clip[i : i + step], stamp=10.0 + i / 2 / AUDIO_SAMPLE_RATE)
+            )
+        # the pause's checks come and go without the words: each asks the model and
+        # decides nothing; wait until the last one is answered and no audio is held
+        deadline = asyncio.get_running_loop().time() + 60
+        while listener.endpointer.check is not None:
+            assert asyncio.get_running_loop().time() < deadline, "a check was never answered"
+            await asyncio.sleep(0.01)
+        turn = listener.endpointer.turn
+        assert turn is not None and turn.judged is not None  # the model heard the pause
+        assert out.get_nowait() is None  # no words yet: the turn is still open
+        gated.gate.set()
+        # no more audio, so no more checks: the words alone end the turn
+        utterance = await asyncio.wait_for(out.get(), 60)
+    assert "kitchen" in utterance.text.lower()
