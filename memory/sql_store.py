@@ -251,7 +251,7 @@ class ScoringRows:
         if not rows:
             return True
         new = np.fromiter((r[0] for r in rows), np.int64, len(rows))
-        if new[0] <= self.last or np.any(np.diff(new) <= 0):
+        if (self.n and new[0] <= self.last) or np.any(np.diff(new) <= 0):
             return False
         start, need = self.n, self.n + len(rows)
         self.rowids = _room(self.rowids, start, need)
