@@ -71,10 +71,11 @@ class Memory:
         self._consolidating: asyncio.Task[int] | None = None
         self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="memory-writer")
         self._load_index()
-        # What retrieval reads once and then caches (people, places: a scan of every turn,
-        # 0.35 s at 10^6) is read now, so the first question after a start is not the slow one.
+        # What retrieval reads once and then caches (people, places, the scoring rows: a scan
+        # of every turn) is read now, so the first question after a start is not the slow one.
         self.retriever.people()
         store.places()
+        store.scoring_rows(())
 
     @classmethod
     def open(
