@@ -11,13 +11,16 @@ The reference ("reverse stream") is the robot's audio as it is played, which the
 already sees (/speech/audio, robot chunks). It is kept the way a duplex sound card keeps
 it: a queue that the mic drains 10 ms per 10 ms of mic audio, so the reference runs in
 step with the mic at any feeding speed; AEC3's own delay estimator finds the room's delay
-(tens of ms) and the sound card's buffering. Reference audio nobody drained (the mic
-stopped) is dropped past `max_backlog_s`, so a stale reference never meets fresh audio.
+(tens of ms) and the sound card's buffering. Reference audio nobody drained is dropped past
+`max_backlog_s`, and when the mic comes back after a gap (a node that publishes only while
+someone speaks, a mic that was unplugged) the reference queued before it is dropped too:
+it was played while nothing listened, so a stale reference never meets fresh audio.
 """
 
 from __future__ import annotations
 
 import logging
+import time
 from collections import deque
 
 from omni_agent.messages import AUDIO_SAMPLE_RATE
@@ -28,6 +31,10 @@ log = logging.getLogger(__name__)
 FRAME = AUDIO_SAMPLE_RATE // 100
 """WebRTC's APM takes exactly 10 ms frames."""
 FRAME_BYTES = 2 * FRAME
+MIC_GAP_S = 0.5
+"""Wall time without mic audio after which the mic counts as having stopped."""
+FRESH_REFERENCE_S = 0.25
+"""After a mic gap, reference audio queued this recently is kept (it may still echo)."""
 
 
 class EchoCanceller:
@@ -46,7 +53,9 @@ class EchoCanceller:
             auto_gain_control=False,
         )
         self._apm.set_stream_delay_ms(0)  # the reference queue is already in step with the mic
-        self._reference: deque[bytes] = deque()
+        self._reference: deque[tuple[float, bytes]] = deque()
+        """(wall time queued, 10 ms frame) of the robot's audio the mic has not met yet."""
+        self._last_mic: float | None = None
         self._partial = b""
         """Reference audio short of a whole frame."""
         self._mic = b""
@@ -59,8 +68,9 @@ class EchoCanceller:
         """The robot played `pcm`: the reference for the echo the mic will hear."""
         data = self._partial + resample(pcm, sample_rate, AUDIO_SAMPLE_RATE)
         whole = len(data) - len(data) % FRAME_BYTES
+        now = time.monotonic()
         for i in range(0, whole, FRAME_BYTES):
-            self._reference.append(data[i : i + FRAME_BYTES])
+            self._reference.append((now, data[i : i + FRAME_BYTES]))
         self._partial = data[whole:]
         while len(self._reference) > self._max_frames:
             self._reference.popleft()
@@ -68,13 +78,18 @@ class EchoCanceller:
     def process(self, pcm: bytes) -> bytes:
         """The mic's 16 kHz audio with the robot's echo removed (whole 10 ms frames; a
         remainder waits for the next call)."""
+        now = time.monotonic()
+        if self._last_mic is None or now - self._last_mic > MIC_GAP_S:
+            while self._reference and self._reference[0][0] < now - FRESH_REFERENCE_S:
+                self._reference.popleft()
+        self._last_mic = now
         data = self._mic + pcm
         whole = len(data) - len(data) % FRAME_BYTES
         out = bytearray()
         silent = bytes(FRAME_BYTES)
         for i in range(0, whole, FRAME_BYTES):
             # the reference runs on even when the robot is quiet, as a sound card's does
-            ref = self._reference.popleft() if self._reference else silent
+            ref = self._reference.popleft()[1] if self._reference else silent
             self._apm.process_reverse_stream(self._frame_type(ref, AUDIO_SAMPLE_RATE, 1, FRAME))
             frame = self._frame_type(data[i : i + FRAME_BYTES], AUDIO_SAMPLE_RATE, 1, FRAME)
             self._apm.process_stream(frame)

@@ -162,3 +162,33 @@ async def test_without_the_canceller_one_line_says_so_and_the_energy_gate_stands
         await feed_mic(bus, silence(0.2) + echo + silence(0.4), speed=None)
         await asyncio.sleep(0.01)
     assert voice.get_nowait() is None  # the quiet echo is under the fallback gate
+
+
+def test_robot_audio_played_while_the_mic_was_silent_does_not_cancel_the_next_voice(
+    person, robot_tts
+) -> None:
+    """A mic node that publishes only while someone speaks (or a mic that was off) meets
+    the robot's voice from before its gap: that audio echoed into nothing, and the person's
+    next words come out of the canceller as they went in."""
+    import time
+
+    import numpy as np
+
+    from omni_agent.speech.echo import EchoCanceller
+
+    pytest.importorskip("livekit")
+    robot = robot_tts.synthesize("Nice to meet you, Alice! My name is Robbie.")
+    words = silence(0.2) + person.say("Where are my keys?") + silence(0.3)
+
+    def level(pcm: bytes) -> float:
+        x = np.frombuffer(pcm, np.int16).astype(np.float64)
+        return float(10 * np.log10(np.mean(x**2) + 1e-9))
+
+    fresh = EchoCanceller().process(words)
+    stale = EchoCanceller()
+    stale.played(robot, robot_tts.sample_rate)
+    time.sleep(0.4)  # the robot's audio is now older than the mic's gap
+    after_gap = stale.process(words)
+    # the first half second is where a stale reference would be subtracted
+    head = 16000 * 2 // 2
+    assert abs(level(after_gap[:head]) - level(fresh[:head])) < 1.0
